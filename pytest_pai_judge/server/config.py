@@ -1,0 +1,70 @@
+"""Settings of the local PAI-compatible judge server, shared by the CLI, the app and the embedded runner."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..protocol import DEFAULT_MODELS
+
+FaultKind = Literal["429", "500", "timeout", "unreadable", "greennet"]
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "unreadable", "greennet")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Every request whose question / last user message contains ``pattern`` fails with ``kind``."""
+
+    pattern: str
+    kind: FaultKind
+
+    @classmethod
+    def parse(cls, spec: str) -> "Fault":
+        """Parse ``PATTERN=KIND`` (the CLI's ``--fault``); the pattern may itself contain ``=``."""
+        pattern, sep, kind = spec.rpartition("=")
+        if not sep or not pattern:
+            raise ValueError(f"--fault expects PATTERN=KIND, got {spec!r}")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"--fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        return cls(pattern, kind)  # type: ignore[arg-type]
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port."""
+    token: str | None = None
+    """When set, ``Authorization: Bearer <token>`` is required. Never logged."""
+    data_dir: Path | None = None
+    """SQLite database and uploaded / generated files. None: a fresh temporary directory."""
+    engine: str = "lexical"
+    """``lexical``, ``openai``, or a dotted path ``package.module:Class`` of a JudgeEngine."""
+    models: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MODELS))
+    """Served model names and their context length in tokens."""
+    status_dialect: Literal["pai", "openai"] = "pai"
+    """Batch status words: PAI's (``Creating`` ... ``Succeeded``) or OpenAI's (``validating`` ... ``completed``)."""
+    latency_ms: int = 0
+    """Fixed delay per judgement, awaited without holding the event loop."""
+    faults: list[Fault] = field(default_factory=list)
+    batch_concurrency: int = 16
+    """Batch lines judged at once."""
+    upstream_base_url: str | None = None
+    upstream_model: str | None = None
+    upstream_api_key_env: str = "UPSTREAM_API_KEY"
+    """Name of the environment variable holding the upstream model's key (the key itself is never stored)."""
+    log_level: str = "warning"
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="pai-judge-server-"))
+        path = Path(self.data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def upstream_api_key(self) -> str | None:
+        return os.environ.get(self.upstream_api_key_env)
