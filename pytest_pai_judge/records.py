@@ -1,0 +1,41 @@
+"""One row per judged assertion: what reports, drift checks and the terminal summary read.
+
+Kept free of pandas so that a run that never writes a report never imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class JudgeRecord:
+    nodeid: str
+    run_mode: str
+    """immediate, deferred or batch."""
+    kind: str
+    """single, pairwise or custom."""
+    assertion: str
+    """score, prefers, not_worse, or value (a ``judge`` fixture call whose verdict the test read)."""
+    model: str
+    scene: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    score: float | None = None
+    max_score: int | None = None
+    threshold: float | None = None
+    passed: bool | None = None
+    """None when no threshold applied (a verdict read as a value) or when the verdict was unavailable."""
+    winner: str | None = None
+    """Pairwise: "1", "2" or "tie" (after both orders were judged, for prefers / not_worse)."""
+    criteria: dict[str, float | None] = field(default_factory=dict)
+    reasons: str = ""
+    tokens: int = 0
+    cached: bool = False
+    latency_s: float | None = None
+    error: str | None = None
+    """Why no verdict could be had (unreadable reply, judge error); such a record never passes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,131 @@
+"""Judge requests: what a test asks the judge, as one value that builds the HTTP body and the cache key.
+
+A :class:`JudgeRequest` is the first step of the data flow (request → cache / client → verdict
+→ assertion → report). It is validated with the same rules as the server
+(:func:`pytest_pai_judge.protocol.parse_chat_body`), so a bad request fails before any network.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from . import protocol
+
+Kind = Literal["single", "pairwise", "custom"]
+
+GENERATION_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format",
+                     "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user", "logit_bias",
+                     "service_tier")
+"""Generation parameters of the spec's table that a judge call may carry (stream is the client's business)."""
+
+
+@dataclass
+class JudgeRequest:
+    """One judge call. Mutable on purpose: ``pytest_judge_request`` hooks may amend it before it is sent."""
+
+    kind: Kind
+    model: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    """The spec's ``json`` fields (question, answer, answer1, answer2, ref_answer, scene, ...); None = not sent."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """Custom-template calls only: ordinary chat messages judged as given."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Generation parameters; only those given are sent, so the server's defaults apply otherwise."""
+
+    @classmethod
+    def single(cls, question: str, answer: str, *, model: str = protocol.DEFAULT_MODEL, **fields_and_params: Any
+               ) -> "JudgeRequest":
+        return cls._judge("single", model, {"question": question, "answer": answer}, fields_and_params)
+
+    @classmethod
+    def pairwise(cls, question: str, answer1: str, answer2: str, *, model: str = protocol.DEFAULT_MODEL,
+                 **fields_and_params: Any) -> "JudgeRequest":
+        return cls._judge("pairwise", model, {"question": question, "answer1": answer1, "answer2": answer2},
+                          fields_and_params)
+
+    @classmethod
+    def custom(cls, messages: list[dict[str, Any]] | str, *, model: str = protocol.DEFAULT_MODEL,
+               **params: Any) -> "JudgeRequest":
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        return cls("custom", model, {}, [dict(m) for m in messages], _only_params(params))
+
+    @classmethod
+    def _judge(cls, kind: Kind, model: str, base: dict[str, Any], extra: dict[str, Any]) -> "JudgeRequest":
+        fields = dict(base)
+        params: dict[str, Any] = {}
+        for name, value in extra.items():
+            if name in protocol.JUDGE_FIELDS:
+                fields[name] = value
+            elif name in GENERATION_PARAMS:
+                params[name] = value
+            else:
+                raise TypeError(f"unknown judge field or generation parameter {name!r}; judge fields are "
+                                f"{', '.join(protocol.JUDGE_FIELDS)}; parameters are {', '.join(GENERATION_PARAMS)}")
+        return cls(kind, model, {k: v for k, v in fields.items() if v is not None},
+                   {k: v for k, v in params.items() if v is not None})
+
+    # ------------------------------------------------------------------ wire format
+
+    def body(self) -> dict[str, Any]:
+        """The ``/v1/chat/completions`` body, exactly as PAI expects it (also a batch line's ``body``)."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.kind == "custom":
+            body["messages"] = copy.deepcopy(self.messages)
+        else:
+            body["messages"] = [{"role": "user", "content": [
+                {"mode": self.kind, "type": "json", "json": dict(self.fields)}]}]
+        body.update({k: v for k, v in self.params.items() if v is not None})
+        return body
+
+    def validate(self, models: dict[str, int] | None = None) -> protocol.ChatCall:
+        """Apply the server's rules; raises :class:`protocol.ProtocolError` with the server's code."""
+        if models is None:
+            # The real service may offer models we do not know of; only the local server's list is fixed.
+            models = {self.model: 1 << 30}
+        return protocol.parse_chat_body(self.body(), models)
+
+    @property
+    def max_score(self) -> int:
+        value = self.fields.get("max_score")
+        return int(value) if value not in (None, "") else protocol.DEFAULT_MAX_SCORE
+
+    @property
+    def json_mode(self) -> bool:
+        return (self.params.get("response_format") or {}).get("type") == "json_object"
+
+    @property
+    def question(self) -> str | None:
+        if self.kind != "custom":
+            return self.fields.get("question")
+        users = [m.get("content") for m in self.messages if m.get("role") == "user"]
+        return users[-1] if users and isinstance(users[-1], str) else None
+
+    def cache_key(self, base_url: str | None) -> str:
+        """sha256 over the full request: model, judge fields, generation parameters, base-URL host.
+
+        The token is never part of it (it is not in the request); two servers at different hosts
+        never share a verdict.
+        """
+        host = urlsplit(base_url).netloc if base_url else ""
+        canonical = json.dumps({"host": host, "body": self.body()}, sort_keys=True, ensure_ascii=False,
+                               separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def describe(self) -> str:
+        """A short label for failure messages and reports."""
+        scene = self.fields.get("scene")
+        return f"model={self.model}" + (f", scene={scene}" if scene else "")
+
+
+def _only_params(params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(GENERATION_PARAMS)
+    if unknown:
+        raise TypeError(f"unknown generation parameter(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(GENERATION_PARAMS)}")
+    return {k: v for k, v in params.items() if v is not None}
