@@ -1,0 +1,151 @@
+"""The judge client: one ``openai`` SDK client and connection pool per session.
+
+The SDK does the HTTP work (retries with backoff on 408/409/429/5xx, timeouts and connection
+errors; ``retry-after`` honoured); this module turns its exceptions into the
+:mod:`pytest_pai_judge.errors` hierarchy and the completion into a :class:`JudgeReply`.
+``openai`` is imported on first use, so a pytest run that judges nothing never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import errors, protocol
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import openai
+
+TOKEN_ENV = "JUDGE_MODEL_TOKEN"
+BASE_URL_ENV = "JUDGE_MODEL_BASE_URL"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    """What the judge said, before parsing: kept raw so the cache can re-parse it later."""
+
+    raw: str
+    model: str
+    usage: dict[str, int] | None
+    latency_s: float
+
+
+def clean_token(token: str | None) -> str | None:
+    """Accept a token pasted with the vendor sample's ``Authorization: Bearer`` prefix."""
+    if token is None:
+        return None
+    token = token.strip()
+    for prefix in ("Authorization:", "Bearer "):
+        if token.startswith(prefix):
+            token = token[len(prefix):].strip()
+    return token or None
+
+
+def reply_from_completion(body: dict[str, Any], latency_s: float = 0.0) -> JudgeReply:
+    """Read a chat.completion JSON (an online reply or a batch output line's body)."""
+    choices = body.get("choices") or []
+    if not choices:
+        raise errors.ModelServiceFailed("the judge returned no choices", status=200)
+    content = (choices[0].get("message") or {}).get("content")
+    if not isinstance(content, str):
+        raise errors.ModelServiceFailed("the judge returned no text", status=200)
+    usage = body.get("usage")
+    if usage is not None:
+        usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return JudgeReply(content, str(body.get("model") or ""), usage, latency_s)
+
+
+def translate_exception(exc: BaseException) -> errors.JudgeError:
+    """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
+    import openai
+
+    if isinstance(exc, errors.JudgeError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return errors.JudgeTimeout(f"the judge did not answer in time ({exc})")
+    if isinstance(exc, openai.APIConnectionError):
+        return errors.JudgeConnectionError(f"cannot reach the judge: {exc.__cause__ or exc}")
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        message = err.get("message") or exc.message
+        return errors.from_code(exc.status_code, err.get("code"), str(message), err.get("param"))
+    return errors.JudgeError(f"{type(exc).__name__}: {exc}")
+
+
+class JudgeClient:
+    """Sends judge requests to PAI (or any server speaking its API). Thread-safe; create one per session."""
+
+    def __init__(self, base_url: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
+                 max_retries: int = DEFAULT_MAX_RETRIES, models: dict[str, int] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = clean_token(token)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.models = models
+        self._sync: openai.OpenAI | None = None
+        self._async: dict[int, openai.AsyncOpenAI] = {}
+
+    def __repr__(self) -> str:  # never show the token
+        return f"JudgeClient(base_url={self.base_url!r}, timeout={self.timeout})"
+
+    # ------------------------------------------------------------------ SDK clients
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"api_key": self._token or "no-token", "base_url": self.base_url, "timeout": self.timeout,
+                "max_retries": self.max_retries}
+
+    @property
+    def sdk(self) -> "openai.OpenAI":
+        if self._sync is None:
+            import openai
+
+            self._sync = openai.OpenAI(**self._kwargs())
+        return self._sync
+
+    def async_sdk(self) -> "openai.AsyncOpenAI":
+        """One AsyncOpenAI per event loop (an httpx pool must not cross loops)."""
+        import openai
+
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._async:
+            self._async[loop_id] = openai.AsyncOpenAI(**self._kwargs())
+        return self._async[loop_id]
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+        self._async.clear()
+
+    # ------------------------------------------------------------------ calls
+
+    def check(self, request: JudgeRequest) -> None:
+        """Fail fast, before any network, with the code the server would give."""
+        try:
+            request.validate(self.models)
+        except protocol.ProtocolError as exc:
+            raise errors.from_code(exc.status, exc.code, exc.message, exc.param) from None
+
+    def complete(self, request: JudgeRequest) -> JudgeReply:
+        self.check(request)
+        started = time.perf_counter()
+        try:
+            completion = self.sdk.chat.completions.create(**request.body())
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a JudgeError
+            raise translate_exception(exc) from None
+        return reply_from_completion(completion.model_dump(), time.perf_counter() - started)
+
+    async def acomplete(self, request: JudgeRequest) -> JudgeReply:
+        self.check(request)
+        started = time.perf_counter()
+        try:
+            completion = await self.async_sdk().chat.completions.create(**request.body())
+        except Exception as exc:  # noqa: BLE001
+            raise translate_exception(exc) from None
+        return reply_from_completion(completion.model_dump(), time.perf_counter() - started)
