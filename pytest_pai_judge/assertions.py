@@ -1,0 +1,295 @@
+"""Judge assertions: what must hold of a verdict, and the failure text a reviewer can act on.
+
+Every assertion becomes an :class:`Expectation` (requests + the rule). In immediate mode it is
+judged at once; in deferred / batch mode it is held and judged when the run's verdicts arrive.
+Both paths go through :meth:`Expectation.evaluate`, so the failure text is the same in every mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import JudgeError
+from .records import JudgeRecord
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pytest
+
+    from .session import JudgeSession
+    from .verdict import Verdict
+
+Outcome = Any  # a Verdict, or the exception that stands in its place (JudgeError / UnreadableVerdict)
+REASON_CHARS = 700
+TEXT_CHARS = 300
+
+
+class JudgeAssertionError(AssertionError):
+    """A verdict that did not meet its threshold."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A pairwise judgement made in both orders; a win counts only when both orders agree."""
+
+    winner: Literal["1", "2", "tie"]
+    consistent: bool
+    forward: "Verdict"
+    backward: "Verdict"
+
+    @property
+    def score1(self) -> float | None:
+        return _mean(self.forward.score1, self.backward.score2)
+
+    @property
+    def score2(self) -> float | None:
+        return _mean(self.forward.score2, self.backward.score1)
+
+
+def _mean(a: float | None, b: float | None) -> float | None:
+    values = [v for v in (a, b) if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def consensus(forward: "Verdict", backward: "Verdict") -> Comparison:
+    """Combine A-vs-B and B-vs-A: agreement wins, disagreement (position bias) is a tie."""
+    swapped = {"1": "2", "2": "1", "tie": "tie", None: None}[backward.winner]
+    if forward.winner == swapped and forward.winner is not None:
+        return Comparison(forward.winner, True, forward, backward)  # type: ignore[arg-type]
+    return Comparison("tie", False, forward, backward)
+
+
+def _trim(text: str | None, limit: int) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()) or "    (none)"
+
+
+@dataclass
+class Expectation:
+    """A judge assertion waiting for its verdicts. JSON-safe parts only, so it can cross xdist."""
+
+    assertion: Literal["score", "prefers", "not_worse"]
+    requests: list[JudgeRequest]
+    threshold: float | None
+    nodeid: str
+    run_mode: str = "immediate"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def evaluate(self, outcomes: list[Outcome]) -> tuple[list[JudgeRecord], BaseException | None]:
+        """Records for the report and the exception the test must fail with (None = it holds)."""
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            return [self._record(self.requests[0], None, error=f"{type(failure).__name__}: {failure}")], failure
+        if self.assertion == "score":
+            return self._evaluate_score(outcomes[0])
+        return self._evaluate_pairwise(outcomes[0], outcomes[1])
+
+    def _record(self, request: JudgeRequest, verdict: "Verdict | None", **extra: Any) -> JudgeRecord:
+        fields = request.fields
+        record = JudgeRecord(
+            nodeid=self.nodeid, run_mode=self.run_mode, kind=request.kind, assertion=self.assertion,
+            model=request.model, scene=fields.get("scene"), question=request.question,
+            answer=fields.get("answer") or fields.get("answer1"), max_score=request.max_score,
+            threshold=self.threshold)
+        if verdict is not None:
+            record.score = verdict.score if verdict.score is not None else verdict.score1
+            record.winner = verdict.winner
+            record.criteria = {c.name or f"criterion_{i + 1}": c.score for i, c in enumerate(verdict.criteria)}
+            record.reasons = verdict.reasons
+            record.tokens = int((verdict.usage or {}).get("total_tokens") or 0)
+            record.cached = verdict.cached
+            record.latency_s = verdict.latency_s
+            if verdict.model:
+                record.model = verdict.model
+        for key, value in extra.items():
+            setattr(record, key, value)
+        return record
+
+    def _evaluate_score(self, verdict: "Verdict") -> tuple[list[JudgeRecord], BaseException | None]:
+        request = self.requests[0]
+        passed = self.threshold is None or (verdict.score is not None and verdict.score >= self.threshold)
+        record = self._record(request, verdict, passed=passed)
+        if passed:
+            return [record], None
+        fields = request.fields
+        lines = [f"judge score {_fmt(verdict.score)}/{verdict.max_score} is below the minimum {_fmt(self.threshold)}"
+                 f" ({request.describe()}{', cached verdict' if verdict.cached else ''})",
+                 f"  question: {_trim(request.question, TEXT_CHARS)}",
+                 f"  answer:   {_trim(fields.get('answer'), TEXT_CHARS)}"]
+        if fields.get("ref_answer"):
+            lines.append(f"  ref:      {_trim(fields.get('ref_answer'), TEXT_CHARS)}")
+        if verdict.criteria:
+            marks = ", ".join(f"{c.name or '?'} {_fmt(c.score)}" for c in verdict.criteria)
+            lines.append(f"  criteria: {_trim(marks, TEXT_CHARS)}")
+        lines += ["  judge's reasons:", _indent(_trim(verdict.reasons or verdict.raw, REASON_CHARS)),
+                  f"  rerun only this test: pytest \"{self.nodeid}\""]
+        return [record], JudgeAssertionError("\n".join(lines))
+
+    def _evaluate_pairwise(self, forward: "Verdict", backward: "Verdict"
+                           ) -> tuple[list[JudgeRecord], BaseException | None]:
+        result = consensus(forward, backward)
+        # requests[0] puts the candidate ("better" / "candidate") first.
+        if self.assertion == "prefers":
+            passed = result.winner == "1"
+            wanted = "the first answer to win in both orders"
+        else:
+            passed = result.winner in ("1", "tie")
+            wanted = "the candidate to win or tie"
+        request = self.requests[0]
+        record = self._record(request, forward, passed=passed, winner=result.winner, score=result.score1)
+        if passed:
+            return [record], None
+        first, second = self.labels.get("first", "answer 1"), self.labels.get("second", "answer 2")
+        names = {"1": first, "2": second, "tie": "tie"}
+        order_note = ("both orders agree" if result.consistent else
+                      f"the orders disagree (A-B: {names.get(forward.winner or '', '?')}, "
+                      f"B-A: {names.get({'1': '2', '2': '1'}.get(backward.winner or '', 'tie'), 'tie')}) "
+                      "- position bias, counted as a tie")
+        lines = [f"judge verdict: {names[result.winner]} ({order_note}); expected {wanted} ({request.describe()})",
+                 f"  scores: {first} {_fmt(result.score1)}, {second} {_fmt(result.score2)} "
+                 f"(max {forward.max_score})",
+                 f"  question: {_trim(request.question, TEXT_CHARS)}",
+                 f"  {first}: {_trim(request.fields.get('answer1'), TEXT_CHARS)}",
+                 f"  {second}: {_trim(request.fields.get('answer2'), TEXT_CHARS)}",
+                 "  judge's reasons (first order):", _indent(_trim(forward.reasons or forward.raw, REASON_CHARS)),
+                 f"  rerun only this test: pytest \"{self.nodeid}\""]
+        return [record], JudgeAssertionError("\n".join(lines))
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+# --------------------------------------------------------------------------- building expectations
+
+
+def score_expectation(session: "JudgeSession", item: "pytest.Item | None", question: str, answer: str,
+                      minimum: float | None, model: str | None, fields: dict[str, Any]) -> Expectation:
+    settings = session.settings_for(item)
+    request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
+    threshold = minimum if minimum is not None else settings.min_score
+    return Expectation("score", [request], threshold, _nodeid(item))
+
+
+def pairwise_expectation(session: "JudgeSession", item: "pytest.Item | None", assertion: str, question: str,
+                         first: str, second: str, model: str | None, fields: dict[str, Any],
+                         labels: dict[str, str]) -> Expectation:
+    settings = session.settings_for(item)
+    model = model or settings.model
+    forward = JudgeRequest.pairwise(question, first, second, model=model, **fields)
+    backward = JudgeRequest.pairwise(question, second, first, model=model, **fields)
+    return Expectation(assertion, [forward, backward], None, _nodeid(item), labels=labels)  # type: ignore[arg-type]
+
+
+def _nodeid(item: "pytest.Item | None") -> str:
+    return item.nodeid if item is not None else "<outside a test>"
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _active() -> tuple["JudgeSession", "pytest.Item | None"]:
+    from .session import active_session
+
+    session = active_session()
+    return session, session.current_item
+
+
+def assert_judge_score(question: str, answer: str, min: float | None = None, *,  # noqa: A002 - the documented name
+                       ref_answer: str | None = None, scene: str | None = None, scene_desc: str | None = None,
+                       metric: str | None = None, max_score: int | None = None, score_desc: str | None = None,
+                       steps: str | None = None, model: str | None = None, **params: Any) -> "Verdict | None":
+    """Fail the test unless the judge scores ``answer`` at least ``min``.
+
+    ``min`` defaults to the marker / ``--judge-min-score`` / ini / 4. Extra keyword arguments are
+    generation parameters (temperature, seed, response_format, ...). Returns the verdict in
+    immediate mode; in deferred / batch mode the outcome is decided at the end of the run.
+    """
+    session, item = _active()
+    fields = dict(ref_answer=ref_answer, scene=scene, scene_desc=scene_desc, metric=metric, max_score=max_score,
+                  score_desc=score_desc, steps=steps, **params)
+    expectation = score_expectation(session, item, question, answer, min, model, fields)
+    outcomes = session.submit(expectation, item)
+    return outcomes[0] if outcomes else None
+
+
+def assert_judge_prefers(question: str, better: str, worse: str, *, model: str | None = None,
+                         **fields: Any) -> Comparison | None:
+    """Fail unless the judge prefers ``better`` over ``worse`` in BOTH orders (disagreement is a tie)."""
+    session, item = _active()
+    expectation = pairwise_expectation(session, item, "prefers", question, better, worse, model, fields,
+                                       {"first": "better", "second": "worse"})
+    outcomes = session.submit(expectation, item)
+    return consensus(outcomes[0], outcomes[1]) if outcomes else None
+
+
+def assert_judge_not_worse(question: str, candidate: str, baseline: str, *, model: str | None = None,
+                           **fields: Any) -> Comparison | None:
+    """Fail if the judge prefers ``baseline`` over ``candidate`` in both orders; a tie passes."""
+    session, item = _active()
+    expectation = pairwise_expectation(session, item, "not_worse", question, candidate, baseline, model, fields,
+                                       {"first": "candidate", "second": "baseline"})
+    outcomes = session.submit(expectation, item)
+    return consensus(outcomes[0], outcomes[1]) if outcomes else None
+
+
+class Judge:
+    """The ``judge`` fixture: verdicts as values, bound to the test's model and thresholds."""
+
+    def __init__(self, session: "JudgeSession", item: "pytest.Item | None") -> None:
+        self._session = session
+        self._item = item
+
+    @property
+    def model(self) -> str:
+        return self._session.settings_for(self._item).model
+
+    @property
+    def min_score(self) -> float:
+        return self._session.settings_for(self._item).min_score
+
+    def score(self, question: str, answer: str, *, model: str | None = None, **fields: Any) -> "Verdict":
+        """Judge one answer (single mode) and return the verdict, whatever its score."""
+        request = JudgeRequest.single(question, answer, model=model or self.model, **fields)
+        return self._session.value(request, self._item)
+
+    def compare(self, question: str, answer1: str, answer2: str, *, model: str | None = None,
+                both_orders: bool = True, **fields: Any) -> Comparison:
+        """Judge two answers; with ``both_orders`` (default) an order-dependent verdict is a tie."""
+        model = model or self.model
+        forward = self._session.value(JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields),
+                                      self._item)
+        if not both_orders:
+            return Comparison(forward.winner or "tie", True, forward, forward)  # type: ignore[arg-type]
+        backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),
+                                       self._item)
+        return consensus(forward, backward)
+
+    def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,
+               **params: Any) -> "Verdict":
+        """Judge with your own template (system / user messages); the reply's score is read from prose."""
+        request = JudgeRequest.custom(messages, model=model or self.model, **params)
+        request.fields["max_score"] = max_score if max_score != 5 else None
+        request.fields = {k: v for k, v in request.fields.items() if v is not None}
+        return self._session.value(request, self._item)
+
+    def assert_score(self, question: str, answer: str, min: float | None = None, **kwargs: Any  # noqa: A002
+                     ) -> "Verdict | None":
+        return assert_judge_score(question, answer, min, **kwargs)
+
+    def assert_prefers(self, question: str, better: str, worse: str, **kwargs: Any) -> Comparison | None:
+        return assert_judge_prefers(question, better, worse, **kwargs)
+
+    def assert_not_worse(self, question: str, candidate: str, baseline: str, **kwargs: Any) -> Comparison | None:
+        return assert_judge_not_worse(question, candidate, baseline, **kwargs)
+
+
+__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "Judge", "Comparison",
+           "Expectation", "JudgeAssertionError", "JudgeError"]

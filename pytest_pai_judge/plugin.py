@@ -1,0 +1,175 @@
+"""pytest hooks of pytest-pai-judge, in lifecycle order. State lives in one JudgeSession.
+
+Registered through the ``pytest11`` entry point ``pai_judge``; ``-p no:pai_judge`` disables it.
+Heavy imports (openai, pandas, the server) happen on first use, never at startup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+import pytest
+
+from .session import CACHE_MODES, MODES, JudgeSession
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .assertions import Judge
+
+SESSION_KEY = pytest.StashKey[JudgeSession]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add the plugin's own hookspecs (pytest_judge_request, _parse_reply, _verdict, _results)."""
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """One option group, one prefix; every option also has an ini key. Defaults of None keep precedence visible."""
+    group = parser.getgroup("pai-judge", "judge-model assertions (pytest-pai-judge)")
+
+    def option(name: str, ini_type: str | None = None, help: str = "", **kwargs: Any) -> None:  # noqa: A002
+        dest = name.replace("-", "_")
+        group.addoption(f"--{name}", dest=dest, default=kwargs.pop("default", None), help=help, **kwargs)
+        parser.addini(dest, help=help, type=ini_type, default=None)  # type: ignore[arg-type]
+
+    option("judge-model", "string", "judge model name (default: pai-judge; markers may override per test)")
+    option("judge-base-url", "string", "judge API base URL, e.g. https://aiservice.cn-hangzhou.aliyuncs.com/v1 "
+           "(env JUDGE_MODEL_BASE_URL). Unset: an embedded local server with the offline lexical engine. "
+           "The token comes from env JUDGE_MODEL_TOKEN only")
+    option("judge-min-score", "string", "minimum score for assert_judge_score (default 4)", type=float)
+    option("judge-timeout", "string", "seconds to wait for one judge reply (default 60)", type=float)
+    option("judge-cache", "string", "verdict cache: use (read+write, default), refresh (write only), off, "
+           "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
+    option("judge-cache-dir", "string", "verdict cache directory (default: <rootdir>/.pai_judge_cache)")
+    group.addoption("--judge-cache-prune", dest="judge_cache_prune", action="store_true", default=False,
+                    help="after the run, drop cache entries that no test used in this run")
+    option("judge-mode", "string", "immediate (default): judge inside each test; deferred: hold tests and judge "
+           "with concurrent online calls; batch: one PAI batch job for the whole run", choices=MODES)
+    option("judge-concurrency", "string", "deferred mode: judge calls in flight at once (default 8)", type=int)
+    option("judge-batch-timeout", "string", "batch mode: seconds to wait for the batch job (default 86400)",
+           type=float)
+    option("judge-batch-poll", "string", "batch mode: seconds between status polls (default 2)", type=float)
+    group.addoption("--judge-batch-resume", dest="judge_batch_resume", default=None, metavar="BATCH_ID",
+                    help="collect the results of an earlier, interrupted batch job instead of submitting a new one "
+                         "(the last run's job is resumed automatically)")
+    option("judge-batch-fallback", "string", "deferred/batch mode: what a judge verdict read as a value in the "
+           "test body does: error (default) or immediate (a synchronous call)", choices=("error", "immediate"))
+    try:
+        from .reporting import add_options
+    except ImportError:  # pragma: no cover - reporting not installed
+        return
+    add_options(group, parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker and build the session (and, in deferred / batch mode, the settler)."""
+    config.addinivalue_line(
+        "markers", "judge(min_score=None, model=None): judge thresholds and model for a test, class or module "
+                   "(precedence: argument > marker > --judge-min-score > ini > 4)")
+    session = JudgeSession(config)
+    config.stash[SESSION_KEY] = session
+    session.push()
+    if session.run_mode != "immediate":
+        from .deferred import DeferredSettler
+
+        settler = DeferredSettler(session)
+        session.deferred = settler
+        config.pluginmanager.register(settler, "pai_judge_deferred")
+    try:
+        from .reporting import JudgeReporting
+    except ImportError:  # pragma: no cover
+        return
+    config.pluginmanager.register(JudgeReporting(config, lambda: session.records), "pai_judge_reporting")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say once which judge this run talks to."""
+    session = config.stash[SESSION_KEY]
+    return (f"pai-judge: {session.describe_target()}; model={session.model}, min_score={session.min_score:g}, "
+            f"mode={session.run_mode}, cache={session.cache_mode}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Judge assertions find their test through the session while it runs."""
+    item.config.stash[SESSION_KEY].current_item = item
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Keep the item current through teardown, then forget it."""
+    try:
+        return (yield)
+    finally:
+        item.config.stash[SESSION_KEY].current_item = None
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest) -> "Judge":
+    """Verdicts as values: ``judge.score(q, a)``, ``judge.compare(q, a1, a2)``, ``judge.custom(messages)``."""
+    from .assertions import Judge
+
+    session = request.config.stash[SESSION_KEY]
+    return Judge(session, request.node if isinstance(request.node, pytest.Item) else None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect the records a worker judged, for the summary and reports."""
+    from .records import JudgeRecord
+
+    session = node.config.stash[SESSION_KEY]
+    output = getattr(node, "workeroutput", None) or {}
+    for row in output.get("pai_judge_records", []):
+        session.records.append(JudgeRecord(**row))
+    for key, value in output.get("pai_judge_stats", {}).items():
+        session.stats[key] = session.stats.get(key, 0) + value
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: hand records and counts to the controller."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        judge_session = config.stash[SESSION_KEY]
+        workeroutput["pai_judge_records"] = [r.to_dict() for r in judge_session.records]
+        workeroutput["pai_judge_stats"] = dict(judge_session.stats)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Judged tests, cached vs fresh verdicts, tokens, and the lowest scores against their thresholds."""
+    session = config.stash[SESSION_KEY]
+    cache_warning = session._cache.warning if session._cache is not None else None
+    for message in ([cache_warning] if cache_warning else []) + session.warnings:
+        terminalreporter.write_line(f"pai-judge warning: {message}", yellow=True)
+    if not session.records:
+        return
+    records = session.records
+    tests = {r.nodeid for r in records}
+    failed = sum(1 for r in records if r.passed is False or r.error)
+    terminalreporter.section("pai-judge summary")
+    terminalreporter.write_line(
+        f"{len(records)} judged assertions in {len(tests)} tests ({failed} not met); verdicts: "
+        f"{session.stats.get('fresh', 0)} fresh, {session.stats.get('cached', 0)} from cache; "
+        f"tokens used: {session.stats.get('tokens', 0)}; mode: {session.run_mode}")
+    scored = sorted((r for r in records if r.score is not None and r.assertion == "score"),
+                    key=lambda r: (r.score / (r.max_score or 5), r.nodeid))[:5]
+    if scored:
+        terminalreporter.write_line("lowest scores:")
+        for r in scored:
+            mark = "ok  " if r.passed else "FAIL"
+            threshold = f" (min {r.threshold:g})" if r.threshold is not None else ""
+            terminalreporter.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}  {r.nodeid}")
+    pruned = getattr(session, "pruned", None)
+    if pruned:
+        terminalreporter.write_line(f"cache: pruned {pruned} entries no test used")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the client, flush the cache, stop the embedded server."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()

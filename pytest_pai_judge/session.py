@@ -1,0 +1,301 @@
+"""The one session object of a pytest run: settings, client, cache, embedded server and results.
+
+Kept in ``config.stash`` (see plugin-style notes); the module-level assertion functions find it
+through :func:`active_session`, a stack so that pytester's in-process inner runs nest cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .assertions import Expectation
+from .client import BASE_URL_ENV, TOKEN_ENV, JudgeClient, JudgeReply
+from .records import JudgeRecord
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pytest
+
+    from .cache import VerdictCache
+    from .verdict import Verdict
+
+MODES = ("immediate", "deferred", "batch")
+CACHE_MODES = ("use", "refresh", "off", "replay")
+DEFAULT_MIN_SCORE = 4.0
+EMBEDDED_IDENTITY = "embedded-lexical"
+"""Cache host identity of the embedded server: its port changes every run, its verdicts do not."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved for one test: argument > marker > CLI > ini > default."""
+
+    model: str
+    min_score: float
+
+
+class _Stack:
+    def __init__(self) -> None:
+        self.items: list[JudgeSession] = []
+
+
+_SESSIONS = _Stack()
+
+
+def active_session() -> "JudgeSession":
+    if not _SESSIONS.items:
+        raise RuntimeError("pytest-pai-judge is not active: judge assertions run inside a pytest session with the "
+                           "plugin enabled (it is disabled by -p no:pai_judge)")
+    return _SESSIONS.items[-1]
+
+
+class JudgeSession:
+    """Everything the judge needs for one pytest process (controller or xdist worker)."""
+
+    def __init__(self, config: "pytest.Config") -> None:
+        self.config = config
+        opt = config.getoption
+        self.model: str = opt("judge_model") or config.getini("judge_model") or "pai-judge"
+        self.min_score: float = _float(opt("judge_min_score"), config.getini("judge_min_score"), DEFAULT_MIN_SCORE)
+        self.timeout: float = _float(opt("judge_timeout"), config.getini("judge_timeout"), 60.0)
+        self.base_url: str | None = (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
+                                     or config.getini("judge_base_url") or None)
+        self.run_mode: str = opt("judge_mode") or config.getini("judge_mode") or "immediate"
+        if self.run_mode not in MODES:
+            raise _usage(f"judge_mode must be one of {', '.join(MODES)}, got {self.run_mode!r}")
+        self.cache_mode: str = opt("judge_cache") or config.getini("judge_cache") or "use"
+        if self.cache_mode not in CACHE_MODES:
+            raise _usage(f"judge_cache must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}")
+        cache_dir = opt("judge_cache_dir") or config.getini("judge_cache_dir") or ".pai_judge_cache"
+        self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
+        self.prune: bool = bool(opt("judge_cache_prune"))
+        self.run_id = os.environ.get("PAI_JUDGE_RUN_ID") or uuid.uuid4().hex
+        self.records: list[JudgeRecord] = []
+        self.current_item: pytest.Item | None = None
+        self.warnings: list[str] = []
+        self.stats = {"fresh": 0, "cached": 0, "tokens": 0}
+        self._client: JudgeClient | None = None
+        self._cache: VerdictCache | None = None
+        self._server: Any = None
+        self._lock = threading.Lock()
+        self.deferred: Any = None  # set by the plugin in deferred / batch mode
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def push(self) -> None:
+        _SESSIONS.items.append(self)
+
+    def close(self) -> None:
+        if self in _SESSIONS.items:
+            _SESSIONS.items.remove(self)
+        if self._cache is not None:
+            if self.prune and self.cache_mode != "off":
+                self.pruned = self._cache.prune_unused(self.run_id)
+            self._cache.close()
+        if self._client is not None:
+            self._client.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.base_url is None
+
+    def describe_target(self) -> str:
+        if self.embedded:
+            return "embedded local server (lexical engine, offline; started on first judge call)"
+        return self.base_url or ""
+
+    # ------------------------------------------------------------------ lazily built parts
+
+    @property
+    def client(self) -> JudgeClient:
+        with self._lock:
+            if self._client is None:
+                base_url = self.base_url
+                models = None
+                if base_url is None:
+                    from .server import LocalJudgeServer
+
+                    self._server = LocalJudgeServer()
+                    base_url = self._server.start()
+                    models = self._server.config.models
+                self._client = JudgeClient(base_url, os.environ.get(TOKEN_ENV), timeout=self.timeout, models=models)
+            return self._client
+
+    @property
+    def cache(self) -> "VerdictCache":
+        if self._cache is None:
+            from .cache import VerdictCache
+
+            self._cache = VerdictCache(self.cache_dir, mode=self.cache_mode)  # type: ignore[arg-type]
+        return self._cache
+
+    @property
+    def cache_identity(self) -> str:
+        return EMBEDDED_IDENTITY if self.embedded else (self.base_url or "")
+
+    # ------------------------------------------------------------------ settings
+
+    def settings_for(self, item: "pytest.Item | None") -> Settings:
+        model, min_score = None, None
+        if item is not None:
+            for marker in item.iter_markers("judge"):  # closest first: function, class, module
+                if model is None and marker.kwargs.get("model"):
+                    model = marker.kwargs["model"]
+                if min_score is None and marker.kwargs.get("min_score") is not None:
+                    min_score = float(marker.kwargs["min_score"])
+        return Settings(model or self.model, self.min_score if min_score is None else min_score)
+
+    # ------------------------------------------------------------------ requests -> verdicts
+
+    def prepare(self, request: JudgeRequest, item: "pytest.Item | None") -> str:
+        """Let plugins amend the request, fail fast on a bad one, and return its cache key."""
+        self.config.hook.pytest_judge_request(request=request, item=item)
+        if self.embedded:
+            from .protocol import DEFAULT_MODELS
+
+            JudgeClient("http://embedded", models=DEFAULT_MODELS).check(request)
+        else:
+            JudgeClient(self.base_url or "").check(request)
+        return request.cache_key(self.cache_identity)
+
+    def lookup(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict | None":
+        """A cached verdict (re-parsed from the stored raw reply), or None."""
+        if self.cache_mode in ("off", "refresh"):
+            return None
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        self.cache.touch(key, item.nodeid if item is not None else None)
+        reply = JudgeReply(hit.raw, hit.model, hit.usage, 0.0)
+        return replace(self.parse(reply, request), cached=True)
+
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: "pytest.Item | None") -> None:
+        if self.cache_mode in ("use", "refresh"):
+            self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=request.body(),
+                           nodeid=item.nodeid if item is not None else None)
+            self.cache.touch(key, item.nodeid if item is not None else None)
+
+    def parse(self, reply: JudgeReply, request: JudgeRequest) -> "Verdict":
+        from .verdict import parse_reply
+
+        verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
+        if verdict is None:
+            verdict = parse_reply(reply.raw, request.kind, max_score=request.max_score, json_mode=request.json_mode)
+        return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=reply.latency_s)
+
+    def fresh(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+        """Ask the judge now (immediate mode, or an xfail test in deferred mode)."""
+        if self.cache_mode == "replay":
+            raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
+                                    f"the judge ({request.describe()}); run once with --judge-cache=use to record it")
+        reply = self.client.complete(request)
+        self.store(key, request, reply, item)
+        return self.parse(reply, request)
+
+    def observe(self, verdict: "Verdict", item: "pytest.Item | None") -> None:
+        if verdict.cached:
+            self.stats["cached"] += 1
+        else:
+            self.stats["fresh"] += 1
+            self.stats["tokens"] += int((verdict.usage or {}).get("total_tokens") or 0)
+        self.config.hook.pytest_judge_verdict(verdict=verdict, item=item)
+
+    def verdict(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+        key = self.prepare(request, item)
+        verdict = self.lookup(key, request, item) or self.fresh(key, request, item)
+        self.observe(verdict, item)
+        return verdict
+
+    # ------------------------------------------------------------------ assertions
+
+    def submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
+        """Judge now and raise on failure, or hand the expectation to the deferred settler."""
+        expectation.run_mode = self.run_mode
+        if self.deferred is not None and item is not None and not _is_xfail(item):
+            keys = [self.prepare(r, item) for r in expectation.requests]
+            cached = [self.lookup(k, r, item) for k, r in zip(keys, expectation.requests)]
+            if any(v is None for v in cached):
+                self.deferred.hold(expectation, keys, item)
+                return []
+            outcomes: list[Any] = list(cached)
+            for v in cached:
+                self.observe(v, item)  # type: ignore[arg-type]
+        else:
+            outcomes = []
+            for request in expectation.requests:
+                try:
+                    outcomes.append(self.verdict(request, item))
+                except errors.JudgeError as exc:
+                    if isinstance(exc, _FAIL_FAST):
+                        raise
+                    outcomes.append(exc)
+                except Exception as exc:  # UnreadableVerdict and parser errors
+                    outcomes.append(exc)
+        self.settle(expectation, outcomes, item)
+        return outcomes
+
+    def settle(self, expectation: Expectation, outcomes: list[Any], item: "pytest.Item | None") -> None:
+        records, failure = expectation.evaluate(outcomes)
+        self.add_records(records, item)
+        if failure is not None:
+            raise failure
+
+    def add_records(self, records: list[JudgeRecord], item: "pytest.Item | None") -> None:
+        self.records.extend(records)
+        if item is not None:
+            for record in records:
+                item.user_properties.append(("judge_score", record.score))
+                item.user_properties.append(("judge_model", record.model))
+                if record.threshold is not None:
+                    item.user_properties.append(("judge_threshold", record.threshold))
+                if record.winner is not None:
+                    item.user_properties.append(("judge_winner", record.winner))
+
+    def value(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+        """A verdict the test body reads as a value (the ``judge`` fixture)."""
+        if self.deferred is not None and item is not None:
+            key = self.prepare(request, item)
+            hit = self.lookup(key, request, item)
+            if hit is not None:
+                self.observe(hit, item)
+                return hit
+            return self.deferred.value(request, key, item)
+        verdict = self.verdict(request, item)
+        return verdict
+
+
+# Errors raised by the request itself (not by the judge's answer) propagate as they are,
+# so ``pytest.raises(SceneError)`` works in every mode.
+_FAIL_FAST = (errors.MessagesError, errors.ContentError, errors.ResponseFormatError, errors.ModeError,
+              errors.QuestionError, errors.AnswerError, errors.SceneError, errors.ScoreError)
+
+
+def _is_xfail(item: "pytest.Item") -> bool:
+    return item.get_closest_marker("xfail") is not None
+
+
+def _float(cli: Any, ini: Any, default: float) -> float:
+    for value in (cli, ini):
+        if value not in (None, ""):
+            return float(value)
+    return default
+
+
+def _usage(message: str) -> Exception:
+    import pytest
+
+    return pytest.UsageError(message)
+
+
+def elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.1f}s"
