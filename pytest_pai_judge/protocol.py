@@ -252,6 +252,19 @@ def model_service_failed(stage: str, request_id: str, errmsg: str) -> ProtocolEr
     return ProtocolError(500, "ModelServiceFailed", f"{stage}, load error, request_id: {request_id}, errmsg: {errmsg}")
 
 
+def rate_limited(retry_after_ms: int) -> ProtocolError:
+    """Not in the spec's table: what a throttled gateway answers (the local server's ``429`` fault)."""
+    return ProtocolError(429, "RateLimited", f"Requests rate limit exceeded, please retry after {retry_after_ms} ms.")
+
+
+def context_length_exceeded(context: int, prompt_tokens: int, max_tokens: int) -> ProtocolError:
+    """Not in the spec's table: the prompt plus ``max_tokens`` does not fit the model's context."""
+    return ProtocolError(400, "ContextLengthExceeded",
+                         f"This model's maximum context length is {context} tokens. However, you requested "
+                         f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                         "completion). Please reduce the length of the messages or completion.", "messages")
+
+
 # --------------------------------------------------------------------------- request parsing
 
 JUDGE_FIELDS = ("question", "answer", "answer1", "answer2", "ref_answer", "scene", "scene_desc", "metric",
@@ -552,3 +565,90 @@ def to_pai_status(openai_status: str) -> str:
     return {"validating": "Creating", "in_progress": "Running", "finalizing": "Finalizing", "completed": "Succeeded",
             "failed": "Failed", "expired": "Expired", "cancelling": "Cancelling",
             "cancelled": "Cancelled"}[openai_status]
+
+
+# --------------------------------------------------------------------------- batch files
+
+BATCH_PURPOSE = "batch"
+BATCH_OUTPUT_PURPOSE = "batch_output"
+BATCH_FILE_SUFFIX = ".jsonl"
+MAX_BATCH_INPUT_ERRORS = 100
+"""A bad input file reports at most this many line errors (a 10 MB file could have 100k)."""
+
+
+def batch_file_too_large(size: int) -> ProtocolError:
+    """The spec's 10 MB limit; the client checks it before uploading, with the same message."""
+    return ProtocolError(400, "FileTooLarge",
+                         f"File is too large: {size} bytes ({size / 1024 / 1024:.1f} MB); a batch file cannot exceed "
+                         f"10 MB ({MAX_BATCH_FILE_BYTES} bytes). Split it into several files.", "file")
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    """One request of a batch input file: its 1-based line number, ``custom_id`` and chat body."""
+
+    line: int
+    custom_id: str
+    body: dict[str, Any]
+
+
+def _batch_line_error(code: str, line: int | None, message: str, param: str | None = None) -> dict[str, Any]:
+    return {"code": code, "line": line, "message": message, "param": param}
+
+
+def parse_batch_input(data: bytes) -> tuple[list[BatchLine], list[dict[str, Any]]]:
+    """Validate a batch input file as OpenAI does before running it.
+
+    Returns the requests and the line errors (``{code, line, message, param}`` with OpenAI's
+    codes); any error fails the whole batch. Only the envelope is checked here: a body the judge
+    refuses becomes a failed line of the error file, as on the real service. Blank lines are
+    skipped; ``method`` / ``url`` may be given but must then be ``POST`` / ``/v1/chat/completions``.
+    """
+    lines: list[BatchLine] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if len(errors) >= MAX_BATCH_INPUT_ERRORS:
+            break
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            errors.append(_batch_line_error("invalid_json_line", number, f"Line {number} is not valid JSON."))
+            continue
+        if not isinstance(item, dict):
+            errors.append(_batch_line_error("invalid_request", number, f"Line {number} must be a JSON object."))
+            continue
+        custom_id = item.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            errors.append(_batch_line_error("missing_required_parameter", number,
+                                            f"Line {number}: custom_id must be a non-empty string.", "custom_id"))
+            continue
+        if custom_id in seen:
+            errors.append(_batch_line_error("duplicate_custom_id", number,
+                                            f"Line {number}: custom_id {custom_id!r} is already used on line "
+                                            f"{seen[custom_id]}; custom_id must be unique.", "custom_id"))
+            continue
+        seen[custom_id] = number
+        body = item.get("body")
+        if not isinstance(body, dict):
+            errors.append(_batch_line_error("missing_required_parameter", number,
+                                            f"Line {number}: body must be a JSON object (the chat request).", "body"))
+            continue
+        method = item.get("method")
+        if method is not None and (not isinstance(method, str) or method.upper() != "POST"):
+            errors.append(_batch_line_error("invalid_method", number,
+                                            f"Line {number}: method must be POST, got {method!r}.", "method"))
+            continue
+        url = item.get("url")
+        if url is not None and url != BATCH_ENDPOINT:
+            errors.append(_batch_line_error("invalid_url", number,
+                                            f"Line {number}: url must be {BATCH_ENDPOINT!r}, got {url!r}.", "url"))
+            continue
+        lines.append(BatchLine(number, custom_id, body))
+    if not lines and not errors:
+        errors.append(_batch_line_error("empty_file", None, "The input file has no requests."))
+    return lines, errors

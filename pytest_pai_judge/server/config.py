@@ -52,10 +52,19 @@ class ServerConfig:
     faults: list[Fault] = field(default_factory=list)
     batch_concurrency: int = 16
     """Batch lines judged at once."""
+    batch_window_s: float = 86400.0
+    """How long a batch may run before it is Expired. The API only accepts ``completion_window="24h"``;
+    tests shrink this to see expiry."""
     upstream_base_url: str | None = None
     upstream_model: str | None = None
     upstream_api_key_env: str = "UPSTREAM_API_KEY"
     """Name of the environment variable holding the upstream model's key (the key itself is never stored)."""
+    upstream_timeout_s: float = 120.0
+    """Per-request timeout of the ``openai`` engine's calls to the upstream model."""
+    upstream_max_retries: int = 2
+    """Retries of the ``openai`` engine's upstream client (the SDK's own backoff)."""
+    fault_timeout_s: float = 30.0
+    """How long a ``timeout`` fault holds its request (or until shutdown) before answering 500."""
     log_level: str = "warning"
 
     def resolved_data_dir(self) -> Path:

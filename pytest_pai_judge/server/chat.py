@@ -1,0 +1,161 @@
+"""The chat-completions pipeline: validate, check context, apply faults and latency, ask the engine, shape.
+
+One :class:`ChatService` serves both the online endpoint and batch lines (through
+:meth:`ChatService.complete`), so a batch line behaves exactly like the same online request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from ..protocol import (ChatCall, GenerationParams, ProtocolError, context_length_exceeded, count_tokens,
+                        green_net_filter, model_service_failed, parse_body_bytes, parse_chat_body, rate_limited)
+from .config import ServerConfig
+from .engines import EngineError, JudgeEngine
+from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
+from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
+
+logger = logging.getLogger("pytest_pai_judge.server")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""A chat request body larger than this is refused with 413 before it is parsed."""
+
+
+def request_too_large() -> ProtocolError:
+    return ProtocolError(413, "RequestTooLarge", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+
+
+def truncate_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` with at most ``max_tokens`` tokens (protocol.count_tokens)."""
+    if count_tokens(text) <= max_tokens:
+        return text
+    low, high = 0, len(text)  # count_tokens grows monotonically with the prefix length
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count_tokens(text[:mid]) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low]
+
+
+def finish(text: str, params: GenerationParams) -> Choice:
+    """Apply ``stop`` (cut before the first stop string) and ``max_tokens`` (finish_reason "length")."""
+    cuts = [text.find(s) for s in params.stop if s and s in text]
+    if cuts:
+        text = text[:min(cuts)]
+    if count_tokens(text) > params.max_tokens:
+        return Choice(truncate_tokens(text, params.max_tokens), "length")
+    return Choice(text, "stop")
+
+
+class ChatService:
+    """Judges chat-completions requests; holds no per-request state."""
+
+    def __init__(self, config: ServerConfig, engine: JudgeEngine, stats: Counter[str],
+                 shutdown: asyncio.Event) -> None:
+        self.config = config
+        self.engine = engine
+        self.stats = stats
+        self.shutdown = shutdown
+
+    async def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Judge one batch line's ``body`` like the online endpoint (never streaming).
+
+        Returns ``(status_code, json)``: a ``chat.completion`` object, or an ``{"error": {...}}`` envelope.
+        """
+        request_id = new_request_id()
+        try:
+            call = parse_chat_body(body, self.config.models)
+            completion = await self.judge(call, request_id, stream=False)
+        except ProtocolError as err:
+            return err.status, err.envelope()
+        return 200, completion_body(completion, self.config.status_dialect)
+
+    async def endpoint(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        self.stats["chat_completions"] += 1
+        request_id = new_request_id()
+        try:
+            call = parse_body_bytes(await _read_body(request), self.config.models)
+            completion = await self.judge(call, request_id, stream=call.params.stream)
+        except ProtocolError as err:
+            headers = dict(RETRY_HEADERS) if err.status == 429 else {}
+            headers["x-request-id"] = request_id
+            return error_response(err, headers)
+        headers = {"x-request-id": request_id}
+        if call.params.stream:
+            headers["cache-control"] = "no-cache"
+            return StreamingResponse(sse_events(completion, self.config.status_dialect, call.params.include_usage),
+                                     media_type="text/event-stream", headers=headers)
+        return JSONResponse(completion_body(completion, self.config.status_dialect), headers=headers)
+
+    async def judge(self, call: ChatCall, request_id: str, *, stream: bool) -> Completion:
+        """Everything between a validated request and its finished choices; raises ProtocolError."""
+        stage = "Request_judge_model_with_stream" if stream else "Request_judge_model"
+        prompt_tokens = sum(count_tokens(m["content"]) for m in self.engine.prompt_messages(call))
+        context = self.config.models[call.model]
+        if prompt_tokens + call.params.max_tokens > context:
+            raise context_length_exceeded(context, prompt_tokens, call.params.max_tokens)
+        fault = match_fault(self.config.faults, call)
+        if fault is not None:
+            self.stats[f"fault_{fault.kind}"] += 1
+            if fault.kind == "429":
+                raise rate_limited(RETRY_AFTER_MS)
+            if fault.kind == "timeout":
+                try:
+                    await asyncio.wait_for(self.shutdown.wait(), self.config.fault_timeout_s)
+                except asyncio.TimeoutError:
+                    pass
+                raise model_service_failed(stage, request_id, "judge model timed out")
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        if fault is not None and fault.kind == "500":
+            raise model_service_failed(stage, request_id, f"injected fault (pattern {fault.pattern!r})")
+        if fault is not None and fault.kind == "greennet":
+            raise green_net_filter(f"injected fault (pattern {fault.pattern!r})")
+        if fault is not None and fault.kind == "unreadable":
+            texts = [unreadable_reply(call)] * call.params.n
+        else:
+            texts = list(await asyncio.gather(*(self._reply(call, i, request_id, stage)
+                                                for i in range(call.params.n))))
+        return Completion(request_id, call.model, [finish(t, call.params) for t in texts], prompt_tokens, now())
+
+    async def _reply(self, call: ChatCall, choice: int, request_id: str, stage: str) -> str:
+        self.stats["judgements"] += 1
+        started = time.perf_counter()
+        try:
+            text = await self.engine.reply(call, choice=choice)
+        except ProtocolError:
+            raise
+        except EngineError as exc:
+            logger.warning("engine %s failed (request %s): %s", self.engine.name, request_id, exc)
+            raise model_service_failed(stage, request_id, str(exc)) from None
+        except Exception as exc:  # an engine bug must still be a 500 envelope, not a traceback
+            logger.exception("engine %s crashed (request %s)", self.engine.name, request_id)
+            raise model_service_failed(stage, request_id, type(exc).__name__) from None
+        logger.debug("judgement %s choice %d in %.3f s", request_id, choice, time.perf_counter() - started)
+        if not isinstance(text, str):
+            raise model_service_failed(stage, request_id, "engine returned no text")
+        return text
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refusing bodies over :data:`MAX_BODY_BYTES` without reading them whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise request_too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise request_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,124 @@
+"""Wire shapes of the local server: chat completions, stream chunks, model cards and error envelopes.
+
+Kept apart from the request pipeline so the shapes can be checked against the spec's samples in
+one place. ``service_tier`` follows the dialect: PAI sends ``""`` (as in the spec's samples, which
+the openai SDK's strict validation rejects), the ``openai`` dialect sends ``"default"``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from ..protocol import ProtocolError, count_tokens
+
+MODEL_CREATED = 1733260000
+"""A fixed ``created`` for model cards (the spec's era), so listings are stable."""
+
+
+def new_request_id() -> str:
+    """A request id in the spec's bare-UUID form."""
+    return str(uuid.uuid4())
+
+
+def error_response(err: ProtocolError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The OpenAI error envelope with the spec's status; the openai SDK maps it to its exception classes."""
+    return JSONResponse(err.envelope(), status_code=err.status, headers=headers)
+
+
+def service_tier(dialect: str) -> str:
+    return "default" if dialect == "openai" else ""
+
+
+@dataclass
+class Choice:
+    content: str
+    finish_reason: str
+
+
+@dataclass
+class Completion:
+    """A finished judgement: what both the JSON reply and the SSE stream are built from."""
+
+    request_id: str
+    model: str
+    choices: list[Choice]
+    prompt_tokens: int
+    created: int
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(count_tokens(c.content) for c in self.choices)
+
+    def usage(self) -> dict[str, int]:
+        completion = self.completion_tokens
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
+                "total_tokens": self.prompt_tokens + completion}
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def completion_body(c: Completion, dialect: str = "pai") -> dict[str, Any]:
+    """A ``chat.completion`` object shaped like the spec's sample responses."""
+    return {
+        "id": c.request_id,
+        "object": "chat.completion",
+        "created": c.created,
+        "model": c.model,
+        "choices": [{"index": i, "message": {"role": "assistant", "content": ch.content, "refusal": "",
+                                             "function_call": None, "tool_calls": None},
+                     "finish_reason": ch.finish_reason, "logprobs": None} for i, ch in enumerate(c.choices)],
+        "usage": c.usage(),
+        "system_fingerprint": "",
+        "service_tier": service_tier(dialect),
+    }
+
+
+def _chunk(c: Completion, dialect: str, choices: list[dict[str, Any]], usage: Any = None,
+           include_usage: bool = False) -> bytes:
+    body: dict[str, Any] = {"id": c.request_id, "object": "chat.completion.chunk", "created": c.created,
+                            "model": c.model, "system_fingerprint": "", "service_tier": service_tier(dialect),
+                            "choices": choices}
+    if include_usage:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+def split_deltas(text: str, size: int = 12) -> Iterable[str]:
+    """Content deltas of about ``size`` characters, cut after whitespace where possible."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = text.rfind(" ", start + 1, end + 1)
+            if space > start:
+                end = space + 1
+        yield text[start:end]
+        start = end
+
+
+async def sse_events(c: Completion, dialect: str = "pai", include_usage: bool = False) -> AsyncIterator[bytes]:
+    """The SSE stream of ``chat.completion.chunk`` events: role, content deltas, finish, usage, ``[DONE]``."""
+    for i, ch in enumerate(c.choices):
+        yield _chunk(c, dialect, [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                   "finish_reason": None, "logprobs": None}], include_usage=include_usage)
+        for piece in split_deltas(ch.content):
+            yield _chunk(c, dialect, [{"index": i, "delta": {"content": piece}, "finish_reason": None,
+                                       "logprobs": None}], include_usage=include_usage)
+        yield _chunk(c, dialect, [{"index": i, "delta": {}, "finish_reason": ch.finish_reason, "logprobs": None}],
+                     include_usage=include_usage)
+    if include_usage:
+        yield _chunk(c, dialect, [], usage=c.usage(), include_usage=True)
+    yield b"data: [DONE]\n\n"
+
+
+def model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": MODEL_CREATED, "owned_by": "pai"}

@@ -1,0 +1,37 @@
+"""Shared fixtures: real local judge servers on 127.0.0.1 free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_pai_judge.server import LocalJudgeServer
+
+
+@pytest.fixture(scope="session")
+def judge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalJudgeServer]:
+    """One default server (lexical engine, no token) for the whole session; counters are shared, use deltas."""
+    with LocalJudgeServer(data_dir=tmp_path_factory.mktemp("judge-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def make_judge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalJudgeServer]]:
+    """Factory: ``make_judge_server(token="t", latency_ms=50, faults=["boom=500"])`` -> a started server.
+
+    Keyword arguments override :class:`ServerConfig` fields; every server is stopped at teardown.
+    """
+    servers: list[LocalJudgeServer] = []
+
+    def make(**overrides: Any) -> LocalJudgeServer:
+        overrides.setdefault("data_dir", tmp_path_factory.mktemp("judge-server"))
+        server = LocalJudgeServer(**overrides)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in reversed(servers):
+        server.stop()
