@@ -212,6 +212,7 @@ def assert_judge_score(question: str, answer: str, min: float | None = None, *, 
     generation parameters (temperature, seed, response_format, ...). Returns the verdict in
     immediate mode; in deferred / batch mode the outcome is decided at the end of the run.
     """
+    __tracebackhide__ = True
     session, item = _active()
     fields = dict(ref_answer=ref_answer, scene=scene, scene_desc=scene_desc, metric=metric, max_score=max_score,
                   score_desc=score_desc, steps=steps, **params)
@@ -223,6 +224,7 @@ def assert_judge_score(question: str, answer: str, min: float | None = None, *, 
 def assert_judge_prefers(question: str, better: str, worse: str, *, model: str | None = None,
                          **fields: Any) -> Comparison | None:
     """Fail unless the judge prefers ``better`` over ``worse`` in BOTH orders (disagreement is a tie)."""
+    __tracebackhide__ = True
     session, item = _active()
     expectation = pairwise_expectation(session, item, "prefers", question, better, worse, model, fields,
                                        {"first": "better", "second": "worse"})
@@ -233,6 +235,7 @@ def assert_judge_prefers(question: str, better: str, worse: str, *, model: str |
 def assert_judge_not_worse(question: str, candidate: str, baseline: str, *, model: str | None = None,
                            **fields: Any) -> Comparison | None:
     """Fail if the judge prefers ``baseline`` over ``candidate`` in both orders; a tie passes."""
+    __tracebackhide__ = True
     session, item = _active()
     expectation = pairwise_expectation(session, item, "not_worse", question, candidate, baseline, model, fields,
                                        {"first": "candidate", "second": "baseline"})

@@ -220,6 +220,7 @@ class JudgeSession:
 
     def submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
         """Judge now and raise on failure, or hand the expectation to the deferred settler."""
+        __tracebackhide__ = True
         expectation.run_mode = self.run_mode
         if self.deferred is not None and item is not None and not _is_xfail(item):
             keys = [self.prepare(r, item) for r in expectation.requests]
@@ -245,6 +246,7 @@ class JudgeSession:
         return outcomes
 
     def settle(self, expectation: Expectation, outcomes: list[Any], item: "pytest.Item | None") -> None:
+        __tracebackhide__ = True
         records, failure = expectation.evaluate(outcomes)
         self.add_records(records, item)
         if failure is not None:
