@@ -1,0 +1,398 @@
+"""The verdict cache: the judge's raw replies in SQLite, keyed by the full request.
+
+Why raw replies and not verdicts: a verdict is re-parsed from ``raw`` on every read, so a
+parser fix re-reads old replies without paying for new judge calls.
+
+Why SQLite in WAL mode: pytest-xdist workers write at the same time; WAL lets readers run
+beside one writer, ``busy_timeout`` queues writers, and every ``put`` is one short
+transaction, so a writer killed with SIGKILL loses only the transaction in flight and
+never corrupts what was committed (``synchronous=NORMAL`` is crash-safe for process
+death; only a power cut can drop the last commits).
+
+Why it never raises: a cache is an optimisation. A directory that cannot be created, a
+corrupt or foreign file, a database error mid-run -- all set :attr:`VerdictCache.warning`
+(one message naming the path and the reason, for the plugin to print once) and the object
+then behaves as mode ``off``. The only exceptions are caller bugs: a request carrying
+credentials (``ValueError``) or one that is not JSON-serialisable.
+
+Modes: ``use`` (read + write), ``refresh`` (never read, write), ``off`` (nothing; no file is
+created), ``replay`` (read only; ``put``/``touch`` are no-ops, a miss is the caller's
+business).
+
+Layout: ``<dir>/verdicts.sqlite3`` (default dir ``<rootdir>/.pai_judge_cache/``, created with
+a ``.gitignore`` of ``*``). Tables: ``replies(key, raw, model, usage, request, created_at)``
+and ``uses(key, nodeid, run_id, ts)`` -- the last run in which each test used each entry.
+The connection opens lazily on first use (pytest start-up stays fast) and once per process
+(a forked child never touches its parent's connection).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["CachedReply", "VerdictCache", "cache_key", "canonical_json", "default_cache_dir",
+           "CACHE_MODES", "DB_FILENAME", "DEFAULT_DIRNAME"]
+
+CacheMode = Literal["use", "refresh", "off", "replay"]
+CACHE_MODES: tuple[str, ...] = ("use", "refresh", "off", "replay")
+DEFAULT_DIRNAME = ".pai_judge_cache"
+DB_FILENAME = "verdicts.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+# Keys (lower-cased, without "-", "_" and spaces) that smell of credentials.
+_SECRET_KEYS = frozenset({
+    "authorization", "proxyauthorization", "apikey", "xapikey", "apitoken", "token", "accesstoken", "authtoken",
+    "bearer", "bearertoken", "secret", "secretkey", "clientsecret", "password", "passwd", "cookie", "setcookie",
+    "judgemodeltoken", "accesskeysecret", "accesskeyid", "privatekey",
+})
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, raw TEXT NOT NULL, model TEXT, usage TEXT,"
+    " request TEXT NOT NULL, created_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS uses (key TEXT NOT NULL, nodeid TEXT NOT NULL, run_id TEXT NOT NULL,"
+    " ts REAL NOT NULL, PRIMARY KEY (key, nodeid))",
+    "CREATE INDEX IF NOT EXISTS uses_run ON uses (run_id)",
+    f"INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
+)
+_GET = "SELECT raw, model, usage, created_at, request FROM replies WHERE key = ?"
+_PUT = ("INSERT INTO replies (key, raw, model, usage, request, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET raw = excluded.raw, model = excluded.model, usage = excluded.usage,"
+        " request = excluded.request, created_at = excluded.created_at")
+_USE = ("INSERT INTO uses (key, nodeid, run_id, ts) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key, nodeid) DO UPDATE SET run_id = excluded.run_id, ts = excluded.ts")
+
+
+def canonical_json(request: dict[str, Any]) -> str:
+    """The one serialisation of a request used for keys and storage (sorted, compact, UTF-8)."""
+    return json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def find_secret(obj: Any, _path: str = "", _depth: int = 0) -> str | None:
+    """The dotted path of the first credential-like key in ``obj`` (or None)."""
+    if _depth > 32:
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{_path}.{k}" if _path else str(k)
+            if str(k).lower().replace("-", "").replace("_", "").replace(" ", "") in _SECRET_KEYS:
+                return path
+            found = find_secret(v, path, _depth + 1)
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = find_secret(v, f"{_path}[{i}]", _depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _refuse_secrets(request: Any) -> None:
+    if not isinstance(request, dict):
+        raise TypeError(f"request must be a dict, not {type(request).__name__}")
+    secret = find_secret(request)
+    if secret is not None:
+        raise ValueError(f"refusing a request with a credential-like key {secret!r}: the token is never part of "
+                         "a cache key and never stored")
+
+
+def cache_key(request: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of the FULL request.
+
+    The caller puts in everything that can change the reply: model, judge fields (question,
+    answers, scene, metric, max_score, score_desc, steps ...) or custom messages, generation
+    parameters (temperature, seed, response_format ...) and the base-URL host. The token is
+    never part of it -- a request with an ``Authorization``/``api_key``-like key is refused
+    (``ValueError``) -- so rotating a token keeps the cache and the file holds no secret.
+    """
+    _refuse_secrets(request)
+    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
+
+
+def default_cache_dir(rootdir: Path | str) -> Path:
+    """``<rootdir>/.pai_judge_cache`` -- where the plugin keeps the cache unless told otherwise."""
+    return Path(rootdir) / DEFAULT_DIRNAME
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """One stored judge reply. Parse ``raw`` again to get the verdict (see module docstring)."""
+
+    key: str
+    raw: str
+    model: str | None
+    usage: dict | None
+    created_at: float
+    request: str
+    """The request as canonical JSON (no credentials)."""
+
+
+class VerdictCache:
+    """Raw judge replies keyed by :func:`cache_key`, shared safely by xdist workers.
+
+    ``path`` is the cache directory (the file is ``verdicts.sqlite3`` inside it) or a path
+    ending in ``.sqlite3``/``.sqlite``/``.db`` naming the file itself. ``run_id`` identifies
+    this test run for :meth:`touch`/:meth:`prune_unused`; every xdist worker must get the
+    same one (the default is ``$PYTEST_XDIST_TESTRUNUID`` or a fresh uuid).
+    """
+
+    def __init__(self, path: Path | str, *, mode: CacheMode = "use", run_id: str | None = None) -> None:
+        if mode not in CACHE_MODES:
+            raise ValueError(f"cache mode must be one of {', '.join(CACHE_MODES)}; got {mode!r}")
+        p = Path(path)
+        if p.suffix in (".sqlite3", ".sqlite", ".db"):
+            self.dir, self.db_path = p.parent, p
+        else:
+            self.dir, self.db_path = p, p / DB_FILENAME
+        self.mode: CacheMode = mode
+        self.run_id: str = run_id or os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+        self.warning: str | None = None
+        self._off = mode == "off"
+        self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._inherited: list[sqlite3.Connection] = []
+
+    def __repr__(self) -> str:
+        state = "disabled" if self._off and self.mode != "off" else "open" if self._db else "closed"
+        return f"VerdictCache({str(self.db_path)!r}, mode={self.mode!r}, {state})"
+
+    # ------------------------------------------------------------------ connection
+
+    def probe(self) -> str | None:
+        """Open now (normally lazy) and return :attr:`warning`; for an early, single message."""
+        if self._ready():
+            with self._lock:
+                self._connection()
+        return self.warning
+
+    def _ready(self) -> bool:
+        """False when disabled; after a fork, forget (never use, never close) the parent's connection."""
+        if self._off:
+            return False
+        if self._pid != os.getpid():
+            self._lock = threading.RLock()
+            if self._db is not None:
+                self._inherited.append(self._db)  # closing it here could disturb the parent's locks
+            self._db = None
+            self._pid = os.getpid()
+        return True
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._off:
+            try:
+                self._db = self._open_replay() if self.mode == "replay" else self._open_rw()
+            except (sqlite3.Error, OSError, ValueError) as exc:
+                self._disable(self._describe(exc))
+        return self._db
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return f"{self.db_path} is not a usable SQLite database ({exc}); delete it to start a new cache"
+        if isinstance(exc, OSError):
+            return f"cannot create the cache directory {self.dir} ({exc.strerror or exc})"
+        if isinstance(exc, ValueError):
+            return f"{self.db_path}: {exc}"
+        return f"cannot use {self.db_path} ({exc})"
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                             check_same_thread=False, cached_statements=32)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return db
+
+    def _open_rw(self) -> sqlite3.Connection:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.dir / ".gitignore", "x", encoding="utf-8") as fh:
+                fh.write("*\n")
+        except FileExistsError:
+            pass
+        db = self._connect(str(self.db_path))
+        try:
+            for attempt in range(100):  # schema creation races between xdist workers
+                try:
+                    db.execute("PRAGMA journal_mode = WAL").fetchone()
+                    db.execute("PRAGMA synchronous = NORMAL")
+                    db.execute("BEGIN IMMEDIATE")
+                    for statement in _SCHEMA:
+                        db.execute(statement)
+                    db.execute("COMMIT")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 99:
+                        raise
+                    time.sleep(0.01 + 0.002 * attempt)
+            self._check_version(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_replay(self) -> sqlite3.Connection:
+        if not self.db_path.is_file():
+            raise ValueError("no cache file (replay mode reads a recorded cache; every lookup will miss)")
+        base = self.db_path.resolve().as_uri()
+        last: Exception | None = None
+        # immutable=1 is the fallback for a read-only directory where no -shm can be made; it
+        # ignores a -wal left by a killed writer, so it comes second.
+        for suffix in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = self._connect(base + suffix, uri=True)
+            try:
+                db.execute(_GET, ("",)).fetchone()
+                self._check_version(db)
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                last = exc
+            except BaseException:
+                db.close()
+                raise
+        assert last is not None
+        raise last
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit() or int(row[0]) > SCHEMA_VERSION:
+            raise ValueError(f"schema version {row[0] if row else None!r} is not one this version can read")
+
+    def _disable(self, reason: str) -> None:
+        """Turn the cache off for the rest of the run, remembering the first reason."""
+        self._off = True
+        if self.warning is None:
+            self.warning = f"pai-judge verdict cache disabled: {reason}"
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def _failed(self, action: str, exc: sqlite3.Error) -> None:
+        db = self._db
+        if db is not None and db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        self._disable(f"{action} failed on {self.db_path} ({exc})")
+
+    # ------------------------------------------------------------------ API
+
+    def get(self, key: str) -> CachedReply | None:
+        """The stored reply for ``key``; None on a miss, in modes refresh/off, or when disabled."""
+        if self.mode == "refresh" or not self._ready():
+            return None
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return None
+            try:
+                row = db.execute(_GET, (key,)).fetchone()
+            except sqlite3.Error as exc:
+                self._failed("reading", exc)
+                return None
+        if row is None:
+            return None
+        raw, model, usage, created_at, request = row
+        try:
+            usage_dict = json.loads(usage) if usage else None
+        except ValueError:
+            usage_dict = None
+        return CachedReply(key=key, raw=raw, model=model, usage=usage_dict, created_at=created_at, request=request)
+
+    def put(self, key: str, *, raw: str, model: str, usage: dict | None, request: dict,
+            nodeid: str | None) -> None:
+        """Store the judge's raw reply (one transaction) and record that ``nodeid`` used it.
+
+        Raises ValueError for a request with a credential-like key, in every mode.
+        """
+        _refuse_secrets(request)
+        if not isinstance(raw, str):
+            raise TypeError(f"raw must be the judge's text, not {type(raw).__name__}")
+        request_json = canonical_json(request)
+        usage_json = json.dumps(usage, sort_keys=True) if usage is not None else None
+        if self.mode == "replay" or not self._ready():
+            return
+        now = time.time()
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(_PUT, (key, raw, model, usage_json, request_json, now))
+                db.execute(_USE, (key, nodeid or "", self.run_id, now))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._failed("writing", exc)
+
+    def touch(self, key: str, nodeid: str | None) -> None:
+        """Record that ``nodeid`` used ``key`` in this run (call it on every cache hit)."""
+        if self.mode == "replay" or not self._ready():
+            return
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return
+            try:
+                db.execute(_USE, (key, nodeid or "", self.run_id, time.time()))
+            except sqlite3.Error as exc:
+                self._failed("writing", exc)
+
+    def prune_unused(self, run_id: str) -> int:
+        """Delete entries no test used (put or touch) in run ``run_id``; returns how many.
+
+        Only meaningful after a complete run. A run that recorded no use at all prunes
+        nothing: that is far likelier a wrong run id or an empty selection than a wish to
+        empty the cache. No-op (0) in modes off and replay.
+        """
+        if self.mode == "replay" or not self._ready():
+            return 0
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return 0
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                if db.execute("SELECT 1 FROM uses WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+                    db.execute("COMMIT")
+                    return 0
+                cur = db.execute("DELETE FROM replies WHERE NOT EXISTS (SELECT 1 FROM uses"
+                                 " WHERE uses.key = replies.key AND uses.run_id = ?)", (run_id,))
+                removed = cur.rowcount
+                db.execute("DELETE FROM uses WHERE NOT EXISTS (SELECT 1 FROM replies WHERE replies.key = uses.key)")
+                db.execute("COMMIT")
+                return max(removed, 0)
+            except sqlite3.Error as exc:
+                self._failed("pruning", exc)
+                return 0
+
+    def close(self) -> None:
+        """Close this process's connection (idempotent; a later call reopens lazily)."""
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                try:
+                    self._db.close()
+                except sqlite3.Error:
+                    pass
+            self._db = None
+
+    def __enter__(self) -> VerdictCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
