@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..protocol import (ChatCall, GenerationParams, ProtocolError, context_length_exceeded, count_tokens,
                         green_net_filter, model_service_failed, parse_body_bytes, parse_chat_body, rate_limited)
 from .config import ServerConfig
-from .engines import EngineError, JudgeEngine
+from .engines import EngineError, EngineReply, JudgeEngine
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
 from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
 
@@ -46,14 +46,15 @@ def truncate_tokens(text: str, max_tokens: int) -> str:
     return text[:low]
 
 
-def finish(text: str, params: GenerationParams) -> Choice:
+def finish(reply: str | EngineReply, params: GenerationParams) -> Choice:
     """Apply ``stop`` (cut before the first stop string) and ``max_tokens`` (finish_reason "length")."""
+    text, reason = (reply.text, reply.finish_reason) if isinstance(reply, EngineReply) else (reply, "stop")
     cuts = [text.find(s) for s in params.stop if s and s in text]
     if cuts:
-        text = text[:min(cuts)]
+        return Choice(text[:min(cuts)], "stop")
     if count_tokens(text) > params.max_tokens:
         return Choice(truncate_tokens(text, params.max_tokens), "length")
-    return Choice(text, "stop")
+    return Choice(text, reason)
 
 
 class ChatService:
@@ -122,13 +123,13 @@ class ChatService:
         if fault is not None and fault.kind == "greennet":
             raise green_net_filter(f"injected fault (pattern {fault.pattern!r})")
         if fault is not None and fault.kind == "unreadable":
-            texts = [unreadable_reply(call)] * call.params.n
+            replies: list[str | EngineReply] = [unreadable_reply(call)] * call.params.n
         else:
-            texts = list(await asyncio.gather(*(self._reply(call, i, request_id, stage)
-                                                for i in range(call.params.n))))
-        return Completion(request_id, call.model, [finish(t, call.params) for t in texts], prompt_tokens, now())
+            replies = list(await asyncio.gather(*(self._reply(call, i, request_id, stage)
+                                                  for i in range(call.params.n))))
+        return Completion(request_id, call.model, [finish(r, call.params) for r in replies], prompt_tokens, now())
 
-    async def _reply(self, call: ChatCall, choice: int, request_id: str, stage: str) -> str:
+    async def _reply(self, call: ChatCall, choice: int, request_id: str, stage: str) -> str | EngineReply:
         self.stats["judgements"] += 1
         started = time.perf_counter()
         try:
@@ -142,7 +143,7 @@ class ChatService:
             logger.exception("engine %s crashed (request %s)", self.engine.name, request_id)
             raise model_service_failed(stage, request_id, type(exc).__name__) from None
         logger.debug("judgement %s choice %d in %.3f s", request_id, choice, time.perf_counter() - started)
-        if not isinstance(text, str):
+        if not isinstance(text, (str, EngineReply)) or not isinstance(getattr(text, "text", text), str):
             raise model_service_failed(stage, request_id, "engine returned no text")
         return text
 

@@ -60,7 +60,11 @@ class LocalJudgeServer:
         if self.config.data_dir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="pai-judge-server-")
             self.config.data_dir = Path(self._tmpdir)
-        self.app = create_app(self.config)
+        try:
+            self.app = create_app(self.config)
+        except BaseException:
+            self._remove_tmpdir()
+            raise
         self.url: str | None = None
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -112,6 +116,9 @@ class LocalJudgeServer:
             thread.join(15)
         self._server = self._thread = None
         self.url = None
+        self._remove_tmpdir()
+
+    def _remove_tmpdir(self) -> None:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
 
 from ...protocol import PAIRWISE_TEMPLATE, SINGLE_TEMPLATE, ChatCall, fill_template
 from ..config import ServerConfig
@@ -18,6 +20,14 @@ from ..scenes import template_values
 
 class EngineError(Exception):
     """An engine could not produce a reply; the server answers 500 ModelServiceFailed with this text."""
+
+
+@dataclass
+class EngineReply:
+    """A reply that says why it ended, for engines whose model can stop early (e.g. at max_tokens upstream)."""
+
+    text: str
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 def prompt_messages(call: ChatCall) -> list[dict[str, str]]:
@@ -42,7 +52,7 @@ class JudgeEngine(ABC):
         return prompt_messages(call)
 
     @abstractmethod
-    async def reply(self, call: ChatCall, *, choice: int) -> str:
+    async def reply(self, call: ChatCall, *, choice: int) -> str | EngineReply:
         """The reply text of choice ``choice`` (0-based); raise :class:`EngineError` on failure.
 
         ``stop`` and ``max_tokens`` are applied by the server afterwards; an engine must honour

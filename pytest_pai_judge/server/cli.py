@@ -1,0 +1,155 @@
+"""``pai-judge-server`` / ``python -m pytest_pai_judge.server``: run the local PAI-compatible judge server.
+
+Prints ``PAI judge server listening on http://HOST:PORT/v1`` once it is serving (so a parent
+process can read the URL when ``--port 0`` picks a free port) and shuts down cleanly on Ctrl-C
+or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..protocol import DEFAULT_MODELS
+from .config import FAULT_KINDS, Fault, ServerConfig
+from .embedded import LocalJudgeServer
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
+    return value
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return Fault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _model(text: str) -> tuple[str, int]:
+    name, sep, context = text.rpartition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=CONTEXT (e.g. pai-judge=32768), got {text!r}")
+    return name.strip(), _positive_int(context)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pai-judge-server",
+        description="A local server speaking Alibaba PAI's judge-model API (chat completions, models, files and "
+                    "batches) for offline tests.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1; binding another host without --token warns)")
+    parser.add_argument("--port", type=_port, default=0,
+                        help="TCP port; 0 (the default) picks a free one. The URL is printed once serving")
+    parser.add_argument("--token", default=None,
+                        help="require 'Authorization: Bearer TOKEN' on every /v1 route (default: env "
+                             "JUDGE_MODEL_TOKEN; open when neither is set). Prefer the env var: argv is visible")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="directory for the batch database and files (default: a temporary directory "
+                             "deleted at exit, so batches do not survive a restart)")
+    parser.add_argument("--engine", default="lexical",
+                        help="judge engine: 'lexical' (offline, deterministic lexical stand-in; the default), "
+                             "'openai' (an OpenAI-compatible upstream model), or 'package.module:Class'")
+    parser.add_argument("--status-dialect", choices=("pai", "openai"), default="pai",
+                        help="batch status words: PAI's (Creating ... Succeeded) or OpenAI's (validating ... "
+                             "completed); 'openai' also sends service_tier 'default' instead of PAI's '' "
+                             "(default: pai)")
+    parser.add_argument("--latency-ms", type=_non_negative_int, default=0,
+                        help="extra delay per judgement in milliseconds, awaited without blocking other "
+                             "requests (default: 0)")
+    parser.add_argument("--fault", dest="faults", action="append", type=_fault, default=[], metavar="PATTERN=KIND",
+                        help="requests whose question (or last user message) contains PATTERN fail with KIND, one "
+                             f"of {', '.join(FAULT_KINDS)}; repeatable, first match wins")
+    parser.add_argument("--model", dest="models", action="append", type=_model, default=[], metavar="NAME=CONTEXT",
+                        help="serve model NAME with a context of CONTEXT tokens; repeatable, replaces the default "
+                             f"list ({', '.join(f'{k}={v}' for k, v in DEFAULT_MODELS.items())})")
+    parser.add_argument("--context-limit", type=_positive_int, default=None, metavar="TOKENS",
+                        help="context length in tokens of every served model (prompt + max_tokens beyond it is "
+                             "refused with 400 ContextLengthExceeded)")
+    parser.add_argument("--upstream-base-url", default=None,
+                        help="base URL of the OpenAI-compatible model for --engine openai "
+                             "(e.g. http://127.0.0.1:8000/v1)")
+    parser.add_argument("--upstream-model", default=None, help="model name to ask upstream (--engine openai)")
+    parser.add_argument("--upstream-api-key-env", default="UPSTREAM_API_KEY", metavar="ENV_VAR",
+                        help="name of the environment variable holding the upstream API key (default: "
+                             "UPSTREAM_API_KEY; 'EMPTY' is sent when it is unset)")
+    parser.add_argument("--batch-concurrency", type=_positive_int, default=16,
+                        help="batch lines judged at once (default: 16)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="log level (default: warning)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Turn parsed arguments into a ServerConfig (the token comes from the environment when not given)."""
+    models = dict(args.models) if args.models else dict(DEFAULT_MODELS)
+    if args.context_limit is not None:
+        models = {name: args.context_limit for name in models}
+    kwargs: dict[str, Any] = dict(
+        host=args.host, port=args.port, token=args.token or os.environ.get("JUDGE_MODEL_TOKEN") or None,
+        data_dir=args.data_dir, engine=args.engine, models=models, status_dialect=args.status_dialect,
+        latency_ms=args.latency_ms, faults=list(args.faults), batch_concurrency=args.batch_concurrency,
+        upstream_base_url=args.upstream_base_url, upstream_model=args.upstream_model,
+        upstream_api_key_env=args.upstream_api_key_env, log_level=args.log_level)
+    return ServerConfig(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until Ctrl-C or SIGTERM; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.engine == "openai" and not (args.upstream_base_url and args.upstream_model):
+        parser.error("--engine openai needs --upstream-base-url and --upstream-model")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = LocalJudgeServer(config_from_args(args))
+    except ValueError as exc:  # e.g. an engine that cannot be loaded
+        parser.error(str(exc))
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            url = server.start()
+        except (OSError, RuntimeError) as exc:
+            print(f"pai-judge-server: cannot start: {exc}", file=sys.stderr)
+            return 1
+        print(f"PAI judge server listening on {url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
