@@ -130,13 +130,15 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """xdist worker: hand records and counts to the controller."""
+    """xdist worker: hand records and counts to the controller; otherwise prune the cache if asked."""
     config = session.config
+    judge_session = config.stash[SESSION_KEY]
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
-        judge_session = config.stash[SESSION_KEY]
         workeroutput["pai_judge_records"] = [r.to_dict() for r in judge_session.records]
         workeroutput["pai_judge_stats"] = dict(judge_session.stats)
+    else:
+        judge_session.pruned = judge_session.prune_cache()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

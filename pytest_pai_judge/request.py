@@ -53,7 +53,7 @@ class JudgeRequest:
                **params: Any) -> "JudgeRequest":
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        return cls("custom", model, {}, [dict(m) for m in messages], _only_params(params))
+        return cls("custom", model, messages=[dict(m) for m in messages], params=_only_params(params))
 
     @classmethod
     def _judge(cls, kind: Kind, model: str, base: dict[str, Any], extra: dict[str, Any]) -> "JudgeRequest":
@@ -67,8 +67,8 @@ class JudgeRequest:
             else:
                 raise TypeError(f"unknown judge field or generation parameter {name!r}; judge fields are "
                                 f"{', '.join(protocol.JUDGE_FIELDS)}; parameters are {', '.join(GENERATION_PARAMS)}")
-        return cls(kind, model, {k: v for k, v in fields.items() if v is not None},
-                   {k: v for k, v in params.items() if v is not None})
+        return cls(kind, model, fields={k: v for k, v in fields.items() if v is not None},
+                   params={k: v for k, v in params.items() if v is not None})
 
     # ------------------------------------------------------------------ wire format
 

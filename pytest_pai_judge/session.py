@@ -76,7 +76,8 @@ class JudgeSession:
         cache_dir = opt("judge_cache_dir") or config.getini("judge_cache_dir") or ".pai_judge_cache"
         self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
         self.prune: bool = bool(opt("judge_cache_prune"))
-        self.run_id = os.environ.get("PAI_JUDGE_RUN_ID") or uuid.uuid4().hex
+        self.pruned = 0
+        self.run_id = _run_id(config)
         self.records: list[JudgeRecord] = []
         self.current_item: pytest.Item | None = None
         self.warnings: list[str] = []
@@ -92,12 +93,16 @@ class JudgeSession:
     def push(self) -> None:
         _SESSIONS.items.append(self)
 
+    def prune_cache(self) -> int:
+        """Drop cache entries no test of this run used (all xdist workers share the run id)."""
+        if not self.prune or self.cache_mode == "off":
+            return 0
+        return self.cache.prune_unused(self.run_id)
+
     def close(self) -> None:
         if self in _SESSIONS.items:
             _SESSIONS.items.remove(self)
         if self._cache is not None:
-            if self.prune and self.cache_mode != "off":
-                self.pruned = self._cache.prune_unused(self.run_id)
             self._cache.close()
         if self._client is not None:
             self._client.close()
@@ -136,7 +141,7 @@ class JudgeSession:
         if self._cache is None:
             from .cache import VerdictCache
 
-            self._cache = VerdictCache(self.cache_dir, mode=self.cache_mode)  # type: ignore[arg-type]
+            self._cache = VerdictCache(self.cache_dir, mode=self.cache_mode, run_id=self.run_id)  # type: ignore[arg-type]
         return self._cache
 
     @property
@@ -183,7 +188,6 @@ class JudgeSession:
         if self.cache_mode in ("use", "refresh"):
             self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=request.body(),
                            nodeid=item.nodeid if item is not None else None)
-            self.cache.touch(key, item.nodeid if item is not None else None)
 
     def parse(self, reply: JudgeReply, request: JudgeRequest) -> "Verdict":
         from .verdict import parse_reply
@@ -280,6 +284,18 @@ class JudgeSession:
 # so ``pytest.raises(SceneError)`` works in every mode.
 _FAIL_FAST = (errors.MessagesError, errors.ContentError, errors.ResponseFormatError, errors.ModeError,
               errors.QuestionError, errors.AnswerError, errors.SceneError, errors.ScoreError)
+
+
+def _run_id(config: "pytest.Config") -> str:
+    """One id for the whole run, shared by xdist workers (it is xdist's own test-run uid)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("testrunuid"):
+        return str(workerinput["testrunuid"])
+    if hasattr(config.option, "testrunuid"):  # xdist controller: fix the uid its workers will get
+        if not config.option.testrunuid:
+            config.option.testrunuid = uuid.uuid4().hex
+        return str(config.option.testrunuid)
+    return uuid.uuid4().hex
 
 
 def _is_xfail(item: "pytest.Item") -> bool:

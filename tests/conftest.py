@@ -7,6 +7,10 @@ from typing import Any
 
 import pytest
 
+# pytester's in-process runs restore sys.modules afterwards; numpy cannot be imported twice in
+# one process, so load pandas (and numpy) once here, before any inner run imports it.
+import pandas  # noqa: F401
+
 from pytest_pai_judge.server import LocalJudgeServer
 
 

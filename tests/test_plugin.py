@@ -1,0 +1,396 @@
+"""The pytest plugin end to end: inner pytest sessions (pytester) against a real local judge server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_pai_judge.server.config import Fault
+
+pytest_plugins = ["pytester"]
+TESTS_DIR = str(Path(__file__).parent)
+
+GOOD = ('"What is the capital of France?"', '"The capital of France is Paris."', '"Paris is the capital of France."')
+BAD = ('"What is the capital of France?"', '"Bananas are yellow fruit."', '"Paris is the capital of France."')
+
+
+@pytest.fixture
+def server(make_judge_server):
+    return make_judge_server()
+
+
+def run(pytester: pytest.Pytester, server, *args: str, subprocess: bool = False):
+    args = ("--judge-base-url", server.url, "-p", "no:cacheprovider", *args)
+    if subprocess:
+        return pytester.runpytest_subprocess(*args)
+    return pytester.runpytest(*args)
+
+
+def judge_test(name: str, qa: tuple[str, str, str], extra: str = "") -> str:
+    q, a, ref = qa
+    return textwrap.dedent(f"""
+        def {name}():
+            assert_judge_score({q}, {a}, ref_answer={ref}{extra})
+    """)
+
+
+HEADER = "from pytest_pai_judge import assert_judge_score, assert_judge_prefers, assert_judge_not_worse\nimport pytest\n"
+
+
+def test_pass_and_fail_by_threshold(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*judge score 2/5 is below the minimum 4 (model=pai-judge)*",
+                                 "*question: What is the capital of France?*",
+                                 "*judge's reasons:*",
+                                 "*rerun only this test: pytest \"test_pass_and_fail_by_threshold.py::test_bad\"*",
+                                 "*pai-judge summary*", "*2 judged assertions in 2 tests (1 not met)*"])
+    assert "session.py" not in result.stdout.str()  # plugin frames are hidden from the traceback
+    assert result.ret == 1
+
+
+def test_header_names_the_judge(pytester, server):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = run(pytester, server)
+    result.stdout.fnmatch_lines([f"pai-judge: {server.url}; model=pai-judge, min_score=4, mode=immediate, cache=use"])
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["pai-judge: embedded local server (lexical engine*"])
+
+
+def test_threshold_precedence_argument_marker_cli_ini(pytester, server):
+    """The lexical judge gives 'Paris.' vs the reference a middling score; thresholds decide."""
+    pytester.makeini("[pytest]\njudge_min_score = 1\n")
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        Q, A, REF = "What is the capital of France?", "Bananas are yellow fruit.", "Paris is the capital of France."
+        pytestmark = pytest.mark.judge(min_score=3)
+
+        def test_module_marker():            # module marker 3 beats ini 1 -> fails (score 2)
+            assert_judge_score(Q, A, ref_answer=REF)
+
+        @pytest.mark.judge(min_score=1)
+        def test_function_marker():          # function marker beats module marker -> passes
+            assert_judge_score(Q, A, ref_answer=REF)
+
+        @pytest.mark.judge(min_score=5)
+        def test_argument_wins():            # argument beats every marker -> passes
+            assert_judge_score(Q, A, 1, ref_answer=REF)
+
+        @pytest.mark.judge(min_score=1)
+        class TestClass:
+            def test_class_marker(self):     # class marker beats module marker -> passes
+                assert_judge_score(Q, A, ref_answer=REF)
+
+            @pytest.mark.judge(min_score=3)
+            def test_method_marker(self):    # closest marker wins -> fails
+                assert_judge_score(Q, A, ref_answer=REF)
+    """))
+    result = run(pytester, server, "-v")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(["*test_module_marker FAILED*", "*test_function_marker PASSED*",
+                                 "*test_argument_wins PASSED*", "*test_class_marker PASSED*",
+                                 "*test_method_marker FAILED*"])
+
+
+def test_cli_beats_ini_and_ini_beats_default(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_bad", BAD))
+    pytester.makeini("[pytest]\njudge_min_score = 1\njudge_model = pai-judge-plus\n")
+    result = run(pytester, server)  # ini 1 beats default 4
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*model=pai-judge-plus, min_score=1*"])
+    result = run(pytester, server, "--judge-min-score", "3", "--judge-model", "pai-judge")  # CLI beats ini
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*below the minimum 3 (model=pai-judge)*"])
+
+
+def test_marker_model_and_unknown_model(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        from pytest_pai_judge import errors
+
+        @pytest.mark.judge(model="pai-judge-plus")
+        def test_plus(judge):
+            assert judge.score("1+1?", "2").model == "pai-judge-plus"
+
+        @pytest.mark.judge(model="gpt-judge")
+        def test_unknown_model():
+            with pytest.raises(errors.ModelNotFound) as info:
+                assert_judge_score("1+1?", "2")
+            assert info.value.status == 404 and "model must in" in info.value.message
+    """))
+    run(pytester, server).assert_outcomes(passed=2)
+
+
+def test_marker_is_registered_for_strict_markers(pytester, server):
+    pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
+    run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.judge(min_score=None, model=None)*"])
+
+
+def test_pairwise_both_orders(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        Q = "How do I reverse a list in Python?"
+        GOOD = "Use list.reverse() to reverse a list in place, or list[::-1] to get a reversed copy."
+        BAD = "Bananas."
+
+        def test_prefers():
+            result = assert_judge_prefers(Q, GOOD, BAD, ref_answer="Call list.reverse() or use slicing list[::-1].")
+            assert result.consistent and result.winner == "1"
+
+        def test_prefers_fails_the_other_way():
+            assert_judge_prefers(Q, BAD, GOOD, ref_answer="Call list.reverse() or use slicing list[::-1].")
+
+        def test_not_worse_tie_passes():
+            assert_judge_not_worse(Q, GOOD, GOOD)
+    """))
+    result = run(pytester, server, "--judge-cache=off")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*judge verdict: worse (both orders agree); expected the first answer to win*"])
+    assert server.stats["chat_completions"] == 6  # every pairwise assertion judged both orders
+
+
+def test_position_bias_counts_as_tie(pytester, make_judge_server):
+    sys.path.insert(0, TESTS_DIR)
+    server = make_judge_server(engine="judge_engines:FirstAnswerEngine")
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_prefers_is_not_fooled():
+            assert_judge_prefers("q?", "answer a", "answer b")
+
+        def test_not_worse_passes_on_tie(judge):
+            assert_judge_not_worse("q?", "answer b", "answer a")
+            comparison = judge.compare("q?", "answer a", "answer b")
+            assert comparison.winner == "tie" and not comparison.consistent
+            assert judge.compare("q?", "answer a", "answer b", both_orders=False).winner == "1"
+    """))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*judge verdict: tie (the orders disagree (A-B: better, B-A: worse) - position "
+                                 "bias, counted as a tie)*"])
+
+
+@pytest.mark.parametrize("reply_id", ["en-single", "zh-single", "en-pairwise", "zh-pairwise", "en-custom",
+                                      "zh-custom", "zh-json-object"])
+def test_every_spec_reply_shape_from_the_server(pytester, make_judge_server, reply_id):
+    """The server answers with the spec's exact text; the plugin reads what judge-replies.json expects."""
+    sys.path.insert(0, TESTS_DIR)
+    server = make_judge_server(engine="judge_engines:SpecReplyEngine")
+    expected = json.loads((Path(TESTS_DIR) / "data" / "judge-replies.json").read_text("utf-8"))
+    spec = next(r for r in expected["replies"] if r["id"] == reply_id)
+    call = {"single": f'judge.score("q #reply={reply_id}", "a")',
+            "pairwise": f'judge.compare("q #reply={reply_id}", "a", "b", both_orders=False).forward',
+            "custom": f'judge.custom("q #reply={reply_id}")'}[spec["mode"]]
+    if reply_id == "zh-json-object":
+        call = f'judge.score("q #reply={reply_id}", "a", response_format={{"type": "json_object"}})'
+    pytester.makepyfile(textwrap.dedent(f"""
+        import json
+        def test_reply(judge):
+            verdict = {call}
+            open("verdict.json", "w").write(json.dumps({{"score": verdict.score, "winner": verdict.winner,
+                                         "score1": verdict.score1, "score2": verdict.score2,
+                                         "criteria": [c.score for c in verdict.criteria]}}))
+    """))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1)
+    got = json.loads((pytester.path / "verdict.json").read_text())
+    for key, value in spec["expect"].items():
+        if key == "criteria_scores":
+            assert got["criteria"] == value
+        elif key == "winner":
+            assert got["winner"] == value
+        else:
+            assert got[key] == value, key
+
+
+def test_unreadable_verdict_fails_with_raw_text(pytester, make_judge_server):
+    server = make_judge_server(faults=[Fault("GARBLE", "unreadable")])
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_unreadable():
+            assert_judge_score("GARBLE what is 1+1?", "2", 1)
+
+        def test_unreadable_value(judge):
+            judge.score("GARBLE what is 1+1?", "2")
+    """))
+    result = run(pytester, server)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*UnreadableVerdict*", "*raw*"])
+
+
+@pytest.mark.parametrize("fault,exception,status", [("500", "ModelServiceFailed", 500),
+                                                     ("greennet", "GreenNetFilter", 403),
+                                                     ("429", "RateLimited", 429)])
+def test_server_errors_surface_as_their_exception(pytester, make_judge_server, fault, exception, status):
+    server = make_judge_server(faults=[Fault("BOOM", fault)])
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        from pytest_pai_judge import errors
+
+        def test_raises():
+            with pytest.raises(errors.{exception}) as info:
+                assert_judge_score("BOOM what is 1+1?", "2")
+            assert info.value.status == {status}
+            assert isinstance(info.value, errors.JudgeError)
+
+        def test_fails_plain():
+            assert_judge_score("BOOM what is 1+1?", "2")
+    """))
+    result = run(pytester, server, "--judge-timeout", "5")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*{exception}*"])
+    if fault in ("500", "429"):  # retried with backoff before giving up
+        assert server.stats["chat_completions"] >= 2 * 4
+
+
+@pytest.mark.parametrize("call,exception", [
+    ('assert_judge_score("", "a")', "QuestionError"),
+    ('assert_judge_score("q", "")', "AnswerError"),
+    ('assert_judge_prefers("q", "", "b")', "AnswerError"),
+    ('assert_judge_score("q", "a", scene="my scene")', "SceneError"),
+    ('assert_judge_score("q", "a", scene="my scene", scene_desc="d")', "SceneError"),
+    ('assert_judge_score("q", "a", metric="m")', "SceneError"),
+    ('assert_judge_score("q", "a", max_score=10)', "ScoreError"),
+    ('assert_judge_score("q", "a", score_desc="1: bad")', "ScoreError"),
+    ('assert_judge_score("q", "a", response_format={"type": "xml"})', "ResponseFormatError"),
+])
+def test_bad_requests_fail_fast_without_network(pytester, server, call, exception):
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        from pytest_pai_judge import errors
+
+        def test_bad():
+            with pytest.raises(errors.{exception}) as info:
+                {call}
+            assert info.value.status == 400
+    """))
+    run(pytester, server).assert_outcomes(passed=1)
+    assert server.stats["chat_completions"] == 0
+
+
+def test_invalid_token(pytester, make_judge_server, monkeypatch):
+    server = make_judge_server(token="s3cret-token")
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
+    monkeypatch.setenv("JUDGE_MODEL_TOKEN", "wrong")
+    result = run(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*InvalidToken*Invalid Token provided.*"])
+    monkeypatch.setenv("JUDGE_MODEL_TOKEN", "Authorization: Bearer s3cret-token")  # the vendor sample's form
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1)
+    assert "s3cret-token" not in result.stdout.str() + result.stderr.str()
+    cache_files = list(pytester.path.joinpath(".pai_judge_cache").glob("*"))
+    assert cache_files and all(b"s3cret-token" not in f.read_bytes() for f in cache_files if f.is_file())
+
+
+def test_cache_hit_on_rerun_makes_no_request(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
+    first = run(pytester, server)
+    first.assert_outcomes(passed=1, failed=1)
+    calls = server.stats["chat_completions"]
+    assert calls == 2
+    second = run(pytester, server)
+    second.assert_outcomes(passed=1, failed=1)
+    second.stdout.fnmatch_lines(["*cached verdict*", "*verdicts: 0 fresh, 2 from cache*"])
+    assert server.stats["chat_completions"] == calls  # zero HTTP requests on the warm run
+    run(pytester, server, "--judge-cache=refresh").assert_outcomes(passed=1, failed=1)
+    assert server.stats["chat_completions"] == calls + 2
+    run(pytester, server, "--judge-cache=off").assert_outcomes(passed=1, failed=1)
+    assert server.stats["chat_completions"] == calls + 4
+
+
+def test_cache_key_covers_the_whole_request(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_a():
+            assert_judge_score("What is the capital of France?", "Paris.", 1)
+        def test_b():
+            assert_judge_score("What is the capital of France?", "Paris.", 1, temperature=0.0)
+        def test_c():
+            assert_judge_score("What is the capital of France?", "Paris.", 1, ref_answer="Paris")
+        @pytest.mark.judge(model="pai-judge-plus")
+        def test_d():
+            assert_judge_score("What is the capital of France?", "Paris.", 1)
+    """))
+    run(pytester, server).assert_outcomes(passed=4)
+    assert server.stats["chat_completions"] == 4
+
+
+def test_replay_mode_fails_on_a_miss(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
+    result = run(pytester, server, "--judge-cache=replay")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ReplayMiss*--judge-cache=replay forbids calling the judge*"])
+    assert server.stats["chat_completions"] == 0
+    run(pytester, server).assert_outcomes(passed=1)
+    run(pytester, server, "--judge-cache=replay").assert_outcomes(passed=1)
+    assert server.stats["chat_completions"] == 1
+
+
+def test_cache_prune_drops_unused_entries(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
+    run(pytester, server).assert_outcomes(passed=1, failed=1)
+    result = run(pytester, server, "-k", "good", "--judge-cache-prune")
+    result.stdout.fnmatch_lines(["*pruned 1 entries*"])
+    result = run(pytester, server, "--judge-cache=replay")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*ReplayMiss*"])
+
+
+def test_unusable_cache_warns_once_and_runs_uncached(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
+    (pytester.path / "not-a-dir").write_text("x")
+    result = run(pytester, server, "--judge-cache-dir", "not-a-dir/cache")
+    result.assert_outcomes(passed=1)
+    assert result.stdout.str().count("pai-judge warning") == 1
+    cache = pytester.path / ".pai_judge_cache"
+    cache.mkdir()
+    (cache / "verdicts.sqlite3").write_bytes(b"garbage" * 1000)
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*pai-judge warning*"])
+
+
+def test_two_xdist_workers_share_the_cache(pytester, server):
+    pytester.makepyfile(HEADER + "\n".join(
+        judge_test(f"test_{i}", ('"What is the capital of France?"', f'"Paris, answer {i}."', '"Paris"'), ", min=1")
+        for i in range(12)))
+    first = run(pytester, server, "-n", "2", subprocess=True)
+    first.assert_outcomes(passed=12)
+    first.stdout.fnmatch_lines(["*12 judged assertions in 12 tests*verdicts: 12 fresh, 0 from cache*"])
+    assert server.stats["chat_completions"] == 12
+    second = run(pytester, server, "-n", "2", subprocess=True)
+    second.assert_outcomes(passed=12)
+    second.stdout.fnmatch_lines(["*verdicts: 0 fresh, 12 from cache*"])
+    assert server.stats["chat_completions"] == 12
+
+
+def test_disabled_with_p_no(pytester, server):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("-p", "no:pai_judge")
+    result.assert_outcomes(passed=1)
+    assert "pai-judge" not in result.stdout.str()
+    pytester.makepyfile(test_judged=HEADER + judge_test("test_good", GOOD))
+    result = pytester.runpytest_subprocess("-p", "no:pai_judge", "test_judged.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest-pai-judge is not active*"])
+
+
+def test_judge_fixture_custom_template(pytester, server):
+    pytester.makepyfile(textwrap.dedent("""
+        def test_custom(judge):
+            verdict = judge.custom([
+                {"role": "system", "content": "You are a fair judge."},
+                {"role": "user", "content": "Please score the following answer to the question on a scale of 1 to 5:\\n"
+                                            "Question: What is 2+2?\\nAnswer: 4"}])
+            assert verdict.mode == "custom" and 1 <= verdict.score <= 5
+            assert verdict.usage["total_tokens"] > 0
+    """))
+    run(pytester, server).assert_outcomes(passed=1)
+
+
+def test_junitxml_gets_scores(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
+    run(pytester, server, "--junitxml=out.xml").assert_outcomes(passed=1)
+    xml = (pytester.path / "out.xml").read_text()
+    assert 'name="judge_score" value="5' in xml or 'name="judge_score" value="4' in xml
+    assert 'name="judge_threshold" value="4.0"' in xml
