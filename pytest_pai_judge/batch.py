@@ -1,0 +1,452 @@
+"""Batch mode: every uncached judge request of a run as one PAI batch job (spec, batch steps 1-5).
+
+Why a separate module: the settler (:mod:`.deferred`) only needs "verdicts for these keys"; this
+module owns the job's life — JSONL, upload, create, poll, download, map lines back — and its
+memory across runs: the ids of unfinished jobs are kept in ``<cache dir>/batches.json`` the
+moment they are created, so an interrupted run's next run (or ``--judge-batch-resume ID``)
+collects the results instead of paying for them again.
+
+Everything here runs on the main thread (the cache's sqlite connection is per thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import errors, protocol
+from .client import JudgeReply, reply_from_completion, translate_exception
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .deferred import Console, RawOutcome
+    from .session import JudgeSession
+
+LEDGER_NAME = "batches.json"
+MAX_NODEID_CHARS = 180
+FIRST_POLL_S = 0.2
+"""Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
+MAX_POLL_FAILURES = 5
+DEFAULT_POLL_S = 2.0
+DEFAULT_TIMEOUT_S = 86400.0
+
+
+# --------------------------------------------------------------------------- custom_id
+
+
+def custom_id(nodeid: str, key: str) -> str:
+    """``<node id>#<cache key>``: a person finds the test, the plugin finds the request, both stable."""
+    if len(nodeid) > MAX_NODEID_CHARS:
+        half = MAX_NODEID_CHARS // 2
+        nodeid = nodeid[:half] + "…" + nodeid[-half:]
+    return f"{nodeid}#{key}"
+
+
+def key_of(cid: str) -> str:
+    return cid.rpartition("#")[2]
+
+
+# --------------------------------------------------------------------------- JSONL files
+
+
+def encode_line(cid: str, request: JudgeRequest) -> bytes:
+    """One line of the spec's input format: ``{"custom_id": ..., "body": <chat request>}``."""
+    return (json.dumps({"custom_id": cid, "body": request.body()}, ensure_ascii=False,
+                       separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def split_files(lines: list[tuple[str, bytes]], limit: int = protocol.MAX_BATCH_FILE_BYTES
+                ) -> tuple[list[list[tuple[str, bytes]]], list[tuple[str, int]]]:
+    """Pack lines into as few files as the size limit allows (one, unless the run is over 10 MB).
+
+    Returns the files (lists of ``(key, line)``) and the keys whose single line alone is too big.
+    """
+    files: list[list[tuple[str, bytes]]] = []
+    too_big: list[tuple[str, int]] = []
+    current: list[tuple[str, bytes]] = []
+    size = 0
+    for key, line in lines:
+        if len(line) > limit:
+            too_big.append((key, len(line)))
+            continue
+        if current and size + len(line) > limit:
+            files.append(current)
+            current, size = [], 0
+        current.append((key, line))
+        size += len(line)
+    if current:
+        files.append(current)
+    return files, too_big
+
+
+def outcome_of_line(row: dict[str, Any]) -> "RawOutcome":
+    """A line of the output or error file -> the reply, or the JudgeError an online call would have raised."""
+    response = row.get("response") if isinstance(row.get("response"), dict) else {}
+    status = response.get("status_code")
+    body = response.get("body")
+    line_error = row.get("error") if isinstance(row.get("error"), dict) else {}
+    if status == 200 and isinstance(body, dict) and not line_error:
+        try:
+            return reply_from_completion(body)
+        except errors.JudgeError as exc:
+            return exc
+    envelope = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+    code = envelope.get("code") or line_error.get("code")
+    message = envelope.get("message") or line_error.get("message") or f"HTTP {status}"
+    if isinstance(status, int) and status >= 400:
+        return errors.from_code(status, str(code) if code else None, str(message), envelope.get("param"))
+    return errors.BatchError(f"batch line failed: {message}", code=str(code) if code else None)
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+class BatchLedger:
+    """Unfinished batch jobs, remembered in ``<cache dir>/batches.json`` until their results are collected.
+
+    Each entry keeps the requests of its lines, so results that no test of the collecting run
+    needs can still be stored in the cache.
+    """
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.path = Path(cache_dir) / LEDGER_NAME
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"version": 1, "batches": {}}
+        if not isinstance(data, dict) or not isinstance(data.get("batches"), dict):
+            return {"version": 1, "batches": {}}
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".batches-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def entries(self, identity: str) -> dict[str, dict[str, Any]]:
+        return {bid: e for bid, e in self._read()["batches"].items() if e.get("identity") == identity}
+
+    def remember(self, batch_id: str, identity: str, requests: dict[str, JudgeRequest]) -> None:
+        from .deferred import request_to_dict
+
+        data = self._read()
+        data["batches"][batch_id] = {"identity": identity, "created": int(time.time()),
+                                     "requests": {k: request_to_dict(r) for k, r in requests.items()}}
+        self._write(data)
+
+    def forget(self, batch_id: str) -> None:
+        data = self._read()
+        if data["batches"].pop(batch_id, None) is not None:
+            self._write(data)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Job:
+    """One batch job this run waits for (created now, or remembered from an interrupted run)."""
+
+    id: str
+    keys: set[str]
+    requests: dict[str, JudgeRequest] = field(default_factory=dict)
+    resumed: bool = False
+    status: str = "validating"
+    """OpenAI's word (normalized); ``raw_status`` is what the server said."""
+    raw_status: str = "Creating"
+    counts: dict[str, int] = field(default_factory=dict)
+    poll_failures: int = 0
+    done: bool = False
+
+
+def _attr(obj: Any, name: str, default: Any = None) -> Any:
+    """Read a field of an SDK model (or a dict) without serializing it: PAI's status words are not OpenAI's."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    value = getattr(obj, name, default)
+    if value is default:
+        extra = getattr(obj, "model_extra", None) or {}
+        value = extra.get(name, default)
+    return value
+
+
+class BatchJudge:
+    """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
+
+    def __init__(self, session: "JudgeSession", console: "Console", *, run_id: str) -> None:
+        config = session.config
+        self.session = session
+        self.console = console
+        self.run_id = run_id
+        self.identity = session.cache_identity
+        self.poll = _positive(config.getoption("judge_batch_poll"), config.getini("judge_batch_poll"), DEFAULT_POLL_S)
+        self.timeout = _positive(config.getoption("judge_batch_timeout"), config.getini("judge_batch_timeout"),
+                                 DEFAULT_TIMEOUT_S)
+        self.resume_id: str | None = config.getoption("judge_batch_resume")
+        self.ledger = BatchLedger(session.cache_dir)
+        self.jobs: list[Job] = []
+        self.started = time.perf_counter()
+
+    @property
+    def sdk(self) -> Any:
+        return self.session.client.sdk
+
+    # ------------------------------------------------------------------ the whole flow
+
+    def judge(self, wanted: dict[str, tuple[JudgeRequest, str]],
+              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, "RawOutcome"]:
+        """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
+        results: dict[str, RawOutcome] = {}
+        self._store_extra = store_extra
+        resumed = self._resume(results)
+        covered = set(results)
+        for job in resumed:
+            covered |= job.keys
+        new = {k: v for k, v in wanted.items() if k not in covered}
+        files: list[list[tuple[str, bytes]]] = []
+        if new:
+            lines = [(k, encode_line(custom_id(nodeid, k), request)) for k, (request, nodeid) in new.items()]
+            files, too_big = split_files(lines)
+            for key, size in too_big:
+                results[key] = errors.BatchError(
+                    f"this request is {size:,} bytes: alone it exceeds the {protocol.MAX_BATCH_FILE_BYTES:,}-byte "
+                    "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
+        self._announce(new, files, resumed, len(set(wanted) & covered))
+        for chunk in files:
+            job = self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
+            if job is not None:
+                self.jobs.append(job)
+        self._wait(results)
+        return results
+
+    def _announce(self, new: dict[str, Any], files: list[Any], resumed: list[Job], from_earlier: int) -> None:
+        from .deferred import plural
+
+        parts = []
+        if files:
+            text = f"pai-judge: judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
+            if len(files) > 1:
+                text += f" (the input is over the {protocol.MAX_BATCH_FILE_BYTES // (1024 * 1024)} MB file limit)"
+            parts.append(text)
+        if resumed or from_earlier:
+            ids = ", ".join(j.id for j in resumed) or "an earlier run's job"
+            parts.append(f"collecting {plural(from_earlier, 'verdict')} from {ids} (an earlier run's batch)")
+        if parts:
+            self.console.line("; ".join(parts) + "…")
+
+    # ------------------------------------------------------------------ remembered jobs
+
+    def _resume(self, results: dict[str, "RawOutcome"]) -> list[Job]:
+        """Collect finished remembered jobs now; return the ones still running (their keys are covered)."""
+        remembered = self.ledger.entries(self.identity)
+        if self.resume_id and self.resume_id not in remembered:
+            remembered[self.resume_id] = {"requests": {}}
+        running: list[Job] = []
+        for batch_id, entry in remembered.items():
+            from .deferred import request_from_dict
+
+            requests = {k: request_from_dict(r) for k, r in (entry.get("requests") or {}).items()}
+            job = Job(batch_id, set(requests), requests, resumed=True)
+            try:
+                info = self.sdk.batches.retrieve(batch_id)
+            except Exception as exc:  # noqa: BLE001
+                error = translate_exception(exc)
+                if error.status == 404:
+                    self.ledger.forget(batch_id)
+                    self.console.line(f"pai-judge: the server no longer knows batch {batch_id}; forgetting it")
+                else:
+                    self.session.warnings.append(f"could not check remembered batch {batch_id}: {error}")
+                continue
+            self._update(job, info)
+            if job.status in protocol.TERMINAL_STATUSES:
+                self._collect(job, info, results, final=False)
+            elif not job.keys:
+                # --judge-batch-resume of a job this cache never saw: its lines are only known when it ends.
+                self.jobs.append(job)
+                self._wait(results)
+                self.jobs.remove(job)
+            else:
+                running.append(job)
+                self.jobs.append(job)
+        return running
+
+    # ------------------------------------------------------------------ steps 2-3: upload, create
+
+    def _submit(self, chunk: list[tuple[str, bytes]], requests: dict[str, JudgeRequest],
+                results: dict[str, "RawOutcome"]) -> Job | None:
+        data = b"".join(line for _, line in chunk)
+        name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
+        try:
+            uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"), purpose=protocol.BATCH_PURPOSE)
+            batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
+                                            completion_window=protocol.COMPLETION_WINDOW)
+        except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
+            error = translate_exception(exc)
+            for key in requests:
+                results[key] = error
+            return None
+        job = Job(batch.id, set(requests), requests)
+        try:
+            self.ledger.remember(batch.id, self.identity, requests)
+        except OSError as exc:
+            self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} ({exc}); "
+                                         f"if this run is interrupted, resume it with --judge-batch-resume {batch.id}")
+        self._update(job, batch)
+        return job
+
+    # ------------------------------------------------------------------ step 4: poll
+
+    def _update(self, job: Job, info: Any) -> None:
+        raw = str(_attr(info, "status", "") or "")
+        try:
+            job.status = protocol.normalize_batch_status(raw)
+        except ValueError:
+            job.status = "in_progress"  # an unknown word: keep polling until the timeout says otherwise
+        job.raw_status = raw or job.raw_status
+        counts = _attr(info, "request_counts")
+        if counts is not None:
+            job.counts = {k: int(_attr(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
+
+    def _wait(self, results: dict[str, "RawOutcome"]) -> None:
+        interval = min(FIRST_POLL_S, self.poll)
+        while True:
+            open_jobs = [j for j in self.jobs if not j.done]
+            if not open_jobs:
+                return
+            for job in open_jobs:
+                try:
+                    info = self.sdk.batches.retrieve(job.id)
+                except Exception as exc:  # noqa: BLE001
+                    job.poll_failures += 1
+                    if job.poll_failures >= MAX_POLL_FAILURES:
+                        error = translate_exception(exc)
+                        self._give_up(job, results, f"cannot check batch {job.id} ({error}); " + self._kept(job))
+                    continue
+                job.poll_failures = 0
+                self._update(job, info)
+                if job.status in protocol.TERMINAL_STATUSES:
+                    self._collect(job, info, results, final=True)
+            self._progress()
+            if all(j.done for j in self.jobs):
+                self.console.end()
+                return
+            elapsed = time.perf_counter() - self.started
+            if elapsed >= self.timeout:
+                for job in self.jobs:
+                    if not job.done:
+                        self._give_up(job, results, f"batch {job.id} is still {job.raw_status} after "
+                                      f"{self.timeout:g}s (--judge-batch-timeout); " + self._kept(job))
+                self.console.end()
+                return
+            time.sleep(min(interval, max(0.0, self.timeout - elapsed)))
+            interval = min(self.poll, interval * 1.6)
+
+    def _progress(self) -> None:
+        jobs = self.jobs
+        total = sum(j.counts.get("total", len(j.keys)) for j in jobs)
+        completed = sum(j.counts.get("completed", 0) for j in jobs)
+        failed = sum(j.counts.get("failed", 0) for j in jobs)
+        status = ", ".join(sorted({j.raw_status for j in jobs}))
+        name = jobs[0].id if len(jobs) == 1 else f"{len(jobs)} batch jobs"
+        self.console.progress(f"pai-judge: {name} {status}: {completed:,}/{total:,} completed, {failed:,} failed, "
+                              f"{time.perf_counter() - self.started:.1f}s elapsed")
+
+    def _kept(self, job: Job) -> str:
+        return (f"its id is kept in {self.ledger.path} and the next run collects its results "
+                f"(or pass --judge-batch-resume {job.id})")
+
+    def _give_up(self, job: Job, results: dict[str, "RawOutcome"], text: str) -> None:
+        job.done = True
+        for key in job.keys:
+            results.setdefault(key, errors.BatchError(f"verdict unavailable: {text}"))
+
+    def interrupted_text(self) -> str:
+        """Why held tests fail when Ctrl-C stops the wait; the unfinished jobs stay remembered."""
+        open_jobs = [j for j in self.jobs if not j.done]
+        if not open_jobs:
+            return "the run was interrupted (Ctrl-C) before the batch job was created"
+        ids = ", ".join(f"{j.id} ({j.raw_status})" for j in open_jobs)
+        return (f"the run was interrupted (Ctrl-C) while waiting for batch {ids}; its id is kept in "
+                f"{self.ledger.path} and the next run collects its results instead of submitting again")
+
+    # ------------------------------------------------------------------ step 5: download, map back
+
+    def _collect(self, job: Job, info: Any, results: dict[str, "RawOutcome"], *, final: bool) -> None:
+        """Download the output and error files, map lines back by custom_id, then forget the job."""
+        got: dict[str, RawOutcome] = {}
+        for file_id in (_attr(info, "output_file_id"), _attr(info, "error_file_id")):
+            if not file_id:
+                continue
+            try:
+                content = self.sdk.files.content(file_id).content
+            except Exception as exc:  # noqa: BLE001
+                error = translate_exception(exc)
+                self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
+                              + self._kept(job))
+                return
+            for line in content.decode("utf-8", errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                cid = row.get("custom_id") if isinstance(row, dict) else None
+                if isinstance(cid, str):
+                    got[key_of(cid)] = outcome_of_line(row)
+        job.done = True
+        if not job.keys:  # resumed by id alone: take every line it has
+            job.keys = set(got)
+        for key, outcome in got.items():
+            if key in results and isinstance(outcome, BaseException):
+                continue
+            results[key] = outcome
+            if isinstance(outcome, JudgeReply) and key in job.requests:
+                self._store_extra(key, job.requests[key], outcome)
+        if job.status != "completed":
+            reason = self._batch_errors(info) or f"the batch ended {job.raw_status}"
+            text = f"batch {job.id} {job.raw_status.lower()}: {reason}"
+            for key in job.keys:
+                if key not in got:
+                    if final:
+                        results.setdefault(key, errors.BatchError(f"verdict unavailable: {text}"))
+        self.ledger.forget(job.id)
+
+    @staticmethod
+    def _batch_errors(info: Any) -> str:
+        errs = _attr(info, "errors")
+        data = _attr(errs, "data") if errs is not None and not isinstance(errs, list) else errs
+        messages = []
+        for err in (data or [])[:3]:
+            message = _attr(err, "message")
+            line = _attr(err, "line")
+            if message:
+                messages.append(f"{message}" + (f" (line {line})" if line else ""))
+        return "; ".join(messages)
+
+
+def _positive(cli: Any, ini: Any, default: float) -> float:
+    for value in (cli, ini):
+        if value not in (None, ""):
+            number = float(value)
+            if number <= 0:
+                raise ValueError(f"must be positive, got {value!r}")
+            return number
+    return default

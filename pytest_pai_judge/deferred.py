@@ -1,0 +1,879 @@
+"""Deferred and batch judging: tests hold their judge assertions, verdicts settle at the end of the run.
+
+Why: judging N tests one call at a time costs N x the judge's latency. In ``--judge-mode=deferred``
+and ``--judge-mode=batch`` a judge assertion that misses the cache records an
+:class:`~pytest_pai_judge.assertions.Expectation` and the test body runs on; the test's reports
+are held back and logged once its verdicts are in, with the same failure text immediate mode
+gives (both go through ``Expectation.evaluate``). Deferred mode sends the requests as concurrent
+online calls while later tests still run; batch mode sends all of them as one PAI batch job.
+
+How (see ``design/deferred-outcomes.md``): a ``tryfirst`` ``pytest_runtest_protocol`` runs the
+test without logging and holds it; the innermost ``pytest_runtestloop`` wrapper settles every held
+test and logs it *inside* the loop, so the terminal, ``session.testsfailed`` (the exit status),
+``--lf`` and junitxml all see the final outcome. Under pytest-xdist the workers hold and ship their
+held tests to the controller, which judges them all (one batch job for the whole run).
+
+Limits, by construction: ``-x`` / ``--maxfail`` / ``--sw`` cannot stop on a deferred failure and
+``--pdb`` cannot open a debugger on it, because the failure is only known when the run's verdicts
+arrive at the end; held tests are printed after the others. A verdict read as a *value* in the
+test body (the ``judge`` fixture) cannot wait for the end: it is an error, or with
+``--judge-batch-fallback=immediate`` a synchronous call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import keyword
+import linecache
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import pytest
+
+from . import errors
+from .assertions import Expectation
+from .client import JudgeReply
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import JudgeClient
+    from .session import JudgeSession
+    from .verdict import Verdict
+
+DEFAULT_CONCURRENCY = 8
+PROGRESS_EVERY_S = 5.0
+"""Without a terminal (CI logs), a progress line at most this often."""
+
+RawOutcome = Union[JudgeReply, BaseException]
+"""What the judge answered for one request (not parsed yet), or why it did not."""
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PENDING = pytest.StashKey[list["Pending"]]()
+_IN_OUR_PROTOCOL = pytest.StashKey[bool]()
+WORKER_OUTPUT_KEY = "pai_judge_held"
+WORKER_REPLIES_KEY = "pai_judge_replies"
+
+
+class DeferredVerdictError(RuntimeError):
+    """A verdict read as a value in the test body while verdicts are deferred to the end of the run."""
+
+
+# --------------------------------------------------------------------------- JSON-safe forms (xdist, spool)
+
+
+def request_to_dict(request: JudgeRequest) -> dict[str, Any]:
+    return {"kind": request.kind, "model": request.model, "fields": request.fields, "messages": request.messages,
+            "params": request.params}
+
+
+def request_from_dict(data: dict[str, Any]) -> JudgeRequest:
+    return JudgeRequest(data["kind"], data["model"], dict(data.get("fields") or {}),
+                        list(data.get("messages") or []), dict(data.get("params") or {}))
+
+
+def expectation_to_dict(expectation: Expectation) -> dict[str, Any]:
+    return {"assertion": expectation.assertion, "requests": [request_to_dict(r) for r in expectation.requests],
+            "threshold": expectation.threshold, "nodeid": expectation.nodeid, "run_mode": expectation.run_mode,
+            "labels": dict(expectation.labels)}
+
+
+def expectation_from_dict(data: dict[str, Any]) -> Expectation:
+    return Expectation(data["assertion"], [request_from_dict(r) for r in data["requests"]], data.get("threshold"),
+                       data["nodeid"], data.get("run_mode", "immediate"), dict(data.get("labels") or {}))
+
+
+def outcome_to_dict(outcome: RawOutcome) -> dict[str, Any]:
+    """A reply or a JudgeError as JSON, so an xdist worker can hand its online verdicts to the controller."""
+    if isinstance(outcome, JudgeReply):
+        return {"raw": outcome.raw, "model": outcome.model, "usage": outcome.usage, "latency_s": outcome.latency_s}
+    judge_error = outcome if isinstance(outcome, errors.JudgeError) else errors.JudgeError(
+        f"{type(outcome).__name__}: {outcome}")
+    return {"error": {"type": type(judge_error).__name__, "message": judge_error.message,
+                      "status": judge_error.status, "code": judge_error.code, "param": judge_error.param}}
+
+
+def outcome_from_dict(data: dict[str, Any]) -> RawOutcome:
+    if "error" not in data:
+        return JudgeReply(data["raw"], data.get("model") or "", data.get("usage"), float(data.get("latency_s") or 0))
+    err = data["error"]
+    cls = getattr(errors, str(err.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.JudgeError)):
+        cls = errors.JudgeError
+    return cls(err.get("message") or "", status=err.get("status"), code=err.get("code"), param=err.get("param"))
+
+
+@dataclass
+class Pending:
+    """One held judge assertion: the expectation, the cache key of each request, and where it was made."""
+
+    expectation: Expectation
+    keys: list[str]
+    callsite: list[list[Any]] = field(default_factory=list)
+    """``[filename, lineno, co_firstlineno, function]`` from the test function inwards (plugin frames excluded)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expectation": expectation_to_dict(self.expectation), "keys": self.keys, "callsite": self.callsite}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Pending":
+        return cls(expectation_from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []))
+
+
+@dataclass
+class Held:
+    """A test that ran to its end and waits for verdicts before its reports are logged."""
+
+    nodeid: str
+    location: tuple[str, int | None, str]
+    reports: list[pytest.TestReport]
+    pending: list[Pending]
+    item: pytest.Item | None = None
+    """The item in a single process (for ``repr_failure`` and conftest-scoped hooks); None on the xdist controller."""
+
+
+# --------------------------------------------------------------------------- failure location
+
+
+def _function_code(item: pytest.Item) -> Any:
+    import inspect
+
+    obj = getattr(item, "obj", None)
+    obj = getattr(obj, "__func__", obj)
+    try:
+        obj = inspect.unwrap(obj) if obj is not None else None
+    except ValueError:  # pragma: no cover - a cycle of __wrapped__
+        return None
+    return getattr(obj, "__code__", None)
+
+
+def capture_callsite(item: pytest.Item) -> list[list[Any]]:
+    """Where in the test the assertion was made, so a deferred failure points at that line.
+
+    Only file names and line numbers are kept (no frames: they would keep the test's locals alive
+    and cannot cross to the xdist controller).
+    """
+    code = _function_code(item)
+    if code is None:
+        return []
+    stack = []
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not code:
+        stack.append(frame)
+        frame = frame.f_back
+    if frame is None:
+        return []
+    stack.append(frame)
+    chain: list[list[Any]] = []
+    for f in reversed(stack):  # the test function first, then inwards
+        if os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+            break
+        if f.f_locals.get("__tracebackhide__", f.f_globals.get("__tracebackhide__", False)) and chain:
+            continue
+        chain.append([f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name])
+    return chain
+
+
+def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
+    """Give ``exc`` a traceback through the test's own lines, as if it had been raised there.
+
+    Each recorded frame is re-created as a tiny function compiled under the real file name and
+    line numbers; pytest then shows the test's real source, exactly as it does in immediate mode.
+    """
+    nxt: Callable[[], None] | None = None
+    try:
+        for filename, lineno, firstlineno, name in reversed(callsite):
+            lineno, firstlineno = int(lineno), int(firstlineno)
+            if lineno < firstlineno or firstlineno < 1:
+                raise ValueError("bad call site")
+            if not name.isidentifier() or keyword.iskeyword(name):
+                name = "test"
+            # Span the whole real line, so pytest draws no ^^^ under it (as for the real call).
+            real = linecache.getline(filename, lineno).rstrip("\r\n")
+            indent = real[: len(real) - len(real.lstrip())] or "    "
+            width = len(real.strip().encode("utf-8"))
+            head = "__pai_judge_raise__(" if nxt is not None else "raise (__pai_judge_exc__"
+            statement = head + " " * max(0, width - len(head) - 1) + ")"
+            if lineno == firstlineno:
+                source = "\n" * (firstlineno - 1) + f"def {name}(): {statement}\n"
+            else:
+                source = ("\n" * (firstlineno - 1) + f"def {name}():\n" + "\n" * (lineno - firstlineno - 1)
+                          + f"{indent}{statement}\n")
+            namespace: dict[str, Any] = {"__pai_judge_exc__": exc, "__pai_judge_raise__": nxt,
+                                         "__name__": "pai_judge_callsite"}
+            exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own two-line source
+            nxt = namespace[name]
+        if nxt is None:
+            raise exc
+        nxt()
+    except BaseException as raised:  # noqa: BLE001 - we only ever raise exc (or a compile error)
+        if raised is not exc:
+            try:
+                raise exc from None
+            except BaseException as plain:  # noqa: BLE001
+                return plain
+        tb = raised.__traceback__
+        if callsite:
+            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next
+        return exc.with_traceback(tb or raised.__traceback__)
+    return exc  # pragma: no cover - nxt() always raises
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+class Console:
+    """The settler's voice: one line before settling, then progress rewritten in place (or throttled lines)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.tr = config.pluginmanager.get_plugin("terminalreporter")
+        self.tty = bool(self.tr is not None and self.tr.isatty())
+        self._open = False
+        self._last = 0.0
+        self._last_text: str | None = None
+
+    def line(self, text: str) -> None:
+        if self.tr is None:
+            return
+        self.end()
+        self.tr.ensure_newline()
+        self.tr.write_line(text)
+
+    def progress(self, text: str, *, force: bool = False) -> None:
+        if self.tr is None:
+            return
+        if self.tty:
+            self.tr.rewrite(text, erase=True)
+            self.tr.flush()
+            self._open = True
+            return
+        now = time.monotonic()
+        if force or (text != self._last_text and now - self._last >= PROGRESS_EVERY_S):
+            self.tr.write_line(text)
+            self._last, self._last_text = now, text
+
+    def end(self) -> None:
+        if self._open and self.tr is not None:
+            self.tr.write("\n")
+            self._open = False
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------- concurrent online calls
+
+
+class OnlineJudge:
+    """Concurrent online judge calls on a background event loop, at most ``limit`` in flight.
+
+    Results are only collected here; the caller stores them in the cache on the main thread
+    (the cache's sqlite connection is not thread-safe).
+    """
+
+    def __init__(self, client: Callable[[], "JudgeClient"], limit: int) -> None:
+        self._client_factory = client
+        self.limit = max(1, int(limit))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._client: JudgeClient | None = None
+        self.futures: dict[str, concurrent.futures.Future[JudgeReply]] = {}
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._client = self._client_factory()  # main thread: may start the embedded server
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                self._slots = asyncio.Semaphore(self.limit)
+                ready.set()
+                loop.run_forever()
+
+            self._thread = threading.Thread(target=run, name="pai-judge-deferred", daemon=True)
+            self._thread.start()
+            ready.wait()
+            self._loop = loop
+        return self._loop
+
+    def submit(self, key: str, request: JudgeRequest) -> None:
+        """Start judging ``request`` unless it is already in flight or done."""
+        if key not in self.futures:
+            loop = self._start()
+            self.futures[key] = asyncio.run_coroutine_threadsafe(self._call(request), loop)
+
+    async def _call(self, request: JudgeRequest) -> JudgeReply:
+        __tracebackhide__ = True
+        assert self._slots is not None and self._client is not None
+        async with self._slots:
+            return await self._client.acomplete(request)
+
+    def outcome(self, key: str) -> RawOutcome | None:
+        """The finished outcome for ``key``, or None while it is in flight (or was never sent)."""
+        future = self.futures.get(key)
+        if future is None or not future.done():
+            return None
+        if future.cancelled():
+            return errors.JudgeError("the judge call was cancelled", code="Cancelled")
+        exc = future.exception()
+        return exc if exc is not None else future.result()
+
+    def wait(self, keys: Iterable[str], tick: Callable[[int, int], None]) -> None:
+        """Block until every ``key`` is done, calling ``tick(done, total)`` about once a second."""
+        futures = [self.futures[k] for k in keys if k in self.futures]
+        total = len(futures)
+        while True:
+            done, not_done = concurrent.futures.wait(futures, timeout=1.0)
+            tick(len(done), total)
+            if not not_done:
+                return
+
+    def close(self) -> None:
+        """Cancel what is still in flight, close the async HTTP pool on its own loop, stop the thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        for future in self.futures.values():
+            future.cancel()
+        if self._client is not None:
+            client = self._client
+
+            async def aclose() -> None:
+                await client.async_sdk().close()
+
+            try:
+                asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+        self._loop = None
+
+
+# --------------------------------------------------------------------------- the settler
+
+
+def emit(hook: Any, nodeid: str, location: tuple[str, int | None, str], reports: list[pytest.TestReport]) -> None:
+    """Log a test as pytest's own protocol does: logstart, each phase's report, logfinish."""
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for report in reports:
+        hook.pytest_runtest_logreport(report=report)
+    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+
+class _PropertySink:
+    """Receives ``user_properties`` from ``JudgeSession.add_records`` when no item is at hand (xdist controller)."""
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.user_properties: list[tuple[str, object]] = []
+
+
+class DeferredSettler:
+    """Holds tests whose judge assertions wait for verdicts and settles them at the end of the run.
+
+    Registered by the plugin in deferred and batch mode (one per pytest process). The session
+    calls :meth:`hold` and :meth:`value`; everything else is pytest hooks. ``-x``, ``--maxfail``,
+    ``--sw`` and ``--pdb`` cannot react to a deferred failure until the end of the run.
+    """
+
+    def __init__(self, session: "JudgeSession") -> None:
+        self.session = session
+        self.config = session.config
+        self.mode = session.run_mode
+        config = self.config
+        self.workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        self.run_id: str = (self.workerinput or {}).get("pai_judge_run_id") or session.run_id
+        self.concurrency = self._concurrency()
+        fallback = config.getoption("judge_batch_fallback") or config.getini("judge_batch_fallback") or "error"
+        if fallback not in ("error", "immediate"):
+            raise pytest.UsageError(f"judge_batch_fallback must be error or immediate, got {fallback!r}")
+        self.fallback: str = fallback
+        self.held: list[Held] = []
+        self.results: dict[str, RawOutcome] = {}
+        """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors."""
+        self.requests: dict[str, tuple[JudgeRequest, str]] = {}
+        """Every request a held test waits for: cache key -> (request, the first node id that asked)."""
+        self._used: set[str] = set()
+        self._stored: set[str] = set()
+        self.online: OnlineJudge | None = (OnlineJudge(lambda: session.client, self.concurrency)
+                                           if self.mode == "deferred" else None)
+        self._spool: Any = None
+        self.settled = False
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
+
+    def _concurrency(self) -> int:
+        value = self.config.getoption("judge_concurrency") or self.config.getini("judge_concurrency")
+        total = int(value) if value not in (None, "") else DEFAULT_CONCURRENCY
+        if total < 1:
+            raise pytest.UsageError(f"--judge-concurrency must be at least 1, got {total}")
+        if self.workerinput is not None:  # the limit is per run: split it across the xdist workers
+            workers = int(self.workerinput.get("workercount") or 1)
+            return max(1, total // max(1, workers))
+        return total
+
+    @property
+    def is_worker(self) -> bool:
+        return self.workerinput is not None
+
+    # ------------------------------------------------------------------ called by JudgeSession
+
+    def hold(self, expectation: Expectation, keys: list[str], item: pytest.Item) -> None:
+        """Record a judge assertion whose verdicts are not cached; the test body continues."""
+        __tracebackhide__ = True
+        if self.session.cache_mode == "replay":
+            self._settle_replay(expectation, keys, item)
+            return
+        item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item)))
+        for key, request in zip(keys, expectation.requests):
+            self.requests.setdefault(key, (request, item.nodeid))
+            if self.online is not None and key not in self.results and self.session.lookup(key, request, item) is None:
+                self.online.submit(key, request)
+
+    def _settle_replay(self, expectation: Expectation, keys: list[str], item: pytest.Item) -> None:
+        """``--judge-cache=replay`` never calls the judge: a miss fails now, as in immediate mode."""
+        __tracebackhide__ = True
+        outcomes: list[Any] = []
+        for key, request in zip(keys, expectation.requests):
+            try:
+                hit = self.session.lookup(key, request, item)
+                if hit is None:
+                    hit = self.session.fresh(key, request, item)  # raises ReplayMiss
+                self.session.observe(hit, item)
+                outcomes.append(hit)
+            except Exception as exc:  # noqa: BLE001 - ReplayMiss, UnreadableVerdict: the test's outcome
+                outcomes.append(exc)
+        self.session.settle(expectation, outcomes, item)
+
+    def value(self, request: JudgeRequest, key: str, item: pytest.Item) -> "Verdict":
+        """A verdict the test body reads now: an error naming the mode, or a synchronous call on request."""
+        __tracebackhide__ = True
+        if self.fallback == "immediate":
+            verdict = self.session.fresh(key, request, item)
+            self.session.observe(verdict, item)
+            return verdict
+        raise DeferredVerdictError(
+            f"this test reads a judge verdict as a value ({request.describe()}), but --judge-mode={self.mode} "
+            "defers verdicts to the end of the run, so it is not known yet. Use assert_judge_score / "
+            "assert_judge_prefers / assert_judge_not_worse (they are deferred), run this test with "
+            "--judge-mode=immediate, or pass --judge-batch-fallback=immediate to judge values read in the "
+            "test body with a synchronous call.")
+
+    # ------------------------------------------------------------------ hooks: hold
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+        """Run the test unlogged; hold it if judge assertions await verdicts, else log it at once."""
+        from _pytest.runner import runtestprotocol  # private, as in pytest-rerunfailures (see the design note)
+
+        item.stash[_IN_OUR_PROTOCOL] = True
+        try:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        finally:
+            item.stash[_IN_OUR_PROTOCOL] = False
+        pending = item.stash.get(_PENDING, None)
+        if pending is not None:
+            del item.stash[_PENDING]
+        call = next((r for r in reports if r.when == "call"), None)
+        if pending and call is not None and not call.skipped:
+            # A failed call is held too: if a judge assertion fails, immediate mode would have
+            # stopped there, so that is the failure to show.
+            held = Held(item.nodeid, item.location, reports, pending, None if self.is_worker else item)
+            self.held.append(held)
+            if self.is_worker:
+                self._spool_write(held)
+        else:
+            emit(item.ihook, item.nodeid, item.location, reports)
+        if not self.is_worker:
+            self._drain()
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
+        report = yield
+        if call.when != "call" or item.stash.get(_IN_OUR_PROTOCOL, False):
+            return report
+        pending = item.stash.get(_PENDING, None)
+        if not pending:
+            return report
+        del item.stash[_PENDING]
+        for entry in pending:
+            outcomes: list[Any] = []
+            for key, request in zip(entry.keys, entry.expectation.requests):
+                try:
+                    outcomes.append(self.session.verdict(request, item))
+                except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
+                    outcomes.append(exc)
+            records, failure = entry.expectation.evaluate(outcomes)
+            self.session.add_records(records, item)
+            report.user_properties = list(item.user_properties)
+            if failure is not None and not report.failed:
+                report.outcome = "failed"
+                report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(locate(failure,
+                                                                                              entry.callsite)))
+                break
+        return report
+
+    # ------------------------------------------------------------------ hooks: settle
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        """Innermost wrapper: settle before the terminal ends the progress line and before the exit status."""
+        try:
+            result = yield
+        except KeyboardInterrupt:
+            self.finish(interrupted=True)
+            raise
+        except BaseException:
+            self.finish()  # e.g. -x / --maxfail (session.Failed): the held tests still get their verdicts
+            raise
+        self.finish()
+        return result
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Stop the background loop if a run ended without settling (e.g. a usage error)."""
+        if self.online is not None:
+            self.online.close()
+        self._spool_close()
+
+    def finish(self, *, interrupted: bool = False) -> None:
+        """End of the run loop: a worker ships its held tests; a controller or single process settles."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            if self.is_worker:
+                self._ship(interrupted)
+            else:
+                self.settle(interrupted=interrupted)
+        finally:
+            if self.online is not None:
+                self.online.close()
+            self._spool_close()
+
+    def settle(self, *, interrupted: bool = False) -> None:
+        """Get every missing verdict (concurrent calls or one batch job), then log each held test."""
+        held, self.held = self.held, []
+        if not held:
+            return
+        console = Console(self.config)
+        unavailable: str | None = None
+        if interrupted:
+            unavailable = "the run was interrupted (Ctrl-C) before its deferred verdicts were judged"
+            self._drain()
+        else:
+            wanted = self._wanted(held)
+            try:
+                if wanted:
+                    if self.mode == "batch":
+                        self._resolve_batch(wanted, console)
+                    else:
+                        self._resolve_online(wanted, console)
+            except KeyboardInterrupt:
+                console.end()
+                self._drain()
+                self._log(held, self._interrupted_text())
+                raise
+            except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
+                console.end()
+                unavailable = f"{type(exc).__name__}: {exc}"
+            console.end()
+        self._log(held, unavailable)
+
+    def _interrupted_text(self) -> str:
+        batch = getattr(self, "_batch", None)
+        if batch is not None:
+            return batch.interrupted_text()
+        return "interrupted (Ctrl-C) while waiting for the deferred verdicts"
+
+    def _wanted(self, held: list[Held]) -> dict[str, tuple[JudgeRequest, str]]:
+        """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
+        wanted: dict[str, tuple[JudgeRequest, str]] = {}
+        for test in held:
+            for entry in test.pending:
+                for key, request in zip(entry.keys, entry.expectation.requests):
+                    if key in wanted or key in self.results:
+                        continue
+                    if self.online is not None and self.online.outcome(key) is not None:
+                        continue
+                    if self._lookup_quietly(key, request) is not None:
+                        continue
+                    wanted[key] = self.requests.get(key) or (request, test.nodeid)
+        return wanted
+
+    def _lookup_quietly(self, key: str, request: JudgeRequest) -> Any:
+        if self.session.cache_mode in ("off", "refresh"):
+            return None
+        try:
+            return self.session.cache.get(key)
+        except Exception:  # noqa: BLE001 - an unreadable cache entry is judged again
+            return None
+
+    def _resolve_online(self, wanted: dict[str, tuple[JudgeRequest, str]], console: Console) -> None:
+        assert self.online is not None
+        for key, (request, _nodeid) in wanted.items():
+            self.online.submit(key, request)
+        keys = list(wanted)
+        waiting = sum(1 for k in keys if self.online.outcome(k) is None)
+        console.line(f"pai-judge: judging {plural(len(keys), 'deferred verdict')} "
+                     f"({len(keys) - waiting:,} already in; up to {self.online.limit} concurrent calls)…")
+        started = time.perf_counter()
+
+        def tick(done: int, total: int) -> None:
+            self._drain()
+            console.progress(f"pai-judge: {done:,}/{total:,} verdicts in, {time.perf_counter() - started:.1f}s")
+
+        self.online.wait(keys, tick)
+        self._drain()
+
+    def _resolve_batch(self, wanted: dict[str, tuple[JudgeRequest, str]], console: Console) -> None:
+        from .batch import BatchJudge
+
+        self._batch = BatchJudge(self.session, console, run_id=self.run_id)
+        outcomes = self._batch.judge(wanted, store_extra=self._store_extra)
+        self.results.update(outcomes)
+
+    def _store_extra(self, key: str, request: JudgeRequest, reply: JudgeReply) -> None:
+        """A verdict of an earlier run's batch that no test of this run needs: keep it in the cache."""
+        if key not in self._stored:
+            self._stored.add(key)
+            self.session.store(key, request, reply, None)
+
+    def _drain(self) -> None:
+        """Move finished online calls into ``results`` and the cache (main thread only)."""
+        if self.online is None:
+            return
+        for key in list(self.online.futures):
+            if key in self.results:
+                continue
+            outcome = self.online.outcome(key)
+            if outcome is None:
+                continue
+            self.results[key] = outcome
+            if isinstance(outcome, JudgeReply) and key in self.requests and key not in self._stored:
+                self._stored.add(key)
+                try:
+                    self.session.store(key, self.requests[key][0], outcome, None)
+                except Exception:  # noqa: BLE001 - the verdict is still used for this run
+                    pass
+
+    # ------------------------------------------------------------------ outcomes -> reports
+
+    def _outcome(self, key: str, request: JudgeRequest, item: pytest.Item | None, unavailable: str | None) -> Any:
+        """The verdict (or exception) a held request resolves to, exactly as immediate mode would get it.
+
+        The first test to use a fresh reply stores it and parses it; later tests read it back from
+        the cache (so they see a cached verdict, as in immediate mode) or, without a cache, reuse it.
+        """
+        raw = self.results.get(key)
+        if raw is None and self.online is not None:
+            raw = self.online.outcome(key)
+        if key not in self._used and raw is not None:
+            self._used.add(key)
+            if isinstance(raw, BaseException):
+                return raw
+            if key not in self._stored:
+                self._stored.add(key)
+                try:
+                    self.session.store(key, request, raw, item)
+                except Exception:  # noqa: BLE001 - a cache write failure must not change the outcome
+                    pass
+            return self._parse(raw, request)
+        try:
+            hit = self.session.lookup(key, request, item)
+        except Exception as exc:  # noqa: BLE001 - UnreadableVerdict from a cached reply
+            return exc
+        if hit is not None:
+            return hit
+        if raw is None:
+            text = unavailable or "no verdict came back for this request"
+            cls = errors.BatchError if self.mode == "batch" else errors.JudgeError
+            return cls(f"verdict unavailable: {text}", code="BatchError" if self.mode == "batch" else "Unavailable")
+        if isinstance(raw, BaseException):
+            return raw
+        return self._parse(raw, request)
+
+    def _parse(self, raw: JudgeReply, request: JudgeRequest) -> Any:
+        __tracebackhide__ = True
+        try:
+            return self.session.parse(raw, request)
+        except Exception as exc:  # noqa: BLE001 - UnreadableVerdict: the test fails showing the raw text
+            return exc
+
+    def _log(self, held: list[Held], unavailable: str | None) -> None:
+        """Decide and log every held test, in the order they ran."""
+        for test in held:
+            try:
+                self._decide(test, unavailable)
+            except Exception as exc:  # noqa: BLE001 - a bug here must fail the test, not pass it
+                call = next(r for r in test.reports if r.when == "call")
+                call.outcome = "failed"
+                call.longrepr = f"pytest-pai-judge could not settle this test: {type(exc).__name__}: {exc}"
+            hook = test.item.ihook if test.item is not None else self.config.hook
+            emit(hook, test.nodeid, test.location, test.reports)
+
+    def _decide(self, test: Held, unavailable: str | None) -> None:
+        item = test.item
+        sink: Any = item if item is not None else _PropertySink(test.nodeid)
+        first_property = len(sink.user_properties)
+        failure: BaseException | None = None
+        failed_entry: Pending | None = None
+        for entry in test.pending:
+            outcomes = [self._outcome(k, r, item, unavailable) for k, r in zip(entry.keys, entry.expectation.requests)]
+            for outcome in outcomes:
+                if not isinstance(outcome, BaseException):
+                    self.session.observe(outcome, item)
+            records, failure = entry.expectation.evaluate(outcomes)
+            self.session.add_records(records, sink)
+            if failure is not None:  # immediate mode stops at the first failing assertion
+                failed_entry = entry
+                break
+        added = list(sink.user_properties[first_property:])
+        for report in test.reports:
+            if report.when in ("call", "teardown"):
+                report.user_properties = list(report.user_properties) + added
+        if failure is None or failed_entry is None:
+            return
+        call = next(r for r in test.reports if r.when == "call")
+        call.outcome = "failed"
+        call.longrepr = self._longrepr(test, failure, failed_entry.callsite)
+
+    def _longrepr(self, test: Held, failure: BaseException, callsite: list[list[Any]]) -> Any:
+        excinfo = pytest.ExceptionInfo.from_exception(locate(failure, callsite))
+        if test.item is not None:
+            return test.item.repr_failure(excinfo)
+        config = self.config
+        tbstyle = config.getoption("tbstyle", "auto")
+        style = tbstyle if tbstyle in ("short", "native") else "long"
+        if config.getoption("fulltrace", False):
+            style = "long"
+        return excinfo.getrepr(funcargs=True, showlocals=config.getoption("showlocals", False), style=style,
+                               tbfilter=not config.getoption("fulltrace", False),
+                               truncate_locals=config.get_verbosity() <= 1, truncate_args=config.get_verbosity() <= 2)
+
+    # ------------------------------------------------------------------ xdist: worker side
+
+    def _spool_path(self, worker_id: str) -> Path:
+        return self.session.cache_dir / "spool" / f"{self.run_id}-{worker_id}.jsonl"
+
+    def _held_to_dict(self, held: Held) -> dict[str, Any]:
+        hook = self.config.hook
+        return {"nodeid": held.nodeid, "location": list(held.location),
+                "reports": [hook.pytest_report_to_serializable(config=self.config, report=r) for r in held.reports],
+                "pending": [p.to_dict() for p in held.pending]}
+
+    def _spool_write(self, held: Held) -> None:
+        """Keep each held test on disk as it is held, so a crashed worker loses none of them."""
+        try:
+            if self._spool is None:
+                path = self._spool_path(str((self.workerinput or {}).get("workerid", "gw")))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._spool = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the worker's life
+            self._spool.write(json.dumps(self._held_to_dict(held), default=str) + "\n")
+            self._spool.flush()
+        except OSError as exc:
+            self.session.warnings.append(f"cannot spool held tests ({exc}); a crashed xdist worker would lose them")
+
+    def _spool_close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _ship(self, interrupted: bool) -> None:
+        """Hand held tests (and, in deferred mode, their finished replies) to the xdist controller."""
+        held, self.held = self.held, []
+        replies: dict[str, Any] = {}
+        if self.online is not None and held:
+            keys = [k for test in held for p in test.pending for k in p.keys if k in self.online.futures]
+            if not interrupted:
+                try:
+                    self.online.wait(keys, lambda done, total: None)
+                except KeyboardInterrupt:
+                    pass
+            for key in keys:
+                outcome = self.online.outcome(key)
+                if outcome is not None:
+                    replies[key] = outcome_to_dict(outcome)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKER_OUTPUT_KEY] = [self._held_to_dict(h) for h in held]
+            workeroutput[WORKER_REPLIES_KEY] = replies
+
+    # ------------------------------------------------------------------ xdist: controller side
+
+    def collect_worker(self, node: Any, error: object) -> None:
+        """Take over a finished (or crashed) worker's held tests."""
+        worker_id = str(getattr(getattr(node, "gateway", None), "id", "") or
+                        (getattr(node, "workerinput", None) or {}).get("workerid", ""))
+        output = getattr(node, "workeroutput", None) or {}
+        spool = self._spool_path(worker_id) if worker_id else None
+        if WORKER_OUTPUT_KEY in output:
+            rows = output[WORKER_OUTPUT_KEY]
+            replies = output.get(WORKER_REPLIES_KEY) or {}
+        else:
+            rows, replies = self._read_spool(spool), {}
+            if rows:
+                self.session.warnings.append(f"xdist worker {worker_id} went down ({error}); its "
+                                             f"{plural(len(rows), 'held test')} are judged by the controller")
+        for key, data in replies.items():
+            self.results.setdefault(key, outcome_from_dict(data))
+        for row in rows:
+            self._adopt(row)
+        if spool is not None:
+            try:
+                spool.unlink()
+            except OSError:
+                pass
+
+    def _read_spool(self, path: Path | None) -> list[dict[str, Any]]:
+        if path is None or not path.exists():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line cut short by the crash
+                continue
+        return rows
+
+    def _adopt(self, row: dict[str, Any]) -> None:
+        hook = self.config.hook
+        reports = [hook.pytest_report_from_serializable(config=self.config, data=d) for d in row["reports"]]
+        pending = [Pending.from_dict(p) for p in row["pending"]]
+        location = tuple(row["location"])
+        self.held.append(Held(row["nodeid"], location, reports, pending, None))  # type: ignore[arg-type]
+        for entry in pending:
+            for key, request in zip(entry.keys, entry.expectation.requests):
+                self.requests.setdefault(key, (request, row["nodeid"]))
+
+
+class XdistHooks:
+    """xdist-only hooks (registered only when pytest-xdist is installed, as pytest documents)."""
+
+    def __init__(self, settler: DeferredSettler) -> None:
+        self.settler = settler
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Give every worker the run id, so the controller can find a crashed worker's spool."""
+        node.workerinput["pai_judge_run_id"] = self.settler.run_id
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """A worker finished or crashed: take over its held tests (from its output, or its spool)."""
+        self.settler.collect_worker(node, error)
