@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import JudgeSession
 
 LEDGER_NAME = "batches.json"
+UNAVAILABLE = "VerdictUnavailable"
 MAX_NODEID_CHARS = 180
 FIRST_POLL_S = 0.2
 """Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
@@ -375,7 +376,7 @@ class BatchJudge:
     def _give_up(self, job: Job, results: dict[str, "RawOutcome"], text: str) -> None:
         job.done = True
         for key in job.keys:
-            results.setdefault(key, errors.BatchError(f"verdict unavailable: {text}"))
+            results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
 
     def interrupted_text(self) -> str:
         """Why held tests fail when Ctrl-C stops the wait; the unfinished jobs stay remembered."""
@@ -426,7 +427,7 @@ class BatchJudge:
             for key in job.keys:
                 if key not in got:
                     if final:
-                        results.setdefault(key, errors.BatchError(f"verdict unavailable: {text}"))
+                        results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
         self.ledger.forget(job.id)
 
     @staticmethod

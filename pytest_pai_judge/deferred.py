@@ -58,6 +58,8 @@ RawOutcome = Union[JudgeReply, BaseException]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _PENDING = pytest.StashKey[list["Pending"]]()
 _IN_OUR_PROTOCOL = pytest.StashKey[bool]()
+UNAVAILABLE = "VerdictUnavailable"
+"""Error code of a held test whose verdict never came (batch failed / expired / timed out, Ctrl-C)."""
 WORKER_OUTPUT_KEY = "pai_judge_held"
 WORKER_REPLIES_KEY = "pai_judge_replies"
 
@@ -188,6 +190,7 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
     line numbers; pytest then shows the test's real source, exactly as it does in immediate mode.
     """
     nxt: Callable[[], None] | None = None
+    context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
     try:
         for filename, lineno, firstlineno, name in reversed(callsite):
             lineno, firstlineno = int(lineno), int(firstlineno)
@@ -214,11 +217,14 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
             raise exc
         nxt()
     except BaseException as raised:  # noqa: BLE001 - we only ever raise exc (or a compile error)
-        if raised is not exc:
+        exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
+        if raised is not exc:  # could not re-create the call site: a traceback from here will do
             try:
-                raise exc from None
-            except BaseException as plain:  # noqa: BLE001
-                return plain
+                raise exc
+            except BaseException:  # noqa: BLE001
+                pass
+            exc.__context__, exc.__cause__, exc.__suppress_context__ = context, cause, suppress
+            return exc
         tb = raised.__traceback__
         if callsite:
             while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
@@ -264,6 +270,13 @@ class Console:
         if self._open and self.tr is not None:
             self.tr.write("\n")
             self._open = False
+
+
+def _import_sdk() -> None:
+    try:
+        import openai  # noqa: F401
+    except Exception:  # noqa: BLE001 - the real use reports it
+        pass
 
 
 def plural(n: int, word: str) -> str:
@@ -413,6 +426,7 @@ class DeferredSettler:
         self.online: OnlineJudge | None = (OnlineJudge(lambda: session.client, self.concurrency)
                                            if self.mode == "deferred" else None)
         self._spool: Any = None
+        self._warmed = False
         self.settled = False
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
@@ -439,6 +453,9 @@ class DeferredSettler:
         if self.session.cache_mode == "replay":
             self._settle_replay(expectation, keys, item)
             return
+        if not self._warmed:  # the SDK import (~0.5 s) overlaps the rest of the run instead of delaying settling
+            self._warmed = True
+            threading.Thread(target=_import_sdk, name="pai-judge-import", daemon=True).start()
         item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item)))
         for key, request in zip(keys, expectation.requests):
             self.requests.setdefault(key, (request, item.nodeid))
@@ -580,21 +597,22 @@ class DeferredSettler:
             self._drain()
         else:
             wanted = self._wanted(held)
+            stop: KeyboardInterrupt | None = None
             try:
                 if wanted:
                     if self.mode == "batch":
                         self._resolve_batch(wanted, console)
                     else:
                         self._resolve_online(wanted, console)
-            except KeyboardInterrupt:
-                console.end()
-                self._drain()
-                self._log(held, self._interrupted_text())
-                raise
+            except KeyboardInterrupt as exc:
+                stop = exc
             except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
-                console.end()
                 unavailable = f"{type(exc).__name__}: {exc}"
             console.end()
+            if stop is not None:  # logged outside the except block: no "during handling" chain in reports
+                self._drain()
+                self._log(held, self._interrupted_text())
+                raise stop
         self._log(held, unavailable)
 
     def _interrupted_text(self) -> str:
@@ -705,7 +723,7 @@ class DeferredSettler:
         if raw is None:
             text = unavailable or "no verdict came back for this request"
             cls = errors.BatchError if self.mode == "batch" else errors.JudgeError
-            return cls(f"verdict unavailable: {text}", code="BatchError" if self.mode == "batch" else "Unavailable")
+            return cls(text, code=UNAVAILABLE)
         if isinstance(raw, BaseException):
             return raw
         return self._parse(raw, request)
