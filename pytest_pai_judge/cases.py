@@ -1,0 +1,173 @@
+"""Test cases from data: rows of a dataset / DataFrame / local file as ``pytest.param``s.
+
+``datasets`` is imported only when a path or a ``datasets.Dataset`` is given, and pandas only
+when it is already in use (a DataFrame was passed), so a test module using ``cases`` costs
+nothing extra at import unless it loads a file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+"""Suffix → the ``datasets`` packaged builder that reads it (all local, no hub)."""
+
+
+class CasesError(ValueError):
+    """A ``cases()`` call that cannot produce cases (bad source, missing column); raised at collection."""
+
+
+def cases(source: Any, question: str | None = None, answer: str | None = None, ref_answer: str | None = None,
+          *, id: str | Callable[[dict[str, Any]], Any] | None = None, **extra: str) -> list[Any]:
+    """One ``pytest.param`` per row, holding the named columns for ``@pytest.mark.parametrize``.
+
+    ``question`` / ``answer`` / ``ref_answer`` name the source's columns for those values; each
+    param holds the values of those given, in that order, then the ``extra`` ones (``name=column``)
+    in the order passed. ``id`` names a column (or is a function of the row) for the test id;
+    without it ids are the row numbers. ``source`` is a ``datasets.Dataset``, a pandas DataFrame,
+    or a local ``.jsonl`` / ``.json`` / ``.csv`` / ``.parquet`` path (relative paths are tried
+    from the current directory, then from the calling file's directory).
+
+    Missing values (None / NaN) become None, which a judge request leaves out.
+
+        @pytest.mark.parametrize("question,answer,ref_answer",
+                                 cases("data/qa.jsonl", question="q", answer="a", ref_answer="ref", id="id"))
+        def test_qa(judge, question, answer, ref_answer): ...
+    """
+    __tracebackhide__ = True
+    wanted: list[tuple[str, str]] = [(arg, col) for arg, col in
+                                     (("question", question), ("answer", answer), ("ref_answer", ref_answer))
+                                     if col is not None]
+    for arg, col in extra.items():
+        if not isinstance(col, str):
+            raise CasesError(f"cases(): {arg}= must name a column (a str), got {col!r}")
+        wanted.append((arg, col))
+    if not wanted:
+        raise CasesError("cases(): name at least one column, e.g. cases(source, question='q', answer='a')")
+    columns, rows, label = _load(source, _caller_dir())
+    needed = [(arg, col) for arg, col in wanted] + ([("id", id)] if isinstance(id, str) else [])
+    missing = [(arg, col) for arg, col in needed if col not in columns]
+    if missing:
+        named = ", ".join(f"{col!r} (for {arg}=)" for arg, col in missing)
+        raise CasesError(f"cases(): column {named} not found in {label}; available columns: "
+                         f"{', '.join(map(str, columns)) or '(none)'}")
+    params = []
+    for number, row in enumerate(rows):
+        values = [_clean(row.get(col)) for _, col in wanted]
+        if id is None:
+            case_id = str(number)
+        elif callable(id):
+            case_id = str(id(row))
+        else:
+            raw = _clean(row.get(id))
+            case_id = str(number) if raw is None else str(raw)
+        params.append(pytest.param(*values, id=case_id))
+    return params
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _load(source: Any, caller_dir: Path | None) -> tuple[list[str], Sequence[Mapping[str, Any]], str]:
+    """(column names, rows as dicts, a label for messages)."""
+    __tracebackhide__ = True
+    if isinstance(source, (str, os.PathLike)):
+        path = _resolve(Path(source), caller_dir)
+        return *_dataset_rows(_load_file(path)), str(source)
+    module = type(source).__module__.split(".")[0]
+    if module == "pandas" and hasattr(source, "columns") and hasattr(source, "to_dict"):
+        if not all(isinstance(c, str) for c in source.columns):
+            source = source.rename(columns=str)
+        return list(source.columns), source.to_dict(orient="records"), "the DataFrame"
+    if module == "datasets":
+        if hasattr(source, "keys") and not hasattr(source, "column_names") or \
+                isinstance(getattr(source, "column_names", None), dict):
+            raise CasesError(f"cases(): got a DatasetDict with splits {', '.join(map(str, source.keys()))}; "
+                             f"pass one split, e.g. ds['train']")
+        return *_dataset_rows(source), "the dataset"
+    raise CasesError(f"cases(): source must be a datasets.Dataset, a pandas DataFrame or a path to a "
+                     f"{'/'.join(FILE_BUILDERS)} file, got {type(source).__name__}")
+
+
+def _dataset_rows(ds: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    columns = list(ds.column_names or [])
+    if hasattr(ds, "to_dict") and hasattr(ds, "__len__"):
+        data = ds.to_dict()
+        return columns, [{c: data[c][i] for c in columns} for i in range(len(ds))]
+    rows = [dict(r) for r in ds]  # an IterableDataset
+    return columns or (list(rows[0]) if rows else []), rows
+
+
+def _resolve(path: Path, caller_dir: Path | None) -> Path:
+    __tracebackhide__ = True
+    suffix = path.suffix.lower()
+    if suffix not in FILE_BUILDERS:
+        raise CasesError(f"cases(): cannot read {str(path)!r}: use a {', '.join(FILE_BUILDERS)} file, "
+                         f"or pass a datasets.Dataset / pandas DataFrame")
+    tried = [path if path.is_absolute() else Path.cwd() / path]
+    if not path.is_absolute() and caller_dir is not None and caller_dir / path != tried[0]:
+        tried.append(caller_dir / path)
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise CasesError(f"cases(): no such file {str(path)!r} (looked at {', '.join(map(str, tried))})")
+
+
+def _load_file(path: Path) -> Any:
+    """Read a local file with ``datasets``' packaged builders: offline, in memory, no cache left in $HOME."""
+    import datasets
+    from datasets import utils as ds_utils
+    from datasets.utils import logging as ds_logging
+
+    cache_dir = tempfile.mkdtemp(prefix="pai-judge-cases-")
+    bars_were_on = not ds_utils.are_progress_bars_disabled()
+    verbosity = ds_logging.get_verbosity()
+    try:
+        ds_utils.disable_progress_bars()  # the user's own progress-bar setting is restored below
+        ds_logging.set_verbosity_error()
+        return datasets.load_dataset(FILE_BUILDERS[path.suffix.lower()], data_files=str(path), split="train",
+                                     cache_dir=cache_dir, keep_in_memory=True)
+    except Exception as exc:
+        raise CasesError(f"cases(): could not read {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if bars_were_on:
+            ds_utils.enable_progress_bars()
+        ds_logging.set_verbosity(verbosity)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def _caller_dir() -> Path | None:
+    """The directory of the file that called ``cases()`` (for paths relative to the test module)."""
+    here = os.path.abspath(__file__)
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if os.path.abspath(filename) != here and not filename.startswith("<"):
+                return Path(filename).resolve().parent
+            frame = frame.f_back
+    finally:
+        del frame
+    return None
+
+
+def _clean(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if "pandas" in sys.modules and value is sys.modules["pandas"].NA:
+        return None
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    return value

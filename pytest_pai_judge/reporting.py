@@ -1,0 +1,243 @@
+"""Reports, baseline drift and ``--judge-max-drop``: a pytest plugin class the core plugin registers.
+
+The core calls :func:`add_options` from its ``pytest_addoption`` and registers
+``JudgeReporting(config, get_records)`` in its ``pytest_configure``. Records are read at
+``pytest_sessionfinish``, after the core's ``pytest_runtestloop`` wrapper has settled deferred /
+batch verdicts and after xdist workers have handed theirs to the controller. pandas is imported
+only when there are records or a report / baseline option was given.
+
+Precedence: command line > ini (``judge_report`` lines, ``judge_baseline``, ``judge_max_drop``).
+Relative paths are relative to the invocation directory on the command line and to the ini
+file's directory in the ini file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .records import JudgeRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+REPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md", ".html")
+READABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+SHOWN_CASES = 10
+"""Moved cases listed in the terminal drift table without ``-v`` (all of them with ``-v``; drops past
+``--judge-max-drop`` are always listed in full)."""
+
+
+def add_options(group: Any, parser: pytest.Parser) -> None:
+    """Add ``--judge-report``, ``--judge-baseline``, ``--judge-max-drop`` and their ini keys to the core's group."""
+    group.addoption("--judge-report", dest="judge_report", action="append", default=None, metavar="PATH",
+                    help="write the judged results to PATH; the suffix picks the format: "
+                         f"{' '.join(REPORT_SUFFIXES)} (may be given several times)")
+    parser.addini("judge_report", type="linelist", default=[],
+                  help="report paths, one per line (relative to the ini file); --judge-report replaces them")
+    group.addoption("--judge-baseline", dest="judge_baseline", default=None, metavar="PATH",
+                    help="a report of an earlier run (.csv .json .jsonl .parquet): show score drift per case "
+                         "and per scene in the summary and the reports")
+    parser.addini("judge_baseline", type="string", default=None, help="baseline report (see --judge-baseline)")
+    group.addoption("--judge-max-drop", dest="judge_max_drop", default=None, type=float, metavar="POINTS",
+                    help="with a baseline: fail the run when any case's score falls by more than POINTS")
+    parser.addini("judge_max_drop", type="string", default=None, help="see --judge-max-drop")
+
+
+class JudgeReporting:
+    """Writes ``--judge-report`` files, compares with ``--judge-baseline``, enforces ``--judge-max-drop``."""
+
+    def __init__(self, config: pytest.Config, get_records: Callable[[], Sequence[JudgeRecord]]) -> None:
+        self.config = config
+        self.get_records = get_records
+        self.is_worker = hasattr(config, "workerinput")
+        self.reports: list[Path] = []
+        self.baseline: Path | None = None
+        self.max_drop: float | None = None
+        self.baseline_df: pandas.DataFrame | None = None
+        self.drift: tuple[pandas.DataFrame, pandas.DataFrame] | None = None
+        self.dropped: pandas.DataFrame | None = None
+        self.written: list[Path] = []
+        self.problems: list[str] = []
+        self.judged = 0
+        self._resolve_options()
+        if self.baseline is not None and not self.is_worker:
+            self._read_baseline()
+
+    # ------------------------------------------------------------------ configure
+
+    def _resolve_options(self) -> None:
+        """CLI > ini; raise ``pytest.UsageError`` for an unknown suffix or a max drop without a baseline."""
+        config = self.config
+        cli_dir = config.invocation_params.dir
+        ini_dir = config.inipath.parent if config.inipath else config.rootpath
+
+        cli_reports = config.getoption("judge_report", None)
+        if cli_reports:
+            raw = [(p, cli_dir, "--judge-report") for p in cli_reports]
+        else:
+            raw = [(p, ini_dir, "judge_report (ini)") for p in (config.getini("judge_report") or []) if p.strip()]
+        for text, base, source in raw:
+            path = _absolute(text.strip(), base)
+            if path.suffix.lower() not in REPORT_SUFFIXES:
+                raise pytest.UsageError(f"{source}={text}: unknown report format "
+                                        f"{path.suffix or '(no suffix)'!r}; the suffix must be one of "
+                                        f"{', '.join(REPORT_SUFFIXES)}")
+            if path not in self.reports:
+                self.reports.append(path)
+
+        baseline = config.getoption("judge_baseline", None)
+        source = "--judge-baseline"
+        base = cli_dir
+        if not baseline:
+            baseline, source, base = config.getini("judge_baseline") or None, "judge_baseline (ini)", ini_dir
+        if baseline:
+            self.baseline = _absolute(str(baseline).strip(), base)
+            if self.baseline.suffix.lower() not in READABLE_SUFFIXES:
+                raise pytest.UsageError(f"{source}={baseline}: a baseline must be a machine-readable report "
+                                        f"({', '.join(READABLE_SUFFIXES)}), not {self.baseline.suffix or 'no suffix'!r}")
+
+        max_drop = config.getoption("judge_max_drop", None)
+        source = "--judge-max-drop"
+        if max_drop is None:
+            ini = config.getini("judge_max_drop")
+            source = "judge_max_drop (ini)"
+            if ini not in (None, ""):
+                try:
+                    max_drop = float(ini)
+                except ValueError:
+                    raise pytest.UsageError(f"{source}={ini!r}: not a number of score points") from None
+        if max_drop is not None:
+            if max_drop != max_drop or max_drop < 0:
+                raise pytest.UsageError(f"{source}={max_drop}: must be a number of score points >= 0")
+            if self.baseline is None:
+                raise pytest.UsageError(f"{source} needs a baseline to compare with: give --judge-baseline=PATH "
+                                        "(a report of an earlier run)")
+            self.max_drop = float(max_drop)
+
+    def _read_baseline(self) -> None:
+        """Read the baseline now, so a wrong path fails before any judging."""
+        assert self.baseline is not None
+        if not self.baseline.is_file():
+            raise pytest.UsageError(f"--judge-baseline: no such file {str(self.baseline)!r}")
+        from .report import read_report
+
+        try:
+            self.baseline_df = read_report(self.baseline)
+        except Exception as exc:  # a corrupt or foreign file: say which and why
+            raise pytest.UsageError(f"--judge-baseline: cannot read {str(self.baseline)!r} as a report: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        if self.baseline_df["nodeid"].isna().all() and len(self.baseline_df):
+            raise pytest.UsageError(f"--judge-baseline: {str(self.baseline)!r} has no 'nodeid' column")
+
+    # ------------------------------------------------------------------ session finish
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Build the table, compare with the baseline, write the reports, then hand the table to plugins."""
+        if self.is_worker or self.config.option.collectonly:
+            return
+        records = list(self.get_records())
+        self.judged = len(records)
+        if not records and not self.reports and self.baseline_df is None:
+            return  # nothing to do: never import pandas
+        from . import report
+
+        df = report.records_to_frame(records)
+        if self.baseline_df is not None:
+            self.drift = report.compute_drift(self.baseline_df, df)
+            if self.max_drop is not None:
+                self.dropped = report.drops_beyond(self.drift[0], self.max_drop)
+                if len(self.dropped) and session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        for path in self.reports:
+            try:
+                report.write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop)
+                self.written.append(path)
+            except (OSError, ValueError) as exc:
+                self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if records:
+            self.config.hook.pytest_judge_results(df=df, config=self.config)
+
+    def _baseline_label(self) -> str | None:
+        if self.baseline is None:
+            return None
+        try:
+            return str(self.baseline.relative_to(self.config.invocation_params.dir))
+        except ValueError:
+            return str(self.baseline)
+
+    # ------------------------------------------------------------------ terminal summary
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        """Drift per scene and per case, the drops past ``--judge-max-drop``, and where the reports went."""
+        if self.is_worker:
+            return
+        tr = terminalreporter
+        if self.drift is not None:
+            self._write_drift(tr)
+        for problem in self.problems:
+            tr.write_line(f"pai-judge: {problem}", red=True, bold=True)
+        for path in self.written:
+            tr.write_line(f"pai-judge report: {_shown(path, config)}")
+
+    def _write_drift(self, tr: Any) -> None:
+        from .report import NO_SCENE, fmt_change, fmt_score
+
+        per_case, per_scene = self.drift  # type: ignore[misc]
+        tr.section(f"pai-judge drift vs {self._baseline_label()}")
+        counts = per_case["status"].value_counts()
+        tr.write_line(", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("down", "up", "same", "new", "gone",
+                                                                         "unscored")) + " (score points)")
+        if len(per_scene):
+            width = max(len(NO_SCENE), *(len(str(s)) for s in per_scene["scene"]))
+            tr.write_line(f"  {'scene':<{width}}  cases   then →  now  change")
+            for r in per_scene.to_dict(orient="records"):
+                tr.write_line(f"  {str(r['scene']):<{width}}  {r['cases']:>5}  {fmt_score(r['mean_then']):>5} → "
+                              f"{fmt_score(r['mean_now']):<5} {fmt_change(r['mean_change']):>6}",
+                              red=r["mean_change"] < 0, green=r["mean_change"] > 0)
+        moved = per_case[per_case["status"].isin(["down", "up"])]
+        verbose = self.config.get_verbosity() > 0
+        shown = moved if verbose else moved.head(SHOWN_CASES)
+        if len(shown):
+            tr.write_line("  change   then →  now   case")
+            for r in shown.to_dict(orient="records"):
+                tr.write_line(self._case_line(r), red=r["change"] < 0, green=r["change"] > 0)
+            if len(moved) > len(shown):
+                tr.write_line(f"  … {len(moved) - len(shown)} more moved cases (-v lists all; the reports have them)")
+        if self.max_drop is not None:
+            assert self.dropped is not None
+            limit = fmt_score(self.max_drop)
+            if len(self.dropped):
+                tr.write_line(f"FAILED --judge-max-drop={limit}: {len(self.dropped)} case(s) dropped by more than "
+                              f"{limit} points:", red=True, bold=True)
+                for r in self.dropped.to_dict(orient="records"):
+                    tr.write_line(f"  dropped by {-r['change']:g}: {r['key']} ({fmt_score(r['score_then'])} → "
+                                  f"{fmt_score(r['score_now'])})", red=True)
+            else:
+                tr.write_line(f"no case dropped by more than {limit} points (--judge-max-drop)", green=True)
+
+    @staticmethod
+    def _case_line(r: dict[str, Any]) -> str:
+        from .report import fmt_change, fmt_score
+
+        return (f"  {fmt_change(r['change']):>6}  {fmt_score(r['score_then']):>5} → {fmt_score(r['score_now']):<5} "
+                f"{r['key']}")
+
+
+def _absolute(text: str, base: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(base) / path
+
+
+def _shown(path: Path, config: pytest.Config) -> str:
+    try:
+        return str(path.relative_to(config.invocation_params.dir))
+    except ValueError:
+        return str(path)
