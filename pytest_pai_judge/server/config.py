@@ -37,7 +37,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     """0 picks a free port."""
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     """When set, ``Authorization: Bearer <token>`` is required. Never logged."""
     data_dir: Path | None = None
     """SQLite database and uploaded / generated files. None: a fresh temporary directory."""

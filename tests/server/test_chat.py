@@ -283,6 +283,22 @@ def test_strict_sdk_validation_openai_dialect(make_judge_server):
     assert [m.id for m in models] == ["pai-judge", "pai-judge-plus"]
 
 
+def test_pai_dialect_is_faithful_to_the_spec_not_to_strict_sdk(judge_server):
+    """PAI sends service_tier "" (spec samples); the SDK's strict mode rejects that, as it would against PAI."""
+    lenient = openai.OpenAI(api_key="unused", base_url=judge_server.url)
+    messages = judge_messages("single", question=EN_QUESTION, answer="reach the peak")
+    assert lenient.chat.completions.create(model="pai-judge", messages=messages).choices
+    strict = openai.OpenAI(api_key="unused", base_url=judge_server.url, _strict_response_validation=True)
+    with pytest.raises(openai.APIResponseValidationError):
+        strict.chat.completions.create(model="pai-judge", messages=messages)
+
+
+def test_token_not_in_config_repr():
+    from pytest_pai_judge.server import ServerConfig
+
+    assert "hunter2" not in repr(ServerConfig(token="hunter2"))
+
+
 def test_models_endpoints(judge_server):
     client = openai.OpenAI(api_key="unused", base_url=judge_server.url)
     assert [(m.id, m.object, m.owned_by) for m in client.models.list()] == [

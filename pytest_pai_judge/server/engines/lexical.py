@@ -99,7 +99,7 @@ def assess(question: str, answer: str, ref_answer: str | None = None) -> Assessm
             overall = 0.5
         else:
             overall = 0.25
-        relevance = max(relevance, min(overall, 0.75))
+        relevance = max(relevance, overall)
         completeness = overall if len(a) >= 0.8 * len(r) else max(0.0, overall - 0.25)
     else:
         overall = relevance
@@ -303,8 +303,6 @@ _LEVELS = re.compile(r"评分采取(\d{1,3})档制")
 _LABEL = r"(?:^|\n)\s*(?:\[)?(?:{names})(?:\])?\s*[::]\s*(.*)"
 _QUESTION = re.compile(_LABEL.format(names="用户指令|问题|用户问题|指令|question|instruction|prompt"), re.IGNORECASE)
 _ANSWER = re.compile(_LABEL.format(names="回复|回答|答案|answer|response"), re.IGNORECASE)
-_ANSWER1 = re.compile(_LABEL.format(names="回复1|回答1|answer 1|answer1|response 1"), re.IGNORECASE)
-_ANSWER2 = re.compile(_LABEL.format(names="回复2|回答2|answer 2|answer2|response 2"), re.IGNORECASE)
 _REF = re.compile(_LABEL.format(names="参考答案|reference answer|reference"), re.IGNORECASE)
 
 
@@ -316,6 +314,12 @@ def scale_of(text: str, default: int = 5) -> int:
             if 2 <= top <= 100:
                 return top
     return default
+
+
+def _template_field(name: str, text: str) -> str | None:
+    """A ``[name]: value`` block of the PAI templates, which runs (possibly over lines) up to ``***``."""
+    match = re.search(r"\[" + re.escape(name) + r"\]: (.*?)\n\*\*\*", text, re.S)
+    return match.group(1).strip() or None if match else None
 
 
 def _field(pattern: re.Pattern[str], text: str) -> str | None:
@@ -336,19 +340,20 @@ def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, c
     """
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     everything = "\n".join(m["content"] for m in messages)
-    question, ref = _field(_QUESTION, user), _field(_REF, user)
     max_score = scale_of(everything)
-    zh = is_chinese(question or user)
-    answer1, answer2 = _field(_ANSWER1, user), _field(_ANSWER2, user)
-    if "[数据开始]" in user and question:
-        if answer1 and answer2:
+    if "[数据开始]" in user:
+        question, ref = _template_field("用户指令", user), _template_field("参考答案", user)
+        answer1, answer2 = _template_field("回复1", user), _template_field("回复2", user)
+        answer = _template_field("回复", user)
+        zh = is_chinese(question or "")
+        if question and answer1 and answer2:
             return pairwise_reply(question, answer1, answer2, ref, max_score, zh=zh, json_object=json_object,
                                   choice=choice, seed=seed)
-        answer = _field(_ANSWER, user)
-        if answer:
+        if question and answer:
             return single_reply(question, answer, ref, max_score, zh=zh, json_object=json_object, choice=choice,
                                 seed=seed)
-    answer = _field(_ANSWER, user)
+    question, ref, answer = _field(_QUESTION, user), _field(_REF, user), _field(_ANSWER, user)
+    zh = is_chinese(question or user)
     if question and answer:
         a = assess(question, answer, ref)
         quality = a.overall
