@@ -14,7 +14,7 @@ from .request import JudgeRequest
 
 __version__ = "0.1.0"
 
-_LAZY = {"cases": ("cases", "cases"), "Verdict": ("verdict", "Verdict"),
+_LAZY = {"cases": ("dataset_cases", "cases"), "Verdict": ("verdict", "Verdict"),
          "UnreadableVerdict": ("verdict", "UnreadableVerdict"), "parse_reply": ("verdict", "parse_reply"),
          "LocalJudgeServer": ("server", "LocalJudgeServer"), "JudgeClient": ("client", "JudgeClient"),
          "errors": ("errors", None)}

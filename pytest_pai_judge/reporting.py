@@ -4,7 +4,7 @@ The core calls :func:`add_options` from its ``pytest_addoption`` and registers
 ``JudgeReporting(config, get_records)`` in its ``pytest_configure``. Records are read at
 ``pytest_sessionfinish``, after the core's ``pytest_runtestloop`` wrapper has settled deferred /
 batch verdicts and after xdist workers have handed theirs to the controller. pandas is imported
-only when there are records or a report / baseline option was given.
+only when a report or baseline option was given, or a plugin implements ``pytest_judge_results``.
 
 Precedence: command line > ini (``judge_report`` lines, ``judge_baseline``, ``judge_max_drop``).
 Relative paths are relative to the invocation directory on the command line and to the ini
@@ -142,8 +142,9 @@ class JudgeReporting:
             return
         records = list(self.get_records())
         self.judged = len(records)
-        if not records and not self.reports and self.baseline_df is None:
-            return  # nothing to do: never import pandas
+        wanted_by_plugins = bool(records) and bool(self.config.hook.pytest_judge_results.get_hookimpls())
+        if not self.reports and self.baseline_df is None and not wanted_by_plugins:
+            return  # nothing asks for the table: never import pandas
         from . import report
 
         df = report.records_to_frame(records)

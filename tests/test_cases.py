@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pytest_pai_judge.cases import CasesError, cases
+from pytest_pai_judge.dataset_cases import CasesError, cases
 
 ROWS = [
     {"id": "zh-1", "q": "长城主要是在哪个朝代修建的?", "a": "明朝。", "ref": "现存长城大部分修建于明朝。", "scene": "回答开放性问题"},
@@ -121,7 +121,7 @@ def test_loading_is_offline_lazy_and_leaves_no_cache_in_home(tmp_path: Path) -> 
         def no_network(*args, **kwargs):
             raise RuntimeError("network used")
         socket.socket.connect = no_network
-        from pytest_pai_judge.cases import cases
+        from pytest_pai_judge.dataset_cases import cases
         assert "datasets" not in sys.modules and "pandas" not in sys.modules, "eager import"
         for path in {[str(p) for p in paths.values()]!r}:
             params = cases(path, question="q", answer="a", id="id")
@@ -144,7 +144,7 @@ def test_relative_path_falls_back_to_the_calling_file(pytester: pytest.Pytester)
     (sub / "data" / "qa.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), "utf-8")
     (sub / "test_data.py").write_text(textwrap.dedent("""
         import pytest
-        from pytest_pai_judge.cases import cases
+        from pytest_pai_judge.dataset_cases import cases
 
         @pytest.mark.parametrize("question,answer,ref_answer",
                                  cases("data/qa.jsonl", question="q", answer="a", ref_answer="ref", id="id"))
@@ -160,7 +160,7 @@ def test_missing_column_is_a_collection_error_naming_it(pytester: pytest.Pyteste
     pytester.makepyfile(test_bad="""
         import pandas as pd
         import pytest
-        from pytest_pai_judge.cases import cases
+        from pytest_pai_judge.dataset_cases import cases
 
         DF = pd.DataFrame({"prompt": ["hi"], "reply": ["hello"]})
 
@@ -176,15 +176,14 @@ def test_missing_column_is_a_collection_error_naming_it(pytester: pytest.Pyteste
         "*1 error*",
     ])
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert "pytest_pai_judge/cases.py" not in result.stdout.str(), "traceback hides cases() internals"
+    assert "pytest_pai_judge/dataset_cases.py" not in result.stdout.str(), "traceback hides cases() internals"
 
 
 def test_package_level_cases_is_the_function_whatever_was_imported_first() -> None:
-    """``pytest_pai_judge.cases`` is both a submodule and the public function; once the submodule is
-    imported (this file did), a lazy ``__getattr__`` never runs again and the name would be the module.
-    The package must bind the function eagerly (``from .cases import cases`` in ``__init__``)."""
+    """``pytest_pai_judge.cases`` is the public function even after its module was imported (the module
+    is named ``dataset_cases`` so that importing it never shadows the package attribute)."""
     import pytest_pai_judge
-    import pytest_pai_judge.cases  # noqa: F401 - the import that would shadow a lazy attribute
+    import pytest_pai_judge.dataset_cases  # noqa: F401
 
     from pytest_pai_judge import cases as public
 
