@@ -62,12 +62,13 @@ def encode_line(cid: str, request: JudgeRequest) -> bytes:
                        separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def split_files(lines: list[tuple[str, bytes]], limit: int = protocol.MAX_BATCH_FILE_BYTES
+def split_files(lines: list[tuple[str, bytes]], limit: int | None = None
                 ) -> tuple[list[list[tuple[str, bytes]]], list[tuple[str, int]]]:
     """Pack lines into as few files as the size limit allows (one, unless the run is over 10 MB).
 
     Returns the files (lists of ``(key, line)``) and the keys whose single line alone is too big.
     """
+    limit = protocol.MAX_BATCH_FILE_BYTES if limit is None else limit
     files: list[list[tuple[str, bytes]]] = []
     too_big: list[tuple[str, int]] = []
     current: list[tuple[str, bytes]] = []
@@ -227,7 +228,7 @@ class BatchJudge:
             files, too_big = split_files(lines)
             for key, size in too_big:
                 results[key] = errors.BatchError(
-                    f"this request is {size:,} bytes: alone it exceeds the {protocol.MAX_BATCH_FILE_BYTES:,}-byte "
+                    f"this request is {size:,} bytes: alone it exceeds the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} "
                     "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
         self._announce(new, files, resumed, len(set(wanted) & covered))
         for chunk in files:
@@ -244,7 +245,7 @@ class BatchJudge:
         if files:
             text = f"pai-judge: judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
             if len(files) > 1:
-                text += f" (the input is over the {protocol.MAX_BATCH_FILE_BYTES // (1024 * 1024)} MB file limit)"
+                text += f" (the input is over the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} file limit)"
             parts.append(text)
         if resumed or from_earlier:
             ids = ", ".join(j.id for j in resumed) or "an earlier run's job"
@@ -344,8 +345,9 @@ class BatchJudge:
                 self._update(job, info)
                 if job.status in protocol.TERMINAL_STATUSES:
                     self._collect(job, info, results, final=True)
-            self._progress()
-            if all(j.done for j in self.jobs):
+            finished = all(j.done for j in self.jobs)
+            self._progress(final=finished)
+            if finished:
                 self.console.end()
                 return
             elapsed = time.perf_counter() - self.started
@@ -359,7 +361,7 @@ class BatchJudge:
             time.sleep(min(interval, max(0.0, self.timeout - elapsed)))
             interval = min(self.poll, interval * 1.6)
 
-    def _progress(self) -> None:
+    def _progress(self, *, final: bool = False) -> None:
         jobs = self.jobs
         total = sum(j.counts.get("total", len(j.keys)) for j in jobs)
         completed = sum(j.counts.get("completed", 0) for j in jobs)
@@ -367,7 +369,7 @@ class BatchJudge:
         status = ", ".join(sorted({j.raw_status for j in jobs}))
         name = jobs[0].id if len(jobs) == 1 else f"{len(jobs)} batch jobs"
         self.console.progress(f"pai-judge: {name} {status}: {completed:,}/{total:,} completed, {failed:,} failed, "
-                              f"{time.perf_counter() - self.started:.1f}s elapsed")
+                              f"{time.perf_counter() - self.started:.1f}s elapsed", force=final)
 
     def _kept(self, job: Job) -> str:
         return (f"its id is kept in {self.ledger.path} and the next run collects its results "
@@ -441,6 +443,10 @@ class BatchJudge:
             if message:
                 messages.append(f"{message}" + (f" (line {line})" if line else ""))
         return "; ".join(messages)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.3g} MB"
 
 
 def _positive(cli: Any, ini: Any, default: float) -> float:

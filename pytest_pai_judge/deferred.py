@@ -301,6 +301,9 @@ class OnlineJudge:
         self._slots: asyncio.Semaphore | None = None
         self._client: JudgeClient | None = None
         self.futures: dict[str, concurrent.futures.Future[JudgeReply]] = {}
+        self.first_call: float | None = None
+        """perf_counter() of the first call started, and of the last answer in: the judging span."""
+        self.last_answer: float | None = None
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -330,7 +333,12 @@ class OnlineJudge:
         __tracebackhide__ = True
         assert self._slots is not None and self._client is not None
         async with self._slots:
-            return await self._client.acomplete(request)
+            if self.first_call is None:
+                self.first_call = time.perf_counter()
+            try:
+                return await self._client.acomplete(request)
+            finally:
+                self.last_answer = time.perf_counter()
 
     def outcome(self, key: str) -> RawOutcome | None:
         """The finished outcome for ``key``, or None while it is in flight (or was never sent)."""
@@ -426,10 +434,12 @@ class DeferredSettler:
         self.online: OnlineJudge | None = (OnlineJudge(lambda: session.client, self.concurrency)
                                            if self.mode == "deferred" else None)
         self._spool: Any = None
-        self._warmed = False
         self.settled = False
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
+        if not (self.mode == "batch" and self.is_worker):
+            # The openai import (~0.4 s) overlaps collection instead of delaying the first judge call.
+            threading.Thread(target=_import_sdk, name="pai-judge-import", daemon=True).start()
 
     def _concurrency(self) -> int:
         value = self.config.getoption("judge_concurrency") or self.config.getini("judge_concurrency")
@@ -453,9 +463,6 @@ class DeferredSettler:
         if self.session.cache_mode == "replay":
             self._settle_replay(expectation, keys, item)
             return
-        if not self._warmed:  # the SDK import (~0.5 s) overlaps the rest of the run instead of delaying settling
-            self._warmed = True
-            threading.Thread(target=_import_sdk, name="pai-judge-import", daemon=True).start()
         item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item)))
         for key, request in zip(keys, expectation.requests):
             self.requests.setdefault(key, (request, item.nodeid))
@@ -660,6 +667,11 @@ class DeferredSettler:
 
         self.online.wait(keys, tick)
         self._drain()
+        console.end()
+        if self.online.first_call is not None and self.online.last_answer is not None:
+            span = self.online.last_answer - self.online.first_call
+            console.line(f"pai-judge: {plural(len(self.online.futures), 'verdict')} judged in {span:.2f}s from the "
+                         f"first call to the last answer (up to {self.online.limit} concurrent calls)")
 
     def _resolve_batch(self, wanted: dict[str, tuple[JudgeRequest, str]], console: Console) -> None:
         from .batch import BatchJudge
