@@ -63,9 +63,15 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS uses (key TEXT NOT NULL, nodeid TEXT NOT NULL, run_id TEXT NOT NULL,"
     " ts REAL NOT NULL, PRIMARY KEY (key, nodeid))",
     "CREATE INDEX IF NOT EXISTS uses_run ON uses (run_id)",
+    "CREATE TABLE IF NOT EXISTS parsed (key TEXT NOT NULL, variant TEXT NOT NULL, verdict TEXT NOT NULL,"
+    " PRIMARY KEY (key, variant))",
     f"INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
 )
-_GET = "SELECT raw, model, usage, created_at, request FROM replies WHERE key = ?"
+_GET = ("SELECT r.raw, r.model, r.usage, r.created_at, r.request, p.verdict FROM replies r"
+        " LEFT JOIN parsed p ON p.key = r.key AND p.variant = ? WHERE r.key = ?")
+_MEMO = "INSERT OR REPLACE INTO parsed (key, variant, verdict) VALUES (?, ?, ?)"
+FLUSH_EVERY = 256
+"""Buffered writes (uses, parse memos) are flushed in one transaction this often, and at close."""
 _PUT = ("INSERT INTO replies (key, raw, model, usage, request, created_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (key) DO UPDATE SET raw = excluded.raw, model = excluded.model, usage = excluded.usage,"
         " request = excluded.request, created_at = excluded.created_at")
@@ -136,6 +142,9 @@ class CachedReply:
     created_at: float
     request: str
     """The request as canonical JSON (no credentials)."""
+    parsed: str | None = None
+    """A verdict parsed earlier from ``raw`` for the asked ``variant`` (parser version + reading options),
+    so a warm hit skips the parser; a new parser version misses it and re-reads ``raw``."""
 
 
 class VerdictCache:
@@ -163,6 +172,8 @@ class VerdictCache:
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._inherited: list[sqlite3.Connection] = []
+        self._pending_uses: list[tuple[str, str, str, float]] = []
+        self._pending_memos: list[tuple[str, str, str]] = []
 
     def __repr__(self) -> str:
         state = "disabled" if self._off and self.mode != "off" else "open" if self._db else "closed"
@@ -252,7 +263,7 @@ class VerdictCache:
         for suffix in ("?mode=ro", "?mode=ro&immutable=1"):
             db = self._connect(base + suffix, uri=True)
             try:
-                db.execute(_GET, ("",)).fetchone()
+                db.execute(_GET, ("", "")).fetchone()
                 self._check_version(db)
                 return db
             except sqlite3.OperationalError as exc:
@@ -292,8 +303,11 @@ class VerdictCache:
 
     # ------------------------------------------------------------------ API
 
-    def get(self, key: str) -> CachedReply | None:
-        """The stored reply for ``key``; None on a miss, in modes refresh/off, or when disabled."""
+    def get(self, key: str, variant: str = "") -> CachedReply | None:
+        """The stored reply for ``key``; None on a miss, in modes refresh/off, or when disabled.
+
+        ``variant`` names a parse memo (see :meth:`remember_parse`) to return with the reply.
+        """
         if self.mode == "refresh" or not self._ready():
             return None
         with self._lock:
@@ -301,18 +315,45 @@ class VerdictCache:
             if db is None:
                 return None
             try:
-                row = db.execute(_GET, (key,)).fetchone()
+                row = db.execute(_GET, (variant, key)).fetchone()
             except sqlite3.Error as exc:
                 self._failed("reading", exc)
                 return None
         if row is None:
             return None
-        raw, model, usage, created_at, request = row
+        raw, model, usage, created_at, request, parsed = row
         try:
             usage_dict = json.loads(usage) if usage else None
         except ValueError:
             usage_dict = None
-        return CachedReply(key=key, raw=raw, model=model, usage=usage_dict, created_at=created_at, request=request)
+        return CachedReply(key=key, raw=raw, model=model, usage=usage_dict, created_at=created_at, request=request,
+                           parsed=parsed)
+
+    def remember_parse(self, key: str, variant: str, verdict_json: str) -> None:
+        """Keep a parsed verdict next to its raw reply (buffered; a lost memo is just parsed again)."""
+        if self.mode == "replay" or not self._ready():
+            return
+        with self._lock:
+            self._pending_memos.append((key, variant, verdict_json))
+            if len(self._pending_memos) >= FLUSH_EVERY:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write buffered uses and memos in one transaction (caller holds the lock)."""
+        if not (self._pending_uses or self._pending_memos):
+            return
+        db = self._db or self._connection()
+        uses, memos = self._pending_uses, self._pending_memos
+        self._pending_uses, self._pending_memos = [], []
+        if db is None:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(_USE, uses)
+            db.executemany(_MEMO, memos)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed("writing", exc)
 
     def put(self, key: str, *, raw: str, model: str, usage: dict | None, request: dict,
             nodeid: str | None) -> None:
@@ -336,22 +377,29 @@ class VerdictCache:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute(_PUT, (key, raw, model, usage_json, request_json, now))
                 db.execute(_USE, (key, nodeid or "", self.run_id, now))
+                db.execute("DELETE FROM parsed WHERE key = ?", (key,))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._failed("writing", exc)
 
     def touch(self, key: str, nodeid: str | None) -> None:
-        """Record that ``nodeid`` used ``key`` in this run (call it on every cache hit)."""
+        """Record that ``nodeid`` used ``key`` in this run (call it on every cache hit).
+
+        Buffered and flushed in batches and at :meth:`close`: a warm hit costs no write. A
+        process killed before the flush loses only these marks (prune then keeps less, never more).
+        """
         if self.mode == "replay" or not self._ready():
             return
         with self._lock:
-            db = self._db or self._connection()
-            if db is None:
-                return
-            try:
-                db.execute(_USE, (key, nodeid or "", self.run_id, time.time()))
-            except sqlite3.Error as exc:
-                self._failed("writing", exc)
+            self._pending_uses.append((key, nodeid or "", self.run_id, time.time()))
+            if len(self._pending_uses) >= FLUSH_EVERY:
+                self._flush()
+
+    def flush(self) -> None:
+        """Write buffered uses and parse memos now."""
+        if self._ready():
+            with self._lock:
+                self._flush()
 
     def prune_unused(self, run_id: str) -> int:
         """Delete entries no test used (put or touch) in run ``run_id``; returns how many.
@@ -363,6 +411,7 @@ class VerdictCache:
         if self.mode == "replay" or not self._ready():
             return 0
         with self._lock:
+            self._flush()
             db = self._db or self._connection()
             if db is None:
                 return 0
@@ -375,6 +424,7 @@ class VerdictCache:
                                  " WHERE uses.key = replies.key AND uses.run_id = ?)", (run_id,))
                 removed = cur.rowcount
                 db.execute("DELETE FROM uses WHERE NOT EXISTS (SELECT 1 FROM replies WHERE replies.key = uses.key)")
+                db.execute("DELETE FROM parsed WHERE NOT EXISTS (SELECT 1 FROM replies WHERE replies.key = parsed.key)")
                 db.execute("COMMIT")
                 return max(removed, 0)
             except sqlite3.Error as exc:
@@ -382,8 +432,10 @@ class VerdictCache:
                 return 0
 
     def close(self) -> None:
-        """Close this process's connection (idempotent; a later call reopens lazily)."""
+        """Flush buffered writes and close this process's connection (idempotent; reopens lazily)."""
         with self._lock:
+            if self._pid == os.getpid() and not self._off:
+                self._flush()
             if self._db is not None and self._pid == os.getpid():
                 try:
                     self._db.close()

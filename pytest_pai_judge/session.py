@@ -86,6 +86,7 @@ class JudgeSession:
         self._cache: VerdictCache | None = None
         self._server: Any = None
         self._lock = threading.Lock()
+        self._custom_parser: bool | None = None
         self.deferred: Any = None  # set by the plugin in deferred / batch mode
 
     # ------------------------------------------------------------------ lifecycle
@@ -177,12 +178,41 @@ class JudgeSession:
         """A cached verdict (re-parsed from the stored raw reply), or None."""
         if self.cache_mode in ("off", "refresh"):
             return None
-        hit = self.cache.get(key)
+        variant = self._parse_variant(request)
+        hit = self.cache.get(key, variant or "")
         if hit is None:
             return None
         self.cache.touch(key, item.nodeid if item is not None else None)
-        reply = JudgeReply(hit.raw, hit.model, hit.usage, 0.0)
-        return replace(self.parse(reply, request), cached=True)
+        reply = JudgeReply(hit.raw, hit.model or "", hit.usage, 0.0)
+        if variant and hit.parsed:
+            import json
+
+            from .verdict import Verdict
+
+            memo = json.loads(hit.parsed)
+            memo["raw"] = hit.raw
+            verdict = Verdict.from_dict(memo)
+            return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=0.0,
+                           cached=True)
+        verdict = self.parse(reply, request)
+        if variant:
+            import json
+
+            memo = verdict.to_dict()
+            for volatile in ("raw", "model", "usage", "latency_s", "cached"):
+                memo.pop(volatile, None)
+            self.cache.remember_parse(key, variant, json.dumps(memo, ensure_ascii=False))
+        return replace(verdict, cached=True)
+
+    def _parse_variant(self, request: JudgeRequest) -> str | None:
+        """Memo key of a parsed verdict; None when a plugin parses replies itself (never memoised)."""
+        if self._custom_parser is None:
+            self._custom_parser = bool(self.config.hook.pytest_judge_parse_reply.get_hookimpls())
+        if self._custom_parser:
+            return None
+        from .verdict import PARSER_VERSION
+
+        return f"v{PARSER_VERSION}|{request.kind}|{request.max_score}|{int(request.json_mode)}"
 
     def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: "pytest.Item | None") -> None:
         if self.cache_mode in ("use", "refresh"):

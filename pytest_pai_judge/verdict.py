@@ -78,6 +78,11 @@ RAW_SHOWN_CHARS = 2000
 # --------------------------------------------------------------------------- data
 
 
+PARSER_VERSION = 1
+"""Bump whenever parsing changes: cached parse memos of an older version are ignored and the stored raw
+replies are read again, so a parser fix needs no new judge calls."""
+
+
 @dataclass(frozen=True)
 class CriterionScore:
     """One criterion line of the judge's reply; ``score`` is None for N/A."""

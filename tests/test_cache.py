@@ -341,3 +341,29 @@ def test_modules_import_light() -> None:
             "print(sorted(m for m in added if m.split('.')[0] in ('pandas', 'openai', 'datasets', 'pyarrow', 'httpx')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_parse_memo_is_per_variant_and_dropped_when_the_reply_changes(tmp_path):
+    cache = VerdictCache(tmp_path)
+    cache.put("k", raw="[[4]]", model="m", usage=None, request={"q": 1}, nodeid="t")
+    assert cache.get("k", "v1|single|5|0").parsed is None
+    cache.remember_parse("k", "v1|single|5|0", '{"score": 4}')
+    cache.flush()
+    assert cache.get("k", "v1|single|5|0").parsed == '{"score": 4}'
+    assert cache.get("k", "v2|single|5|0").parsed is None  # a new parser version reads raw again
+    cache.put("k", raw="[[2]]", model="m", usage=None, request={"q": 1}, nodeid="t")
+    assert cache.get("k", "v1|single|5|0").parsed is None  # a refreshed reply drops its old memo
+    cache.close()
+
+
+def test_touches_are_buffered_until_close(tmp_path):
+    cache = VerdictCache(tmp_path, run_id="run-1")
+    cache.put("k", raw="[[4]]", model="m", usage=None, request={"q": 1}, nodeid="t")
+    cache.close()
+    cache = VerdictCache(tmp_path, run_id="run-2")
+    cache.touch("k", "t")
+    other = VerdictCache(tmp_path, run_id="run-2")
+    assert other.prune_unused("run-2") == 0  # nothing recorded for run-2 yet: prune keeps everything
+    cache.close()  # flushes the use
+    assert other.prune_unused("run-2") == 0 and other.get("k") is not None
+    other.close()

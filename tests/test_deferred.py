@@ -1,0 +1,306 @@
+"""Deferred judging end to end: inner pytest runs (pytester) against a real local judge server.
+
+The core promise is checked first: the same suite gives the same outcomes, failure texts and exit
+code in immediate, deferred and batch mode (passes, fails, a failed judge call, an unreadable
+verdict, an xfail). Then the deferred-only parts: calls overlap the running tests, verdicts read
+as values, the cache, ``--lf`` / junitxml / ``-x``, and pytest-xdist (held tests cross from the
+workers to the controller, also when a worker crashes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_pai_judge.server import Fault, LocalJudgeServer
+
+SUITE = '''
+import pytest
+from pytest_pai_judge import assert_judge_prefers, assert_judge_score
+
+GOOD = "Paris is the capital of France. It lies on the Seine and is the country's largest city."
+
+
+def test_pass():
+    assert_judge_score("What is the capital of France?", GOOD, min=3)
+
+
+def test_fail():
+    assert_judge_score("What is the capital of France?", "bananas", min=4)
+
+
+def test_failed_call():
+    assert_judge_score("BOOM: what is the capital of France?", GOOD, min=1)
+
+
+def test_unreadable():
+    assert_judge_score("GARBLE: what is the capital of France?", GOOD, min=1)
+
+
+@pytest.mark.xfail(reason="a weak answer", strict=True)
+def test_xfail():
+    assert_judge_score("What is the capital of France?", "bananas again", min=5)
+
+
+def test_prefers():
+    assert_judge_prefers("What is the capital of France?", GOOD, "bananas")
+
+
+def test_second_assertion_fails():
+    assert_judge_score("What is the capital of France?", GOOD, min=3)
+    assert_judge_score("Name the capital of France.", "no idea", min=4)
+
+
+def test_judge_fails_before_plain_assert():
+    assert_judge_score("Which city is the capital of France?", "bananas", min=4)
+    assert False, "immediate mode never gets here"
+'''
+EXPECTED = {"test_pass": "passed", "test_fail": "failed", "test_failed_call": "failed", "test_unreadable": "failed",
+            "test_xfail": "skipped", "test_prefers": "passed", "test_second_assertion_fails": "failed",
+            "test_judge_fails_before_plain_assert": "failed"}
+FAULTS = [Fault("BOOM", "500"), Fault("GARBLE", "unreadable")]
+_IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def stats(server: LocalJudgeServer) -> dict[str, int]:
+    """The server's counters over HTTP, as a test outside the process would see them."""
+    with urllib.request.urlopen(server.url.removesuffix("/v1") + "/_pai_judge/stats") as response:  # type: ignore[union-attr]
+        return json.load(response)
+
+
+def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
+    """test name -> (outcome, failure message with request ids masked)."""
+    out = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = _IDS.sub("<id>", node.get("message", ""))
+        out[name] = (outcome, message)
+    return out
+
+
+def run_inner(pytester: pytest.Pytester, server: LocalJudgeServer, mode: str, *args: str,
+              subprocess: bool = False, name: str = "junit") -> tuple[pytest.RunResult, dict[str, tuple[str, str]]]:
+    xml = pytester.path / f"{name}-{mode}.xml"
+    argv = ["--judge-base-url", server.url or "", f"--judge-mode={mode}", "--judge-cache=off", "-rA",
+            f"--junitxml={xml}", "-p", "no:randomly", *args]
+    result = pytester.runpytest_subprocess(*argv) if subprocess else pytester.runpytest(*argv)
+    return result, junit_outcomes(xml)
+
+
+@pytest.fixture
+def faulty_server(make_judge_server: Callable[..., LocalJudgeServer]) -> LocalJudgeServer:
+    return make_judge_server(latency_ms=50, faults=FAULTS)
+
+
+# --------------------------------------------------------------------------- the same in every mode
+
+
+def test_three_modes_agree(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    runs = {mode: run_inner(pytester, faulty_server, mode) for mode in ("immediate", "deferred", "batch")}
+    immediate_result, immediate = runs["immediate"]
+    assert {k: v[0] for k, v in immediate.items()} == EXPECTED
+    assert immediate_result.ret == pytest.ExitCode.TESTS_FAILED
+    for mode in ("deferred", "batch"):
+        result, outcomes = runs[mode]
+        assert outcomes == immediate, mode  # outcome and the full failure message of every test
+        assert result.ret == immediate_result.ret
+        result.assert_outcomes(passed=2, failed=5, xfailed=1)
+    messages = immediate
+    assert "judge score 2/5 is below the minimum 4" in messages["test_fail"][1]
+    assert "ModelServiceFailed" in messages["test_failed_call"][1]
+    assert "Sorry, I am unable to evaluate" in messages["test_unreadable"][1]  # the raw text, never a pass
+    assert "Name the capital of France" in messages["test_second_assertion_fails"][1]
+    assert "JudgeAssertionError" in messages["test_judge_fails_before_plain_assert"][1]
+    # The deferred failure points at the assertion's line in the test, like immediate mode.
+    batch_text = runs["batch"][0].stdout.str()
+    assert '>       assert_judge_score("What is the capital of France?", "bananas", min=4)' in batch_text
+    assert "test_suite.py:13: JudgeAssertionError" in batch_text
+
+
+def test_settling_prints_one_line_then_the_held_tests(pytester: pytest.Pytester,
+                                                      faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result, _ = run_inner(pytester, faulty_server, "deferred", "-v")
+    text = result.stdout.str()
+    line = next(ln for ln in text.splitlines() if ln.startswith("pai-judge: judging"))
+    assert line.endswith("…") and "deferred verdicts" in line and "concurrent calls" in line
+    # the xfail test is judged synchronously and logs first; the held ones log after the line
+    assert text.index("test_xfail XFAIL") < text.index("pai-judge: judging") < text.index("test_pass PASSED")
+
+
+# --------------------------------------------------------------------------- deferred: concurrency
+
+
+def test_calls_start_while_later_tests_still_run(pytester: pytest.Pytester,
+                                                 make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=400)
+    pytester.makepyfile(test_overlap=f'''
+        import json, time, urllib.request
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        @pytest.mark.parametrize("i", range(8))
+        def test_judged(i):
+            assert_judge_score(f"What is the capital of France? ({{i}})", "Paris is the capital.", min=1)
+
+        def test_zz_last():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with urllib.request.urlopen("{server.url.removesuffix('/v1')}/_pai_judge/stats") as r:
+                    if json.load(r).get("judgements", 0) >= 4:
+                        return
+                time.sleep(0.05)
+            pytest.fail("no judgement was made while the tests were still running")
+    ''')
+    result, outcomes = run_inner(pytester, server, "deferred", "--judge-concurrency=4")
+    result.assert_outcomes(passed=9)
+    span = re.search(r"pai-judge: 8 verdicts judged in ([0-9.]+)s", result.stdout.str())
+    assert span is not None
+    assert float(span.group(1)) < 8 * 0.4 * 0.75  # 4 at a time, not one after another
+
+
+def test_concurrency_must_be_positive(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_one="def test_x():\n    pass\n")
+    result = pytester.runpytest("--judge-base-url", faulty_server.url or "", "--judge-mode=deferred",
+                                "--judge-concurrency=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--judge-concurrency must be at least 1*"])
+
+
+# --------------------------------------------------------------------------- values in the test body
+
+
+VALUE_SUITE = '''
+def test_reads_a_value(judge):
+    verdict = judge.score("What is the capital of France?", "Paris is the capital of France.")
+    assert verdict.score >= 3
+'''
+
+
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_value_in_the_body_is_a_clear_error(pytester: pytest.Pytester, faulty_server: LocalJudgeServer,
+                                            mode: str) -> None:
+    pytester.makepyfile(test_value=VALUE_SUITE)
+    result, outcomes = run_inner(pytester, faulty_server, mode)
+    assert outcomes["test_reads_a_value"][0] == "failed"
+    message = outcomes["test_reads_a_value"][1]
+    assert "DeferredVerdictError" in message and f"--judge-mode={mode}" in message
+    assert "--judge-batch-fallback=immediate" in message
+
+
+def test_value_fallback_makes_a_synchronous_call(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_value=VALUE_SUITE)
+    before = stats(faulty_server).get("chat_completions", 0)
+    result, _ = run_inner(pytester, faulty_server, "batch", "--judge-batch-fallback=immediate")
+    result.assert_outcomes(passed=1)
+    assert stats(faulty_server).get("chat_completions", 0) == before + 1
+    assert stats(faulty_server).get("batches_created", 0) == 0
+
+
+# --------------------------------------------------------------------------- cache, --lf, junitxml, -x
+
+
+def test_cached_verdicts_resolve_at_once_and_lf_sees_final_outcomes(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=20)
+    pytester.makepyfile(test_cached='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_good():
+            assert_judge_score("What is the capital of France?", "Paris is the capital of France.", min=3)
+
+        def test_bad():
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+    ''')
+    args = ["--judge-base-url", server.url or "", "--judge-mode=deferred", "-p", "no:randomly"]
+    first = pytester.runpytest(*args, "--junitxml=first.xml")
+    first.assert_outcomes(passed=1, failed=1)
+    suite = ET.parse(pytester.path / "first.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    props = {p.get("name") for p in ET.parse(pytester.path / "first.xml").getroot().iter("property")}
+    assert {"judge_score", "judge_model", "judge_threshold"} <= props
+    calls = stats(server).get("chat_completions", 0)
+    again = pytester.runpytest(*args, "--lf")
+    again.assert_outcomes(failed=1, deselected=1)  # --lf saw the deferred failure
+    assert "pai-judge: judging" not in again.stdout.str()  # the cache answered: nothing held
+    assert stats(server).get("chat_completions", 0) == calls
+
+
+def test_exitfirst_still_settles_the_held_tests(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_x='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_a_held():
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+
+        def test_b_plain_failure():
+            assert 1 == 2
+
+        def test_c_never_runs():
+            pass
+    ''')
+    result, outcomes = run_inner(pytester, faulty_server, "deferred", "-x")
+    assert outcomes == {"test_a_held": ("failed", outcomes["test_a_held"][1]),
+                        "test_b_plain_failure": ("failed", outcomes["test_b_plain_failure"][1])}
+    assert "judge score" in outcomes["test_a_held"][1]
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_replay_mode_never_calls_the_judge(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    before = stats(faulty_server)
+    result = pytester.runpytest("--judge-base-url", faulty_server.url or "", "--judge-mode=batch",
+                                "--judge-cache=replay", "-k", "test_pass")
+    result.assert_outcomes(failed=1, deselected=7)
+    result.stdout.fnmatch_lines(["*ReplayMiss*"])
+    assert stats(faulty_server) == before
+
+
+# --------------------------------------------------------------------------- pytest-xdist
+
+
+def test_xdist_deferred_matches_single_process(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    _, single = run_inner(pytester, faulty_server, "batch")
+    result, spread = run_inner(pytester, faulty_server, "deferred", "-n", "2", subprocess=True)
+    assert spread == single
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_crashed_worker_loses_no_held_test(pytester: pytest.Pytester,
+                                           make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=20)
+    pytester.makepyfile(test_crash='''
+        import os
+        from pytest_pai_judge import assert_judge_score
+
+        def test_a_good():
+            assert_judge_score("What is the capital of France?", "Paris is the capital of France.", min=3)
+
+        def test_b_bad():
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+
+        def test_c_crash():
+            os._exit(3)
+
+        def test_d_after():
+            assert_judge_score("Name the capital of France.", "Paris is the capital of France.", min=3)
+    ''')
+    result, outcomes = run_inner(pytester, server, "batch", "-n", "1", subprocess=True)
+    assert {k: v[0] for k, v in outcomes.items()} == {"test_a_good": "passed", "test_b_bad": "failed",
+                                                      "test_c_crash": "failed", "test_d_after": "passed"}
+    assert stats(server).get("batches_created", 0) == 1
+    assert not list((pytester.path / ".pai_judge_cache" / "spool").glob("*.jsonl"))
