@@ -3,43 +3,33 @@
 Run it with ``pytest examples/``: with no ``--judge-base-url`` the plugin starts an embedded
 local PAI-compatible server (the offline lexical engine), so this needs no network and no token.
 Point it at PAI with ``JUDGE_MODEL_BASE_URL=... JUDGE_MODEL_TOKEN=... pytest examples/``.
+
+Reports and drift against the committed baseline:
+``pytest examples/ --judge-report=judge.html --judge-baseline=examples/baseline.csv --judge-max-drop=1``
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from pytest_pai_judge import assert_judge_not_worse, assert_judge_score
+from pytest_pai_judge import assert_judge_not_worse, assert_judge_score, cases
 
-ANSWERS = [json.loads(line) for line in (Path(__file__).parent / "answers.jsonl").read_text("utf-8").splitlines()
-           if line.strip()]
-KNOWN_BAD = {"moon-landing-wrong"}  # a regression we know about: kept visible as xfail until fixed
-
-
-def _params() -> list:
-    params = []
-    for row in ANSWERS:
-        marks = [pytest.mark.xfail(reason="known wrong answer, tracked", strict=True)] if row["id"] in KNOWN_BAD else []
-        params.append(pytest.param(row, id=row["id"], marks=marks))
-    return params
+# A regression we know about stays visible as a strict xfail until it is fixed.
+KNOWN_BAD = {"moon-landing-wrong": pytest.mark.xfail(reason="known wrong answer, tracked", strict=True)}
 
 
 @pytest.mark.judge(min_score=4)
-@pytest.mark.parametrize("row", _params())
-def test_answer_quality(row: dict) -> None:
-    assert_judge_score(row["question"], row["answer"], ref_answer=row["ref_answer"])
+@pytest.mark.parametrize("question,answer,ref_answer", cases("answers.jsonl", question="question", answer="answer",
+                                                             ref_answer="ref_answer", id="id", marks=KNOWN_BAD))
+def test_answer_quality(question: str, answer: str, ref_answer: str) -> None:
+    assert_judge_score(question, answer, ref_answer=ref_answer)
 
 
-def test_release_not_worse_than_baseline() -> None:
-    """Pairwise, judged in both orders: the new answer must not lose to last release's."""
-    assert_judge_not_worse(
-        "How do I reverse a list in Python?",
-        candidate="Use list.reverse() to reverse in place, or list[::-1] for a reversed copy.",
-        baseline="You can reverse it.",
-    )
+@pytest.mark.parametrize("question,candidate,baseline", cases("releases.jsonl", question="question",
+                                                              candidate="release", baseline="baseline", id="id"))
+def test_release_not_worse_than_baseline(question: str, candidate: str, baseline: str) -> None:
+    """Pairwise, judged in both orders: this release's answer must not lose to the last release's."""
+    assert_judge_not_worse(question, candidate, baseline)
 
 
 def test_judge_fixture_reads_a_verdict(judge) -> None:

@@ -141,7 +141,9 @@ class Expectation:
             passed = result.winner in ("1", "tie")
             wanted = "the candidate to win or tie"
         request = self.requests[0]
-        record = self._record(request, forward, passed=passed, winner=result.winner, score=result.score1)
+        tokens = sum(int((v.usage or {}).get("total_tokens") or 0) for v in (forward, backward))
+        record = self._record(request, forward, passed=passed, winner=result.winner, score=result.score1,
+                              tokens=tokens, cached=forward.cached and backward.cached)
         if passed:
             return [record], None
         first, second = self.labels.get("first", "answer 1"), self.labels.get("second", "answer 2")

@@ -28,7 +28,8 @@ class CasesError(ValueError):
 
 
 def cases(source: Any, question: str | None = None, answer: str | None = None, ref_answer: str | None = None,
-          *, id: str | Callable[[dict[str, Any]], Any] | None = None, **extra: str) -> list[Any]:
+          *, id: str | Callable[[dict[str, Any]], Any] | None = None,
+          marks: Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None, **extra: str) -> list[Any]:
     """One ``pytest.param`` per row, holding the named columns for ``@pytest.mark.parametrize``.
 
     ``question`` / ``answer`` / ``ref_answer`` name the source's columns for those values; each
@@ -38,7 +39,9 @@ def cases(source: Any, question: str | None = None, answer: str | None = None, r
     or a local ``.jsonl`` / ``.json`` / ``.csv`` / ``.parquet`` path (relative paths are tried
     from the current directory, then from the calling file's directory).
 
-    Missing values (None / NaN) become None, which a judge request leaves out.
+    Missing values (None / NaN) become None, which a judge request leaves out. ``marks`` maps a
+    case id to a mark (or a list of marks), e.g. ``{"moon-landing": pytest.mark.xfail(strict=True)}``,
+    or is a function of the row returning marks; a mapping key that names no case is an error.
 
         @pytest.mark.parametrize("question,answer,ref_answer",
                                  cases("data/qa.jsonl", question="q", answer="a", ref_answer="ref", id="id"))
@@ -71,7 +74,16 @@ def cases(source: Any, question: str | None = None, answer: str | None = None, r
         else:
             raw = _clean(row.get(id))
             case_id = str(number) if raw is None else str(raw)
-        params.append(pytest.param(*values, id=case_id))
+        case_marks = marks(row) if callable(marks) else (marks or {}).get(case_id)
+        if case_marks is None:
+            case_marks = ()
+        elif not isinstance(case_marks, (list, tuple)):
+            case_marks = (case_marks,)
+        params.append(pytest.param(*values, id=case_id, marks=tuple(case_marks)))
+    if isinstance(marks, Mapping):
+        unknown = sorted(set(marks) - {p.id for p in params})
+        if unknown:
+            raise CasesError(f"cases(): marks= names cases that do not exist: {', '.join(unknown)}")
     return params
 
 

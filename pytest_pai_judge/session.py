@@ -304,10 +304,19 @@ class JudgeSession:
             hit = self.lookup(key, request, item)
             if hit is not None:
                 self.observe(hit, item)
+                self.record_value(request, hit, item)
                 return hit
             return self.deferred.value(request, key, item)
         verdict = self.verdict(request, item)
+        self.record_value(request, verdict, item)
         return verdict
+
+    def record_value(self, request: JudgeRequest, verdict: "Verdict", item: "pytest.Item | None") -> None:
+        """A verdict read as a value is reported too (no threshold, so neither passed nor failed)."""
+        expectation = Expectation("score", [request], None, item.nodeid if item is not None else "<outside a test>",
+                                  run_mode=self.run_mode)
+        record = expectation._record(request, verdict, passed=None, assertion="value")
+        self.add_records([record], item)
 
 
 # Errors raised by the request itself (not by the judge's answer) propagate as they are,
