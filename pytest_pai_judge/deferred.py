@@ -442,7 +442,9 @@ class DeferredSettler:
             threading.Thread(target=_import_sdk, name="pai-judge-import", daemon=True).start()
 
     def _concurrency(self) -> int:
-        value = self.config.getoption("judge_concurrency") or self.config.getini("judge_concurrency")
+        value = self.config.getoption("judge_concurrency")
+        if value is None:
+            value = self.config.getini("judge_concurrency")
         total = int(value) if value not in (None, "") else DEFAULT_CONCURRENCY
         if total < 1:
             raise pytest.UsageError(f"--judge-concurrency must be at least 1, got {total}")

@@ -127,7 +127,9 @@ def test_three_modes_agree(pytester: pytest.Pytester, faulty_server: LocalJudgeS
     # The deferred failure points at the assertion's line in the test, like immediate mode.
     batch_text = runs["batch"][0].stdout.str()
     assert '>       assert_judge_score("What is the capital of France?", "bananas", min=4)' in batch_text
-    assert "test_suite.py:13: JudgeAssertionError" in batch_text
+    source = (pytester.path / "test_suite.py").read_text().splitlines()
+    line = 1 + next(i for i, text in enumerate(source) if '"What is the capital of France?", "bananas", min=4' in text)
+    assert f"test_suite.py:{line}: JudgeAssertionError" in batch_text
 
 
 def test_settling_prints_one_line_then_the_held_tests(pytester: pytest.Pytester,
@@ -234,7 +236,8 @@ def test_cached_verdicts_resolve_at_once_and_lf_sees_final_outcomes(
     assert {"judge_score", "judge_model", "judge_threshold"} <= props
     calls = stats(server).get("chat_completions", 0)
     again = pytester.runpytest(*args, "--lf")
-    again.assert_outcomes(failed=1, deselected=1)  # --lf saw the deferred failure
+    again.assert_outcomes(failed=1)  # --lf saw the deferred failure, and only it
+    again.stdout.fnmatch_lines(["*test_cached.py::test_bad*"])
     assert "pai-judge: judging" not in again.stdout.str()  # the cache answered: nothing held
     assert stats(server).get("chat_completions", 0) == calls
 
@@ -300,7 +303,9 @@ def test_crashed_worker_loses_no_held_test(pytester: pytest.Pytester,
             assert_judge_score("Name the capital of France.", "Paris is the capital of France.", min=3)
     ''')
     result, outcomes = run_inner(pytester, server, "batch", "-n", "1", subprocess=True)
+    assert outcomes.pop("test_c_crash")[0] in ("failed", "error")  # xdist reports the crash itself
     assert {k: v[0] for k, v in outcomes.items()} == {"test_a_good": "passed", "test_b_bad": "failed",
-                                                      "test_c_crash": "failed", "test_d_after": "passed"}
+                                                      "test_d_after": "passed"}
+    result.stdout.fnmatch_lines(["*pai-judge warning: xdist worker gw0 went down*held test*"])
     assert stats(server).get("batches_created", 0) == 1
     assert not list((pytester.path / ".pai_judge_cache" / "spool").glob("*.jsonl"))
