@@ -243,7 +243,7 @@ class BatchJudge:
 
         parts = []
         if files:
-            text = f"pai-judge: judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
+            text = f"judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
             if len(files) > 1:
                 text += f" (the input is over the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} file limit)"
             parts.append(text)
@@ -251,7 +251,7 @@ class BatchJudge:
             ids = ", ".join(j.id for j in resumed) or "an earlier run's job"
             parts.append(f"collecting {plural(from_earlier, 'verdict')} from {ids} (an earlier run's batch)")
         if parts:
-            self.console.line("; ".join(parts) + "…")
+            self.console.line("pai-judge: " + "; ".join(parts) + "…")
 
     # ------------------------------------------------------------------ remembered jobs
 

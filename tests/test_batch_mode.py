@@ -1,0 +1,239 @@
+"""Batch mode end to end: one PAI batch job per run, counted at a real local server.
+
+Also: a failed line fails only its test; a batch that expires fails every waiting test; an
+interrupted run (timeout or Ctrl-C) keeps the batch id and the next run collects the results
+without a new job; PAI's and OpenAI's status words; the 10 MB split. Unit tests of the JSONL
+helpers come last.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from pytest_pai_judge import errors, protocol
+from pytest_pai_judge.batch import BatchLedger, custom_id, encode_line, key_of, outcome_of_line, split_files
+from pytest_pai_judge.client import JudgeReply
+from pytest_pai_judge.request import JudgeRequest
+from pytest_pai_judge.server import Fault, LocalJudgeServer
+
+from test_deferred import SUITE, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
+
+PARAMETRIZED = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+@pytest.mark.parametrize("i", range({n}))
+def test_judged(i):
+    assert_judge_score(f"What is the capital of France? (case {{i}})", "Paris is the capital of France.", min=1)
+'''
+
+
+def ledger(pytester: pytest.Pytester) -> dict[str, dict]:
+    path = pytester.path / ".pai_judge_cache" / "batches.json"
+    return json.loads(path.read_text())["batches"] if path.exists() else {}
+
+
+# --------------------------------------------------------------------------- one job
+
+
+@pytest.mark.parametrize("dialect", ["pai", "openai"])
+def test_one_batch_job_for_the_run(pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer],
+                                   dialect: str) -> None:
+    server = make_judge_server(latency_ms=30, status_dialect=dialect, faults=[Fault("BOOM", "500")])
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=12), test_boom='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_boom():
+            assert_judge_score("BOOM: what is the capital of France?", "Paris is the capital of France.", min=1)
+    ''')
+    result, outcomes = run_inner(pytester, server, "batch")
+    result.assert_outcomes(passed=12, failed=1)
+    assert "ModelServiceFailed" in outcomes["test_boom"][1]  # the failed line fails only its own test
+    counts = stats(server)
+    assert counts.get("batches_created") == 1 and counts.get("files_created") == 1
+    assert counts.get("batch_lines_judged") == 13 and counts.get("chat_completions", 0) == 0
+    result.stdout.fnmatch_lines(["pai-judge: judging 13 deferred verdicts in 1 batch job…",
+                                 "pai-judge: batch_* Succeeded: 12/13 completed, 1 failed, *s elapsed"
+                                 if dialect == "pai" else
+                                 "pai-judge: batch_* completed: 12/13 completed, 1 failed, *s elapsed"])
+    assert ledger(pytester) == {}  # collected, so forgotten
+
+
+def test_one_batch_job_under_xdist(pytester: pytest.Pytester,
+                                   make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=30, faults=[Fault("BOOM", "500"), Fault("GARBLE", "unreadable")])
+    pytester.makepyfile(test_suite=SUITE)
+    _, single = run_inner(pytester, server, "batch")
+    assert stats(server).get("batches_created") == 1
+    result, spread = run_inner(pytester, server, "batch", "-n", "2", subprocess=True)
+    assert stats(server).get("batches_created") == 2  # the controller submitted one job for both workers
+    assert spread == single
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_identical_requests_are_sent_once(pytester: pytest.Pytester,
+                                          make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=10)
+    pytester.makepyfile(test_same='''
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_same(i):
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+    ''')
+    result, outcomes = run_inner(pytester, server, "batch")
+    result.assert_outcomes(failed=3)
+    assert stats(server).get("batch_lines_judged") == 1
+    assert len({message for _, message in outcomes.values()}) == 1
+
+
+# --------------------------------------------------------------------------- failures are never passes
+
+
+def test_expired_batch_fails_every_waiting_test(pytester: pytest.Pytester,
+                                                make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=1500, batch_window_s=0.3)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=3))
+    result, outcomes = run_inner(pytester, server, "batch")
+    result.assert_outcomes(failed=3)
+    for outcome, message in outcomes.values():
+        assert outcome == "failed" and "expired" in message
+    assert ledger(pytester) == {}  # nothing left to collect
+
+
+def test_upload_refused_fails_every_waiting_test(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                 make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    monkeypatch.delenv("JUDGE_MODEL_TOKEN", raising=False)
+    server = make_judge_server(token="the-right-token")
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=2))
+    result, outcomes = run_inner(pytester, server, "batch")
+    result.assert_outcomes(failed=2)
+    assert all("InvalidToken" in message for _, message in outcomes.values())
+
+
+# --------------------------------------------------------------------------- interrupted runs lose nothing
+
+
+def test_timeout_keeps_the_batch_and_the_next_run_collects_it(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=1200)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=3))
+    result, outcomes = run_inner(pytester, server, "batch", "--judge-batch-timeout=0.3")
+    result.assert_outcomes(failed=3)
+    (batch_id,) = ledger(pytester)
+    for _, message in outcomes.values():
+        assert "VerdictUnavailable" in message and "--judge-batch-resume batch_<id>" in message  # ids masked
+    again, _ = run_inner(pytester, server, "batch", name="again")
+    again.assert_outcomes(passed=3)
+    again.stdout.fnmatch_lines([f"pai-judge: collecting 3 verdicts from {batch_id} (an earlier run's batch)…"])
+    assert stats(server).get("batches_created") == 1  # collected, not paid for again
+    assert ledger(pytester) == {}
+
+
+def test_resume_by_id(pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=600)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=2))
+    run_inner(pytester, server, "batch", "--judge-batch-timeout=0.2")
+    (batch_id,) = ledger(pytester)
+    (pytester.path / ".pai_judge_cache" / "batches.json").unlink()  # e.g. a fresh CI checkout
+    again, _ = run_inner(pytester, server, "batch", f"--judge-batch-resume={batch_id}", name="again")
+    again.assert_outcomes(passed=2)
+    assert stats(server).get("batches_created") == 1
+
+
+def test_ctrl_c_while_waiting(pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=2000)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=3))
+    argv = [sys.executable, "-m", "pytest", "-p", "no:randomly", "--judge-base-url", server.url or "",
+            "--judge-mode=batch", "--judge-cache=off", "--junitxml=interrupted.xml"]
+    proc = subprocess.Popen(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while stats(server).get("batches_created", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # now polling
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "3 failed" in output and "passed" not in output.splitlines()[-1]
+    assert output.count("VerdictUnavailable: the run was interrupted (Ctrl-C) while waiting for batch") == 3
+    (batch_id,) = ledger(pytester)
+    assert batch_id in output
+    junit = (pytester.path / "interrupted.xml").read_text()
+    assert 'failures="3"' in junit
+    again, _ = run_inner(pytester, server, "batch", name="again")
+    again.assert_outcomes(passed=3)
+    assert stats(server).get("batches_created") == 1
+
+
+# --------------------------------------------------------------------------- the 10 MB split
+
+
+def test_split_only_past_the_file_limit(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                        make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=10)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=5))
+    line = len(encode_line(custom_id("test_many.py::test_judged[0]", "0" * 64),
+                           JudgeRequest.single("What is the capital of France? (case 0)",
+                                               "Paris is the capital of France.")))
+    monkeypatch.setattr(protocol, "MAX_BATCH_FILE_BYTES", 2 * line + 10)  # two lines per file
+    result, _ = run_inner(pytester, server, "batch")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["pai-judge: judging 5 deferred verdicts in 3 batch jobs (the input is over the "
+                                 "* file limit)…"])
+    assert stats(server).get("batches_created") == 3
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_custom_id_names_the_test_and_the_request() -> None:
+    key = "ab" * 32
+    assert custom_id("tests/test_x.py::test_y[a#b]", key) == f"tests/test_x.py::test_y[a#b]#{key}"
+    assert key_of(custom_id("tests/test_x.py::test_y[a#b]", key)) == key
+    long = custom_id("t.py::test_" + "x" * 500, key)
+    assert len(long) < 260 and key_of(long) == key
+
+
+def test_split_files() -> None:
+    lines = [(str(i), b"x" * 40 + b"\n") for i in range(5)]
+    files, too_big = split_files(lines, limit=100)
+    assert [[k for k, _ in f] for f in files] == [["0", "1"], ["2", "3"], ["4"]] and too_big == []
+    files, too_big = split_files([lines[0], ("big", b"y" * 200)], limit=100)
+    assert files == [[lines[0]]] and too_big == [("big", 200)]
+    assert len(split_files(lines)[0]) == 1  # the real limit: 10 MB
+
+
+def test_outcome_of_output_and_error_lines() -> None:
+    ok = {"custom_id": "t#k", "error": None, "response": {"status_code": 200, "body": {
+        "model": "pai-judge", "choices": [{"message": {"content": "score [[4]]"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}}}
+    reply = outcome_of_line(ok)
+    assert isinstance(reply, JudgeReply) and reply.raw == "score [[4]]" and reply.usage["total_tokens"] == 5
+    failed = {"custom_id": "t#k", "response": {"status_code": 500, "body": {"error": {
+        "code": "ModelServiceFailed", "message": "Request_judge_model, load error"}}},
+        "error": {"code": "ModelServiceFailed", "message": "Request_judge_model, load error"}}
+    error = outcome_of_line(failed)
+    assert isinstance(error, errors.ModelServiceFailed) and error.status == 500
+    assert str(error) == "HTTP 500 ModelServiceFailed: Request_judge_model, load error"  # as an online call says
+    expired = {"custom_id": "t#k", "response": None, "error": {"code": "batch_expired", "message": "too late"}}
+    late = outcome_of_line(expired)
+    assert isinstance(late, errors.BatchError) and "too late" in str(late)
+
+
+def test_ledger_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    book = BatchLedger(tmp_path / "cache")
+    request = JudgeRequest.single("q?", "a.")
+    book.remember("batch_1", "http://h/v1", {"k1": request})
+    book.remember("batch_2", "http://other/v1", {})
+    assert set(book.entries("http://h/v1")) == {"batch_1"}
+    assert book.entries("http://h/v1")["batch_1"]["requests"]["k1"]["fields"] == {"question": "q?", "answer": "a."}
+    book.forget("batch_1")
+    assert book.entries("http://h/v1") == {} and set(book.entries("http://other/v1")) == {"batch_2"}
