@@ -492,6 +492,7 @@ class DeferredSettler:
         if self.fallback == "immediate":
             verdict = self.session.fresh(key, request, item)
             self.session.observe(verdict, item)
+            self.session.record_value(request, verdict, item)  # reported as in immediate mode
             return verdict
         raise DeferredVerdictError(
             f"this test reads a judge verdict as a value ({request.describe()}), but --judge-mode={self.mode} "
