@@ -87,6 +87,7 @@ class JudgeSession:
         self._server: Any = None
         self._lock = threading.Lock()
         self._custom_parser: bool | None = None
+        self._variant_prefix = ""
         self.deferred: Any = None  # set by the plugin in deferred / batch mode
 
     # ------------------------------------------------------------------ lifecycle
@@ -195,24 +196,30 @@ class JudgeSession:
             return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=0.0,
                            cached=True)
         verdict = self.parse(reply, request)
-        if variant:
-            import json
-
-            memo = verdict.to_dict()
-            for volatile in ("raw", "model", "usage", "latency_s", "cached"):
-                memo.pop(volatile, None)
-            self.cache.remember_parse(key, variant, json.dumps(memo, ensure_ascii=False))
+        self._memo(key, variant, verdict)
         return replace(verdict, cached=True)
+
+    def _memo(self, key: str, variant: str | None, verdict: "Verdict") -> None:
+        """Keep the parsed verdict beside its raw reply, so the next hit skips the parser."""
+        if not variant or self.cache_mode not in ("use", "refresh"):
+            return
+        import json
+
+        memo = verdict.to_dict()
+        for volatile in ("raw", "model", "usage", "latency_s", "cached"):
+            memo.pop(volatile, None)
+        self.cache.remember_parse(key, variant, json.dumps(memo, ensure_ascii=False))
 
     def _parse_variant(self, request: JudgeRequest) -> str | None:
         """Memo key of a parsed verdict; None when a plugin parses replies itself (never memoised)."""
         if self._custom_parser is None:
+            from .verdict import PARSER_VERSION
+
             self._custom_parser = bool(self.config.hook.pytest_judge_parse_reply.get_hookimpls())
+            self._variant_prefix = f"v{PARSER_VERSION}|"
         if self._custom_parser:
             return None
-        from .verdict import PARSER_VERSION
-
-        return f"v{PARSER_VERSION}|{request.kind}|{request.max_score}|{int(request.json_mode)}"
+        return f"{self._variant_prefix}{request.kind}|{request.max_score}|{int(request.json_mode)}"
 
     def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: "pytest.Item | None") -> None:
         if self.cache_mode in ("use", "refresh"):
@@ -234,7 +241,9 @@ class JudgeSession:
                                     f"the judge ({request.describe()}); run once with --judge-cache=use to record it")
         reply = self.client.complete(request)
         self.store(key, request, reply, item)
-        return self.parse(reply, request)
+        verdict = self.parse(reply, request)
+        self._memo(key, self._parse_variant(request), verdict)
+        return verdict
 
     def observe(self, verdict: "Verdict", item: "pytest.Item | None") -> None:
         if verdict.cached:

@@ -63,7 +63,7 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 __all__ = ["CriterionScore", "Verdict", "UnreadableVerdict", "parse_reply", "strip_control", "normalize_text"]
@@ -121,8 +121,11 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (criteria as a list of dicts); inverse of :meth:`from_dict`."""
-        data = asdict(self)
-        data["criteria"] = [asdict(c) for c in self.criteria]
+        # Built by hand: dataclasses.asdict deep-copies recursively and costs ~0.1 ms per verdict.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["usage"] = dict(self.usage) if self.usage is not None else None
+        data["criteria"] = [{"name": c.name, "score": c.score, "reason": c.reason, "score2": c.score2}
+                            for c in self.criteria]
         return data
 
     @classmethod
