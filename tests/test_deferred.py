@@ -310,3 +310,36 @@ def test_crashed_worker_loses_no_held_test(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*pai-judge warning: xdist worker gw0 went down*held test*"])
     assert stats(server).get("batches_created", 0) == 1
     assert not list((pytester.path / ".pai_judge_cache" / "spool").glob("*.jsonl"))
+
+
+def test_another_protocol_owner_still_gets_judged(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    """If a plugin like rerunfailures runs the protocol itself, the verdict is judged at once, not lost."""
+    pytester.makeconftest('''
+        import pytest
+        from _pytest.runner import runtestprotocol
+
+        class TakeOver:
+            @pytest.hookimpl(tryfirst=True)
+            def pytest_runtest_protocol(self, item, nextitem):
+                item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+                runtestprotocol(item, nextitem=nextitem, log=True)
+                item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+                return True
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            config.pluginmanager.register(TakeOver(), "takeover")
+    ''')
+    pytester.makepyfile(test_x='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_bad():
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+
+        def test_good():
+            assert_judge_score("What is the capital of France?", "Paris is the capital of France.", min=3)
+    ''')
+    result, outcomes = run_inner(pytester, faulty_server, "batch")
+    assert {k: v[0] for k, v in outcomes.items()} == {"test_bad": "failed", "test_good": "passed"}
+    assert "judge score 2/5 is below the minimum 4" in outcomes["test_bad"][1]
+    assert stats(faulty_server).get("batches_created", 0) == 0  # judged online, at once
