@@ -15,7 +15,8 @@ subprocess per mode with ``--judge-cache=off``, and prints
 
 "wall" is pytest's own session time (the ``in 2.71s`` of its summary line: collection, tests and
 settling); the process time, which adds interpreter start-up and plugin imports, is printed next
-to it, and the deferred ratio is given for both.
+to it, and the deferred ratio is given for both, and for the judging span the plugin reports
+(first call started to last answer in, which still includes the ~0.4 s ``openai`` import).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Run:
     process_s: float
     passed: int
     summary: str
+    span_s: float | None = None
+    """Deferred mode: the plugin's own "judged in X s from the first call to the last answer"."""
 
 
 def run_mode(suite: Path, url: str, mode: str, extra: list[str]) -> Run:
@@ -69,7 +72,9 @@ def run_mode(suite: Path, url: str, mode: str, extra: list[str]) -> Run:
     if proc.returncode != 0 or not found:
         print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"{mode}: pytest exited {proc.returncode}")
-    return Run(mode, float(found.group(1)), process_s, int(passed.group(1)) if passed else 0, summary)
+    span = re.search(r"verdicts? judged in ([0-9.]+)s from the first call", proc.stdout)
+    return Run(mode, float(found.group(1)), process_s, int(passed.group(1)) if passed else 0, summary,
+               float(span.group(1)) if span else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deferred:  wall {dfr.session_s:6.2f}s (process {dfr.process_s:6.2f}s)  "
               f"ratio to N*L/C {dfr.session_s / ideal:.3f} (process {dfr.process_s / ideal:.3f}; goal <= 1.15)  "
               f"[{dfr.summary}]")
+        if dfr.span_s is not None:
+            print(f"           judging span (first call to last answer, as the plugin reports it) {dfr.span_s:.2f}s, "
+                  f"ratio {dfr.span_s / ideal:.3f}")
 
         before = server.stats.get("batches_created", 0)
         bat = run_mode(suite, url, "batch", ["--judge-batch-poll", str(args.batch_poll)])
