@@ -445,6 +445,17 @@ class BatchJudge:
         return "; ".join(messages)
 
 
+def check_batch_options(config: Any) -> None:
+    """Refuse a zero or negative --judge-batch-poll / --judge-batch-timeout before any test runs."""
+    import pytest
+
+    for name, default in (("judge_batch_poll", DEFAULT_POLL_S), ("judge_batch_timeout", DEFAULT_TIMEOUT_S)):
+        try:
+            _positive(config.getoption(name), config.getini(name), default)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} {exc}") from None
+
+
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB"
 

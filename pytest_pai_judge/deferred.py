@@ -424,6 +424,10 @@ class DeferredSettler:
         if fallback not in ("error", "immediate"):
             raise pytest.UsageError(f"judge_batch_fallback must be error or immediate, got {fallback!r}")
         self.fallback: str = fallback
+        if self.mode == "batch":
+            from .batch import check_batch_options
+
+            check_batch_options(config)
         self.held: list[Held] = []
         self.results: dict[str, RawOutcome] = {}
         """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors."""
