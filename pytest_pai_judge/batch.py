@@ -204,6 +204,8 @@ class BatchJudge:
         self.resume_id: str | None = config.getoption("judge_batch_resume")
         self.ledger = BatchLedger(session.cache_dir)
         self.jobs: list[Job] = []
+        self.resumed_ids: list[str] = []
+        """Remembered jobs this run collected (finished ones at once, running ones after waiting)."""
         self.started = time.perf_counter()
 
     @property
@@ -247,8 +249,8 @@ class BatchJudge:
             if len(files) > 1:
                 text += f" (the input is over the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} file limit)"
             parts.append(text)
-        if resumed or from_earlier:
-            ids = ", ".join(j.id for j in resumed) or "an earlier run's job"
+        if from_earlier:
+            ids = ", ".join(dict.fromkeys(self.resumed_ids + [j.id for j in resumed]))
             parts.append(f"collecting {plural(from_earlier, 'verdict')} from {ids} (an earlier run's batch)")
         if parts:
             self.console.line("pai-judge: " + "; ".join(parts) + "…")
@@ -277,6 +279,7 @@ class BatchJudge:
                     self.session.warnings.append(f"could not check remembered batch {batch_id}: {error}")
                 continue
             self._update(job, info)
+            self.resumed_ids.append(batch_id)
             if job.status in protocol.TERMINAL_STATUSES:
                 self._collect(job, info, results, final=False)
             elif not job.keys:

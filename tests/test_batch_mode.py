@@ -135,6 +135,15 @@ def test_timeout_keeps_the_batch_and_the_next_run_collects_it(
     again.assert_outcomes(passed=3)
     again.stdout.fnmatch_lines([f"pai-judge: collecting 3 verdicts from {batch_id} (an earlier run's batch)…"])
     assert stats(server).get("batches_created") == 1  # collected, not paid for again
+    # The same when the earlier batch has already finished by the time the next run starts.
+    (pytester.path / "test_many.py").write_text(PARAMETRIZED.format(n=3).replace("France?", "France ?"))
+    run_inner(pytester, server, "batch", "--judge-batch-timeout=0.3", name="third")
+    (second_id,) = ledger(pytester)
+    time.sleep(1.5)
+    fourth, _ = run_inner(pytester, server, "batch", name="fourth")
+    fourth.assert_outcomes(passed=3)
+    fourth.stdout.fnmatch_lines([f"pai-judge: collecting 3 verdicts from {second_id} (an earlier run's batch)…"])
+    assert stats(server).get("batches_created") == 2
     assert ledger(pytester) == {}
 
 
