@@ -177,6 +177,9 @@ def score_expectation(session: "JudgeSession", item: "pytest.Item | None", quest
     settings = session.settings_for(item)
     request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
     threshold = minimum if minimum is not None else settings.min_score
+    if threshold > request.max_score:
+        raise ValueError(f"minimum score {threshold:g} is above max_score {request.max_score}: this assertion could "
+                         "never pass (check min=, @pytest.mark.judge(min_score=...), --judge-min-score)")
     return Expectation("score", [request], threshold, _nodeid(item))
 
 

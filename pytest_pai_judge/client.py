@@ -70,22 +70,25 @@ def _as_dict(completion: Any) -> dict[str, Any]:
     raise errors.ModelServiceFailed(f"the judge's reply is not a JSON object: {str(completion)[:200]!r}", status=200)
 
 
-def translate_exception(exc: BaseException) -> errors.JudgeError:
+def translate_exception(exc: BaseException, client: "JudgeClient | None" = None) -> errors.JudgeError:
     """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
     import openai
 
     if isinstance(exc, errors.JudgeError):
         return exc
+    where = f" at {client.base_url} (timeout {client.timeout:g}s, {client.max_retries} retries)" if client else ""
     if isinstance(exc, openai.APITimeoutError):
-        return errors.JudgeTimeout(f"the judge did not answer in time ({exc})")
+        return errors.JudgeTimeout(f"the judge did not answer in time{where}",
+                                   hint="raise --judge-timeout, or check the judge service's load")
     if isinstance(exc, openai.APIConnectionError):
-        return errors.JudgeConnectionError(f"cannot reach the judge: {exc.__cause__ or exc}")
+        return errors.JudgeConnectionError(f"cannot reach the judge{where}: {exc.__cause__ or exc}",
+                                           hint="check --judge-base-url / JUDGE_MODEL_BASE_URL and the network")
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
         message = err.get("message") or exc.message
         return errors.from_code(exc.status_code, err.get("code"), str(message), err.get("param"))
-    return errors.JudgeError(f"{type(exc).__name__}: {exc}")
+    return errors.JudgeError(f"the judge call failed: {type(exc).__name__}: {exc}")
 
 
 class JudgeClient:
@@ -137,18 +140,20 @@ class JudgeClient:
 
     def check(self, request: JudgeRequest) -> None:
         """Fail fast, before any network, with the code the server would give."""
+        __tracebackhide__ = True
         try:
             request.validate(self.models)
         except protocol.ProtocolError as exc:
-            raise errors.from_code(exc.status, exc.code, exc.message, exc.param) from None
+            raise errors.from_code(exc.status, exc.code, exc.message, exc.param, local=True) from None
 
     def complete(self, request: JudgeRequest) -> JudgeReply:
+        __tracebackhide__ = True
         self.check(request)
         started = time.perf_counter()
         try:
             completion = self.sdk.post(CHAT_PATH, body=request.body(), cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a JudgeError
-            raise translate_exception(exc) from None
+            raise translate_exception(exc, self) from None
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)
 
     async def acomplete(self, request: JudgeRequest) -> JudgeReply:
@@ -157,5 +162,5 @@ class JudgeClient:
         try:
             completion = await self.async_sdk().post(CHAT_PATH, body=request.body(), cast_to=object)
         except Exception as exc:  # noqa: BLE001
-            raise translate_exception(exc) from None
+            raise translate_exception(exc, self) from None
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)

@@ -11,24 +11,38 @@ class JudgeError(Exception):
     code: str = "JudgeError"
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, hint: str | None = None, local: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         if code is not None:
             self.code = code
         self.param = param
+        self.hint = hint
+        self.local = local
+        """True when the request was refused before sending, with the answer the server would give."""
 
     def __str__(self) -> str:
-        where = f"HTTP {self.status} " if self.status is not None else ""
-        return f"{where}{self.code}: {self.message}"
+        # pytest prints "ClassName: str(exc)", so the code is named only when it differs from the class.
+        parts = [self.message]
+        tags = []
+        if self.code != type(self).__name__:
+            tags.append(self.code)
+        if self.status is not None:
+            tags.append(f"refused before sending; the server answers HTTP {self.status}" if self.local
+                        else f"HTTP {self.status}")
+        if tags:
+            parts.append(f"[{', '.join(tags)}]")
+        text = " ".join(parts)
+        return f"{text}\nhint: {self.hint}" if self.hint else text
 
     def __reduce__(self) -> Any:  # picklable for xdist and multiprocessing
-        return (_rebuild, (type(self), self.message, self.status, self.code, self.param))
+        return (_rebuild, (type(self), self.message, self.status, self.code, self.param, self.hint, self.local))
 
 
-def _rebuild(cls: type[JudgeError], message: str, status: int | None, code: str, param: str | None) -> JudgeError:
-    return cls(message, status=status, code=code, param=param)
+def _rebuild(cls: type[JudgeError], message: str, status: int | None, code: str, param: str | None,
+             hint: str | None = None, local: bool = False) -> JudgeError:
+    return cls(message, status=status, code=code, param=param, hint=hint, local=local)
 
 
 class MessagesError(JudgeError): code = "MessagesError"
@@ -67,8 +81,26 @@ BY_STATUS: dict[int, type[JudgeError]] = {401: InvalidToken, 402: InvalidBody, 4
                                           404: ModelNotFound, 429: RateLimited, 500: ModelServiceFailed}
 
 
-def from_code(status: int | None, code: str | None, message: str, param: str | None = None) -> JudgeError:
+def from_code(status: int | None, code: str | None, message: str, param: str | None = None, *,
+              local: bool = False) -> JudgeError:
     """The JudgeError subclass for a documented code (or, failing that, for the HTTP status)."""
-    cls = BY_CODE.get(code or "") or BY_STATUS.get(status or 0) or (
-        ModelServiceFailed if status and status >= 500 else JudgeError)
-    return cls(message, status=status, code=code or cls.code, param=param)
+    hint = None
+    if status == 404 and code != "ModelNotFound":
+        cls: type[JudgeError] = JudgeError  # a missing route, not a missing model
+        hint = "the judge API answered 'not found' for this route: check that the base URL ends in /v1"
+    else:
+        cls = BY_CODE.get(code or "") or BY_STATUS.get(status or 0) or (
+            ModelServiceFailed if status and status >= 500 else JudgeError)
+    if cls is SceneError:
+        from .protocol import INNER_SCENES
+
+        hint = ("scene must be one of the judge's native scenes (" + ", ".join(INNER_SCENES) + "), or come "
+                "with both scene_desc and metric; leave scene, scene_desc and metric empty to let the judge choose")
+    elif cls is ScoreError:
+        hint = "give max_score and score_desc together (score_desc describes each score from 1 to max_score)"
+    elif cls is InvalidToken:
+        import os
+
+        hint = ("set JUDGE_MODEL_TOKEN to the token of the judge service" if not os.environ.get("JUDGE_MODEL_TOKEN")
+                else "JUDGE_MODEL_TOKEN is set but the service refused it")
+    return cls(message, status=status, code=code or cls.code, param=param, hint=hint, local=local)

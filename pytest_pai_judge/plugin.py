@@ -44,7 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
            "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
     option("judge-cache-dir", "string", "verdict cache directory (default: <rootdir>/.pai_judge_cache)")
     group.addoption("--judge-cache-prune", dest="judge_cache_prune", action="store_true", default=False,
-                    help="after the run, drop cache entries that no test used in this run")
+                    help="after a complete run, drop cache entries that no test used in it (skipped when tests "
+                         "were deselected or the run was interrupted)")
+    parser.addini("judge_cache_prune", type="bool", default=False, help="like --judge-cache-prune")
     option("judge-mode", "string", "immediate (default): judge inside each test; deferred: hold tests and judge "
            "with concurrent online calls; batch: one PAI batch job for the whole run", choices=MODES)
     option("judge-concurrency", "string", "deferred mode: judge calls in flight at once (default 8)", type=int)
@@ -89,6 +91,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash[SESSION_KEY]
     return (f"pai-judge: {session.describe_target()}; model={session.model}, min_score={session.min_score:g}, "
             f"mode={session.run_mode}, cache={session.cache_mode}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse judge markers with unknown or ill-typed arguments before anything runs."""
+    session = config.stash[SESSION_KEY]
+    for item in items:
+        session.check_markers(item)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remember deselection: pruning after a partial run would drop the other tests' verdicts."""
+    if items:
+        items[0].config.stash[SESSION_KEY].deselected += len(items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -138,7 +153,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput["pai_judge_records"] = [r.to_dict() for r in judge_session.records]
         workeroutput["pai_judge_stats"] = dict(judge_session.stats)
     else:
-        judge_session.pruned = judge_session.prune_cache()
+        judge_session.pruned = judge_session.prune_cache(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -146,7 +161,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash[SESSION_KEY]
     cache_warning = session._cache.warning if session._cache is not None else None
     for message in ([cache_warning] if cache_warning else []) + session.warnings:
-        terminalreporter.write_line(f"pai-judge warning: {message}", yellow=True)
+        prefix = "" if message.startswith("pai-judge") else "pai-judge warning: "
+        terminalreporter.write_line(f"{prefix}{message}", yellow=True)
     if not session.records:
         return
     records = session.records

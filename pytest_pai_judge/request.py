@@ -106,14 +106,13 @@ class JudgeRequest:
         users = [m.get("content") for m in self.messages if m.get("role") == "user"]
         return users[-1] if users and isinstance(users[-1], str) else None
 
-    def cache_key(self, base_url: str | None) -> str:
-        """sha256 over the full request: model, judge fields, generation parameters, base-URL host.
+    def cache_key(self, judge: str) -> str:
+        """sha256 over the full request: model, judge fields, generation parameters and ``judge``.
 
-        The token is never part of it (it is not in the request); two servers at different hosts
-        never share a verdict.
+        ``judge`` names the judge service (the base URL's host, see :func:`judge_identity`), so two
+        services never share a verdict. The token is never part of it (it is not in the request).
         """
-        host = urlsplit(base_url).netloc if base_url else ""
-        canonical = json.dumps({"host": host, "body": self.body()}, sort_keys=True, ensure_ascii=False,
+        canonical = json.dumps({"host": judge, "body": self.body()}, sort_keys=True, ensure_ascii=False,
                                separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -121,6 +120,14 @@ class JudgeRequest:
         """A short label for failure messages and reports."""
         scene = self.fields.get("scene")
         return f"model={self.model}" + (f", scene={scene}" if scene else "")
+
+
+def judge_identity(base_url: str) -> str:
+    """The part of a base URL that names the judge service for the cache: scheme-less host:port."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"judge base URL must start with http:// or https:// and name a host, got {base_url!r}")
+    return parts.netloc.lower()
 
 
 def _only_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from . import errors
 from .assertions import Expectation
 from .client import BASE_URL_ENV, TOKEN_ENV, JudgeClient, JudgeReply
 from .records import JudgeRecord
-from .request import JudgeRequest
+from .request import JudgeRequest, judge_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MODES = ("immediate", "deferred", "batch")
 CACHE_MODES = ("use", "refresh", "off", "replay")
 DEFAULT_MIN_SCORE = 4.0
-EMBEDDED_IDENTITY = "embedded-lexical"
+EMBEDDED_IDENTITY = "<embedded lexical engine>"
 """Cache host identity of the embedded server: its port changes every run, its verdicts do not."""
 
 
@@ -63,10 +63,21 @@ class JudgeSession:
         self.config = config
         opt = config.getoption
         self.model: str = opt("judge_model") or config.getini("judge_model") or "pai-judge"
-        self.min_score: float = _float(opt("judge_min_score"), config.getini("judge_min_score"), DEFAULT_MIN_SCORE)
-        self.timeout: float = _float(opt("judge_timeout"), config.getini("judge_timeout"), 60.0)
+        self.min_score: float = _float("judge_min_score", opt("judge_min_score"), config.getini("judge_min_score"),
+                                       DEFAULT_MIN_SCORE)
+        self.timeout: float = _float("judge_timeout", opt("judge_timeout"), config.getini("judge_timeout"), 60.0)
+        if self.min_score <= 0:
+            raise _usage(f"judge_min_score must be a positive score, got {self.min_score:g}")
+        if self.timeout <= 0:
+            raise _usage(f"judge_timeout must be a positive number of seconds, got {self.timeout:g}")
         self.base_url: str | None = (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
                                      or config.getini("judge_base_url") or None)
+        if self.base_url is not None:
+            try:
+                self._identity = judge_identity(self.base_url)
+            except ValueError as exc:
+                raise _usage(f"{exc} (from --judge-base-url, ${BASE_URL_ENV} or the judge_base_url ini key; "
+                             "e.g. https://aiservice.cn-hangzhou.aliyuncs.com/v1)") from None
         self.run_mode: str = opt("judge_mode") or config.getini("judge_mode") or "immediate"
         if self.run_mode not in MODES:
             raise _usage(f"judge_mode must be one of {', '.join(MODES)}, got {self.run_mode!r}")
@@ -75,7 +86,8 @@ class JudgeSession:
             raise _usage(f"judge_cache must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}")
         cache_dir = opt("judge_cache_dir") or config.getini("judge_cache_dir") or ".pai_judge_cache"
         self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
-        self.prune: bool = bool(opt("judge_cache_prune"))
+        self.prune: bool = bool(opt("judge_cache_prune") or config.getini("judge_cache_prune"))
+        self.deselected = 0
         self.pruned = 0
         self.run_id = _run_id(config)
         self.records: list[JudgeRecord] = []
@@ -95,9 +107,24 @@ class JudgeSession:
     def push(self) -> None:
         _SESSIONS.items.append(self)
 
-    def prune_cache(self) -> int:
-        """Drop cache entries no test of this run used (all xdist workers share the run id)."""
-        if not self.prune or self.cache_mode == "off":
+    def prune_cache(self, session: "pytest.Session") -> int:
+        """Drop cache entries no test of this run used (all xdist workers share the run id).
+
+        Only after a complete run: with deselected tests (-k, -m, --lf) or an interrupted / -x run,
+        the entries of the tests that did not run would go too.
+        """
+        if not self.prune or self.cache_mode in ("off", "replay"):
+            return 0
+        reason = None
+        if self.deselected:
+            reason = f"{self.deselected} tests were deselected"
+        elif session.shouldstop or session.shouldfail:
+            reason = "the run stopped early"
+        elif self.config.getoption("lf", False) or self.config.getoption("keyword", "") or \
+                self.config.getoption("markexpr", ""):
+            reason = "only some tests were selected"
+        if reason:
+            self.warnings.append(f"--judge-cache-prune skipped: {reason}, so unused entries cannot be told apart")
             return 0
         return self.cache.prune_unused(self.run_id)
 
@@ -148,7 +175,8 @@ class JudgeSession:
 
     @property
     def cache_identity(self) -> str:
-        return EMBEDDED_IDENTITY if self.embedded else (self.base_url or "")
+        """Names the judge in cache keys: a host:port, or a word no URL can produce for the embedded server."""
+        return EMBEDDED_IDENTITY if self.embedded else self._identity
 
     # ------------------------------------------------------------------ settings
 
@@ -162,10 +190,29 @@ class JudgeSession:
                     min_score = float(marker.kwargs["min_score"])
         return Settings(model or self.model, self.min_score if min_score is None else min_score)
 
+    def check_markers(self, item: "pytest.Item") -> None:
+        """A judge marker with a typo would silently leave the default threshold: refuse it at collection."""
+        for marker in item.iter_markers("judge"):
+            problem = None
+            if marker.args:
+                problem = f"takes keyword arguments only, got positional {marker.args!r}"
+            unknown = sorted(set(marker.kwargs) - {"min_score", "model"})
+            if unknown:
+                problem = f"unknown argument(s) {', '.join(unknown)} (known: min_score, model)"
+            score = marker.kwargs.get("min_score")
+            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or score <= 0):
+                problem = f"min_score must be a positive number, got {score!r}"
+            model = marker.kwargs.get("model")
+            if model is not None and (not isinstance(model, str) or not model):
+                problem = f"model must be a model name, got {model!r}"
+            if problem:
+                raise _usage(f"@pytest.mark.judge on {item.nodeid}: {problem}")
+
     # ------------------------------------------------------------------ requests -> verdicts
 
     def prepare(self, request: JudgeRequest, item: "pytest.Item | None") -> str:
         """Let plugins amend the request, fail fast on a bad one, and return its cache key."""
+        __tracebackhide__ = True
         self.config.hook.pytest_judge_request(request=request, item=item)
         if self.embedded:
             from .protocol import DEFAULT_MODELS
@@ -227,6 +274,7 @@ class JudgeSession:
                            nodeid=item.nodeid if item is not None else None)
 
     def parse(self, reply: JudgeReply, request: JudgeRequest) -> "Verdict":
+        __tracebackhide__ = True
         from .verdict import parse_reply
 
         verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
@@ -236,9 +284,12 @@ class JudgeSession:
 
     def fresh(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
         """Ask the judge now (immediate mode, or an xfail test in deferred mode)."""
+        __tracebackhide__ = True
         if self.cache_mode == "replay":
+            question = (request.question or "")[:120]
             raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
-                                    f"the judge ({request.describe()}); run once with --judge-cache=use to record it")
+                                    f"the judge ({request.describe()}, question {question!r}, cache key "
+                                    f"{key[:12]}); run once with --judge-cache=use to record it")
         reply = self.client.complete(request)
         self.store(key, request, reply, item)
         verdict = self.parse(reply, request)
@@ -254,6 +305,7 @@ class JudgeSession:
         self.config.hook.pytest_judge_verdict(verdict=verdict, item=item)
 
     def verdict(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+        __tracebackhide__ = True
         key = self.prepare(request, item)
         verdict = self.lookup(key, request, item) or self.fresh(key, request, item)
         self.observe(verdict, item)
@@ -308,6 +360,7 @@ class JudgeSession:
 
     def value(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
         """A verdict the test body reads as a value (the ``judge`` fixture)."""
+        __tracebackhide__ = True
         if self.deferred is not None and item is not None:
             key = self.prepare(request, item)
             hit = self.lookup(key, request, item)
@@ -350,10 +403,13 @@ def _is_xfail(item: "pytest.Item") -> bool:
     return item.get_closest_marker("xfail") is not None
 
 
-def _float(cli: Any, ini: Any, default: float) -> float:
-    for value in (cli, ini):
+def _float(name: str, cli: Any, ini: Any, default: float) -> float:
+    for source, value in (("--" + name.replace("_", "-"), cli), (f"ini key {name}", ini)):
         if value not in (None, ""):
-            return float(value)
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise _usage(f"{source} must be a number, got {value!r}") from None
     return default
 
 

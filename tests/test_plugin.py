@@ -125,6 +125,40 @@ def test_marker_model_and_unknown_model(pytester, server):
     run(pytester, server).assert_outcomes(passed=2)
 
 
+@pytest.mark.parametrize("marker,problem", [
+    ("judge(min_scor=3)", "unknown argument(s) min_scor (known: min_score, model)"),
+    ("judge(3)", "takes keyword arguments only"),
+    ('judge(min_score="high")', "min_score must be a positive number, got 'high'"),
+])
+def test_bad_marker_arguments_are_usage_errors(pytester, server, marker, problem):
+    pytester.makepyfile(HEADER + f"@pytest.mark.{marker}\ndef test_x():\n    pass\n")
+    result = run(pytester, server)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*@pytest.mark.judge on *test_x: {problem}*"])
+
+
+@pytest.mark.parametrize("args,ini,message", [
+    (["--judge-base-url", "aiservice.cn-hangzhou.aliyuncs.com/v1"], "",
+     "*judge base URL must start with http:// or https://*"),
+    ([], "judge_min_score = abc", "*ini key judge_min_score must be a number, got 'abc'*"),
+    (["--judge-timeout", "-3"], "", "*judge_timeout must be a positive number of seconds, got -3*"),
+])
+def test_bad_settings_are_usage_errors(pytester, args, ini, message):
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_threshold_above_max_score_is_an_error(pytester, server):
+    pytester.makepyfile(HEADER + judge_test("test_high", GOOD, ", min=6"))
+    result = run(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*minimum score 6 is above max_score 5: this assertion could never pass*"])
+    assert server.stats["chat_completions"] == 0
+
+
 def test_marker_is_registered_for_strict_markers(pytester, server):
     pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
     run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
@@ -327,11 +361,16 @@ def test_replay_mode_fails_on_a_miss(pytester, server):
 
 
 def test_cache_prune_drops_unused_entries(pytester, server):
-    pytester.makepyfile(HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
+    pytester.makepyfile(test_it=HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
     run(pytester, server).assert_outcomes(passed=1, failed=1)
-    result = run(pytester, server, "-k", "good", "--judge-cache-prune")
+    result = run(pytester, server, "-k", "good", "--judge-cache-prune")  # a partial run never prunes
+    result.stdout.fnmatch_lines(["*--judge-cache-prune skipped: 1 tests were deselected*"])
+    run(pytester, server, "--judge-cache=replay").assert_outcomes(passed=1, failed=1)
+    pytester.makepyfile(test_it=HEADER + judge_test("test_good", GOOD))  # test_bad is gone
+    result = run(pytester, server, "--judge-cache-prune")
     result.stdout.fnmatch_lines(["*pruned 1 entries*"])
-    result = run(pytester, server, "--judge-cache=replay")
+    pytester.makepyfile(test_it=HEADER + judge_test("test_good", GOOD) + judge_test("test_bad", BAD))
+    result = run(pytester, server, "--judge-cache=replay")  # test_bad's verdict was pruned
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*ReplayMiss*"])
 
@@ -341,13 +380,13 @@ def test_unusable_cache_warns_once_and_runs_uncached(pytester, server):
     (pytester.path / "not-a-dir").write_text("x")
     result = run(pytester, server, "--judge-cache-dir", "not-a-dir/cache")
     result.assert_outcomes(passed=1)
-    assert result.stdout.str().count("pai-judge warning") == 1
+    assert result.stdout.str().count("verdict cache disabled") == 1
     cache = pytester.path / ".pai_judge_cache"
     cache.mkdir()
     (cache / "verdicts.sqlite3").write_bytes(b"garbage" * 1000)
     result = run(pytester, server)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*pai-judge warning*"])
+    result.stdout.fnmatch_lines(["*pai-judge verdict cache disabled*"])
 
 
 def test_two_xdist_workers_share_the_cache(pytester, server):
