@@ -182,6 +182,7 @@ def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:
                 else:
                     json.dump(rows, fh, ensure_ascii=False, indent=1)
                     fh.write("\n")
+        _publishable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -198,12 +199,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _publishable(tmp: str) -> None:
+    """mkstemp makes 0600 files; a report is meant to be shared, so give it the usual umask mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        _publishable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -265,3 +265,22 @@ def test_histogram_bins_by_integer_score_and_handles_pairwise_only() -> None:
 def test_empty_html_report_renders() -> None:
     page = render_html(records_to_frame([]))
     assert "No judged assertions in this run." in page
+
+
+def test_reports_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from pytest_pai_judge.records import JudgeRecord
+    from pytest_pai_judge.report import records_to_frame, write_report
+
+    df = records_to_frame([JudgeRecord(nodeid="t::a", run_mode="immediate", kind="single", assertion="score",
+                                       model="pai-judge", score=4.0, max_score=5, threshold=4.0, passed=True)])
+    umask = os.umask(0o022)
+    try:
+        for suffix in (".csv", ".html"):
+            path = tmp_path / f"r{suffix}"
+            write_report(df, path)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
