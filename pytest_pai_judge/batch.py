@@ -11,11 +11,14 @@ Everything here runs on the main thread (the cache's sqlite connection is per th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +107,33 @@ def outcome_of_line(row: dict[str, Any]) -> "RawOutcome":
     if isinstance(status, int) and status >= 400:
         return errors.from_code(status, str(code) if code else None, str(message), envelope.get("param"))
     return errors.BatchError(f"batch line failed: {message}", code=str(code) if code else None)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a first Ctrl-C until the block is done (a second one goes through at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        signal.signal(signal.SIGINT, previous)
+
+    try:
+        signal.signal(signal.SIGINT, hold)
+    except ValueError:  # pragma: no cover - not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        if not caught:
+            signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- ledger
@@ -234,9 +264,7 @@ class BatchJudge:
                     "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
         self._announce(new, files, resumed, len(set(wanted) & covered))
         for chunk in files:
-            job = self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
-            if job is not None:
-                self.jobs.append(job)
+            self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
         self._wait(results)
         return results
 
@@ -300,21 +328,32 @@ class BatchJudge:
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
             uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"), purpose=protocol.BATCH_PURPOSE)
-            batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
-                                            completion_window=protocol.COMPLETION_WINDOW)
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
-            error = translate_exception(exc)
-            for key in requests:
-                results[key] = error
+            self._fail_all(requests, results, exc)
             return None
-        job = Job(batch.id, set(requests), requests)
-        try:
-            self.ledger.remember(batch.id, self.identity, requests)
-        except OSError as exc:
-            self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} ({exc}); "
-                                         f"if this run is interrupted, resume it with --judge-batch-resume {batch.id}")
-        self._update(job, batch)
+        with _ctrl_c_after():  # a job the server made but the ledger does not know would be paid for twice
+            try:
+                batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
+                                                completion_window=protocol.COMPLETION_WINDOW)
+            except Exception as exc:  # noqa: BLE001
+                self._fail_all(requests, results, exc)
+                return None
+            job = Job(batch.id, set(requests), requests)
+            try:
+                self.ledger.remember(batch.id, self.identity, requests)
+            except OSError as exc:
+                self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} ({exc}); "
+                                             f"if this run is interrupted, resume it with --judge-batch-resume "
+                                             f"{batch.id}")
+            self._update(job, batch)
+            self.jobs.append(job)
         return job
+
+    @staticmethod
+    def _fail_all(requests: dict[str, JudgeRequest], results: dict[str, "RawOutcome"], exc: Exception) -> None:
+        error = translate_exception(exc)
+        for key in requests:
+            results[key] = error
 
     # ------------------------------------------------------------------ step 4: poll
 

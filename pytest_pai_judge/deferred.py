@@ -99,7 +99,8 @@ def outcome_to_dict(outcome: RawOutcome) -> dict[str, Any]:
     judge_error = outcome if isinstance(outcome, errors.JudgeError) else errors.JudgeError(
         f"{type(outcome).__name__}: {outcome}")
     return {"error": {"type": type(judge_error).__name__, "message": judge_error.message,
-                      "status": judge_error.status, "code": judge_error.code, "param": judge_error.param}}
+                      "status": judge_error.status, "code": judge_error.code, "param": judge_error.param,
+                      "hint": getattr(judge_error, "hint", None), "local": getattr(judge_error, "local", False)}}
 
 
 def outcome_from_dict(data: dict[str, Any]) -> RawOutcome:
@@ -109,7 +110,9 @@ def outcome_from_dict(data: dict[str, Any]) -> RawOutcome:
     cls = getattr(errors, str(err.get("type")), None)
     if not (isinstance(cls, type) and issubclass(cls, errors.JudgeError)):
         cls = errors.JudgeError
-    return cls(err.get("message") or "", status=err.get("status"), code=err.get("code"), param=err.get("param"))
+    extra = {k: err[k] for k in ("hint", "local") if err.get(k)}
+    return cls(err.get("message") or "", status=err.get("status"), code=err.get("code"), param=err.get("param"),
+               **extra)
 
 
 @dataclass
@@ -272,13 +275,6 @@ class Console:
             self._open = False
 
 
-def _import_sdk() -> None:
-    try:
-        import openai  # noqa: F401
-    except Exception:  # noqa: BLE001 - the real use reports it
-        pass
-
-
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -307,6 +303,10 @@ class OnlineJudge:
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            # Import the SDK here, on the main thread, before the loop thread exists: openai imported
+            # from two threads at once fails with "partially initialized module" errors.
+            import openai  # noqa: F401
+
             self._client = self._client_factory()  # main thread: may start the embedded server
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -441,9 +441,6 @@ class DeferredSettler:
         self.settled = False
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
-        if not (self.mode == "batch" and self.is_worker):
-            # The openai import (~0.4 s) overlaps collection instead of delaying the first judge call.
-            threading.Thread(target=_import_sdk, name="pai-judge-import", daemon=True).start()
 
     def _concurrency(self) -> int:
         value = self.config.getoption("judge_concurrency")

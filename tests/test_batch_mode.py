@@ -165,14 +165,14 @@ def test_ctrl_c_while_waiting(pytester: pytest.Pytester, make_judge_server: Call
             "--judge-mode=batch", "--judge-cache=off", "--junitxml=interrupted.xml"]
     proc = subprocess.Popen(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
-    while stats(server).get("batches_created", 0) == 0 and time.monotonic() < deadline:
+    while not ledger(pytester) and time.monotonic() < deadline:  # the job exists and is remembered
         time.sleep(0.05)
-    time.sleep(0.3)  # now polling
+    time.sleep(0.2)  # now polling
     proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=30)[0]
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "3 failed" in output and "passed" not in output.splitlines()[-1]
-    assert output.count("VerdictUnavailable: the run was interrupted (Ctrl-C) while waiting for batch") == 3
+    assert output.count("the run was interrupted (Ctrl-C) while waiting for batch") == 3
     (batch_id,) = ledger(pytester)
     assert batch_id in output
     junit = (pytester.path / "interrupted.xml").read_text()
@@ -231,7 +231,8 @@ def test_outcome_of_output_and_error_lines() -> None:
         "error": {"code": "ModelServiceFailed", "message": "Request_judge_model, load error"}}
     error = outcome_of_line(failed)
     assert isinstance(error, errors.ModelServiceFailed) and error.status == 500
-    assert str(error) == "HTTP 500 ModelServiceFailed: Request_judge_model, load error"  # as an online call says
+    online = errors.from_code(500, "ModelServiceFailed", "Request_judge_model, load error")
+    assert str(error) == str(online)  # word for word what the online call raises
     expired = {"custom_id": "t#k", "response": None, "error": {"code": "batch_expired", "message": "too late"}}
     late = outcome_of_line(expired)
     assert isinstance(late, errors.BatchError) and "too late" in str(late)
@@ -246,3 +247,25 @@ def test_ledger_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert book.entries("http://h/v1")["batch_1"]["requests"]["k1"]["fields"] == {"question": "q?", "answer": "a."}
     book.forget("batch_1")
     assert book.entries("http://h/v1") == {} and set(book.entries("http://other/v1")) == {"batch_2"}
+
+
+def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
+    import os
+
+    from pytest_pai_judge.batch import _ctrl_c_after
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_after():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("remembered")  # the block finishes: the job id is in the ledger
+    assert steps == ["remembered"]
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_after():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C is not held
+            time.sleep(0.05)
+            steps.append("not reached")
+    assert steps == ["remembered"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
