@@ -300,6 +300,11 @@ class BatchJudge:
                 info = self.sdk.batches.retrieve(batch_id)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
+                if error.status == 404 and batch_id == self.resume_id:
+                    # An id the user typed: a typo must not quietly pay for a new job.
+                    raise errors.BatchError(f"--judge-batch-resume {batch_id}: the judge service does not know this "
+                                            "batch (typo, or another account/host?); nothing was submitted",
+                                            code="BatchNotFound") from None
                 if error.status == 404:
                     self.ledger.forget(batch_id)
                     self.console.line(f"pai-judge: the server no longer knows batch {batch_id}; forgetting it")

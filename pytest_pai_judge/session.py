@@ -81,6 +81,8 @@ class JudgeSession:
         self.run_mode: str = opt("judge_mode") or config.getini("judge_mode") or "immediate"
         if self.run_mode not in MODES:
             raise _usage(f"judge_mode must be one of {', '.join(MODES)}, got {self.run_mode!r}")
+        if opt("judge_batch_resume") and self.run_mode != "batch":
+            raise _usage("--judge-batch-resume collects a batch job's results: it needs --judge-mode=batch")
         self.cache_mode: str = opt("judge_cache") or config.getini("judge_cache") or "use"
         if self.cache_mode not in CACHE_MODES:
             raise _usage(f"judge_cache must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}")

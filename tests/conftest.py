@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import os
+
 import pytest
+
+# Inner pytest runs (pytester, subprocesses) must print the same in CI as on a laptop: pytest
+# stops truncating summary lines when CI / BUILD_NUMBER is set, which changes what tests count.
+for _ci_var in ("CI", "BUILD_NUMBER"):
+    os.environ.pop(_ci_var, None)
 
 # pytester's in-process runs restore sys.modules afterwards; numpy cannot be imported twice in
 # one process, so load pandas (and numpy) once here, before any inner run imports it.

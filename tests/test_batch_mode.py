@@ -158,6 +158,19 @@ def test_resume_by_id(pytester: pytest.Pytester, make_judge_server: Callable[...
     assert stats(server).get("batches_created") == 1
 
 
+def test_resume_of_an_unknown_id_submits_nothing(pytester: pytest.Pytester,
+                                                  make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=2))
+    result, outcomes = run_inner(pytester, server, "batch", "--judge-batch-resume=batch_typo")
+    result.assert_outcomes(failed=2)
+    assert all("does not know this batch" in message for _, message in outcomes.values())
+    assert not stats(server).get("batches_created")
+    usage = pytester.runpytest("--judge-base-url", server.url or "", "--judge-batch-resume=batch_x")
+    assert usage.ret == pytest.ExitCode.USAGE_ERROR
+    usage.stderr.fnmatch_lines(["*--judge-batch-resume collects a batch job's results: it needs --judge-mode=batch*"])
+
+
 def test_ctrl_c_while_waiting(pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
     server = make_judge_server(latency_ms=2000)
     pytester.makepyfile(test_many=PARAMETRIZED.format(n=3))
