@@ -19,7 +19,7 @@ from pytest_pai_judge.verdict import (
     strip_control,
 )
 
-SPEC_REPLIES = Path(__file__).resolve().parents[2] / "shared" / "spec" / "judge-replies.json"
+SPEC_REPLIES = Path(__file__).resolve().parent / "data" / "judge-replies.json"  # a copy of shared/spec/judge-replies.json
 
 
 def _spec_replies() -> list:
