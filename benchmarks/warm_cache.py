@@ -22,8 +22,11 @@ from pathlib import Path
 from pytest_pai_judge.server import LocalJudgeServer
 
 
-def write_suite(directory: Path, n: int, judged: bool) -> None:
-    lines = ["from pytest_pai_judge import assert_judge_score", ""]
+def write_suite(directory: Path, n: int, judged: bool, stub: bool = False) -> None:
+    """``judged``: real judge assertions; ``stub``: the same calls to a no-op (the pure cost of pytest)."""
+    header = "def assert_judge_score(*args, **kwargs):\n    pass\n" if stub else \
+        "from pytest_pai_judge import assert_judge_score\n"
+    lines = [header, ""]
     for i in range(n):
         question = f"What is {i} plus {i}?"
         answer = f"{i} plus {i} is {2 * i}."
@@ -66,6 +69,8 @@ def main() -> None:
         judged, plain = root / "judged", root / "plain"
         write_suite(judged, n_warm, judged=True)
         write_suite(plain, n_warm, judged=False)
+        stub = root / "stub"
+        write_suite(stub, n_warm, judged=True, stub=True)
         url = ["--judge-base-url", server.url]
 
         # (a) warm cache vs plain asserts
@@ -73,6 +78,7 @@ def main() -> None:
         calls_after_fill = server.stats["chat_completions"]
         warm = best_of(repeats, judged, *url)
         plain_time = best_of(repeats, plain, *url)
+        stub_time = best_of(repeats, stub, *url)
         assert server.stats["chat_completions"] == calls_after_fill, "a warm run called the judge"
         ratio_a = warm / plain_time
 
@@ -99,6 +105,8 @@ def main() -> None:
 
     print(f"(a) {n_warm} judged tests, warm cache: {warm:.2f}s; plain asserts: {plain_time:.2f}s; "
           f"ratio {ratio_a:.3f} (goal <= 1.10)")
+    print(f"    stricter: vs the same calls to a no-op stub ({stub_time:.2f}s): ratio {warm / stub_time:.3f}, "
+          f"{(warm - stub_time) / n_warm * 1e6:.0f} us per judged test")
     print(f"(b) judge calls made by a warm run under -n 4: {calls_b} (goal 0)")
     print(f"(c) plugin installed, plain 200-test suite: +{added:.3f}s "
           f"(median {statistics.median(with_plugin):.2f}s vs {statistics.median(without_plugin):.2f}s "
