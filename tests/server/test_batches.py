@@ -23,16 +23,7 @@ from openai.types.chat import ChatCompletion
 from pytest_pai_judge.server import Fault, LocalJudgeServer
 from pytest_pai_judge.server.store import Store
 
-QUESTION = ("According to the first couplet, give the second couplet. first couplet: "
-            "To climb the mountain, reach the peak")
-SPEC_JSONL = (
-    '{"custom_id": "request-1", "body": {"model": "pai-judge", "messages": [{"role": "user", "content": [{"mode": '
-    '"single", "type": "json", "json": {"question": "' + QUESTION + '", "answer": "To cross the river, find the '
-    'creek."}}]}]}}\n'
-    '{"custom_id": "request-2", "body": {"model": "pai-judge-plus", "messages": [{"role": "user", "content": [{"mode": '
-    '"single", "type": "json", "json": {"question": "' + QUESTION + '", "answer": "To cross the river, find the '
-    'creek."}}]}]}}\n'
-).encode()
+from spec_examples import QUESTION, SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
 BATCH_ID = re.compile(r"^batch_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SCORE = re.compile(r"\[\[(\d+)\]\]")
 PAI_TERMINAL = {"Succeeded", "Failed", "Expired", "Cancelled"}
