@@ -150,6 +150,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     judge_session = config.stash[SESSION_KEY]
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
+        if judge_session._cache is not None:
+            judge_session._cache.flush()  # the controller may prune as soon as this worker reports back
         workeroutput["pai_judge_records"] = [r.to_dict() for r in judge_session.records]
         workeroutput["pai_judge_stats"] = dict(judge_session.stats)
     else:

@@ -397,10 +397,13 @@ def test_two_xdist_workers_share_the_cache(pytester, server):
     first.assert_outcomes(passed=12)
     first.stdout.fnmatch_lines(["*12 judged assertions in 12 tests*verdicts: 12 fresh, 0 from cache*"])
     assert server.stats["chat_completions"] == 12
-    second = run(pytester, server, "-n", "2", subprocess=True)
+    second = run(pytester, server, "-n", "2", "--judge-cache-prune", subprocess=True)
     second.assert_outcomes(passed=12)
     second.stdout.fnmatch_lines(["*verdicts: 0 fresh, 12 from cache*"])
+    assert "pruned" not in second.stdout.str()  # every worker's uses reached the cache before the prune
     assert server.stats["chat_completions"] == 12
+    third = run(pytester, server, "-n", "2", "--judge-cache=replay", subprocess=True)
+    third.assert_outcomes(passed=12)
 
 
 def test_disabled_with_p_no(pytester, server):
