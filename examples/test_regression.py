@@ -33,5 +33,7 @@ def test_release_not_worse_than_baseline(question: str, candidate: str, baseline
 
 
 def test_judge_fixture_reads_a_verdict(judge) -> None:
+    """A verdict read as a value. In --judge-mode=deferred / batch it is not known until the end of the
+    run, so this test errors there unless --judge-batch-fallback=immediate (the assertions above defer)."""
     verdict = judge.score("What is the capital of France?", "Paris.", ref_answer="Paris")
     assert 1 <= verdict.score <= verdict.max_score

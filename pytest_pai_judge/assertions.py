@@ -265,12 +265,14 @@ class Judge:
 
     def score(self, question: str, answer: str, *, model: str | None = None, **fields: Any) -> "Verdict":
         """Judge one answer (single mode) and return the verdict, whatever its score."""
+        __tracebackhide__ = True
         request = JudgeRequest.single(question, answer, model=model or self.model, **fields)
         return self._session.value(request, self._item)
 
     def compare(self, question: str, answer1: str, answer2: str, *, model: str | None = None,
                 both_orders: bool = True, **fields: Any) -> Comparison:
         """Judge two answers; with ``both_orders`` (default) an order-dependent verdict is a tie."""
+        __tracebackhide__ = True
         model = model or self.model
         forward = self._session.value(JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields),
                                       self._item)
@@ -283,6 +285,7 @@ class Judge:
     def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,
                **params: Any) -> "Verdict":
         """Judge with your own template (system / user messages); the reply's score is read from prose."""
+        __tracebackhide__ = True
         request = JudgeRequest.custom(messages, model=model or self.model, **params)
         request.fields["max_score"] = max_score if max_score != 5 else None
         request.fields = {k: v for k, v in request.fields.items() if v is not None}
