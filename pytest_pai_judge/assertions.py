@@ -230,20 +230,23 @@ def assert_judge_prefers(question: str, better: str, worse: str, *, model: str |
                          **fields: Any) -> Comparison | None:
     """Fail unless the judge prefers ``better`` over ``worse`` in BOTH orders (disagreement is a tie)."""
     __tracebackhide__ = True
-    session, item = _active()
-    expectation = pairwise_expectation(session, item, "prefers", question, better, worse, model, fields,
-                                       {"first": "better", "second": "worse"})
-    outcomes = session.submit(expectation, item)
-    return consensus(outcomes[0], outcomes[1]) if outcomes else None
+    return _assert_pairwise("prefers", question, better, worse, model, fields, ("better", "worse"))
 
 
 def assert_judge_not_worse(question: str, candidate: str, baseline: str, *, model: str | None = None,
                            **fields: Any) -> Comparison | None:
     """Fail if the judge prefers ``baseline`` over ``candidate`` in both orders; a tie passes."""
     __tracebackhide__ = True
+    return _assert_pairwise("not_worse", question, candidate, baseline, model, fields, ("candidate", "baseline"))
+
+
+def _assert_pairwise(assertion: str, question: str, first: str, second: str, model: str | None,
+                     fields: dict[str, Any], labels: tuple[str, str]) -> Comparison | None:
+    """Both pairwise assertions: judge both orders now, or hold them in deferred / batch mode."""
+    __tracebackhide__ = True
     session, item = _active()
-    expectation = pairwise_expectation(session, item, "not_worse", question, candidate, baseline, model, fields,
-                                       {"first": "candidate", "second": "baseline"})
+    expectation = pairwise_expectation(session, item, assertion, question, first, second, model, fields,
+                                       {"first": labels[0], "second": labels[1]})
     outcomes = session.submit(expectation, item)
     return consensus(outcomes[0], outcomes[1]) if outcomes else None
 
