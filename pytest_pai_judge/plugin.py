@@ -158,6 +158,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         judge_session.pruned = judge_session.prune_cache(session)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Judged tests, cached vs fresh verdicts, tokens, and the lowest scores against their thresholds."""
     session = config.stash[SESSION_KEY]
@@ -170,9 +174,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     records = session.records
     tests = {r.nodeid for r in records}
     failed = sum(1 for r in records if r.passed is False or r.error)
+    values = sum(1 for r in records if r.assertion == "value")
+    parts = [_plural(len(records) - values, "judged assertion")] if len(records) > values else []
+    if values:
+        parts.append(f"{_plural(values, 'verdict')} read as {'a value' if values == 1 else 'values'}")
+    judged = " and ".join(parts)
     terminalreporter.section("pai-judge summary")
     terminalreporter.write_line(
-        f"{len(records)} judged assertions in {len(tests)} tests ({failed} not met); verdicts: "
+        f"{judged} in {_plural(len(tests), 'test')} ({failed} not met); verdicts: "
         f"{session.stats.get('fresh', 0)} fresh, {session.stats.get('cached', 0)} from cache; "
         f"tokens used: {session.stats.get('tokens', 0)}; mode: {session.run_mode}")
     scored = sorted((r for r in records if r.score is not None and r.assertion == "score"),
