@@ -94,10 +94,11 @@ class Expectation:
         record = JudgeRecord(
             nodeid=self.nodeid, run_mode=self.run_mode, kind=request.kind, assertion=self.assertion,
             model=request.model, scene=fields.get("scene"), question=request.question,
-            answer=fields.get("answer") or fields.get("answer1"), max_score=request.max_score,
-            threshold=self.threshold)
+            answer=fields.get("answer") or fields.get("answer1"), answer2=fields.get("answer2"),
+            max_score=request.max_score, threshold=self.threshold)
         if verdict is not None:
             record.score = verdict.score if verdict.score is not None else verdict.score1
+            record.score2 = verdict.score2 if verdict.score is None else None
             record.winner = verdict.winner
             record.criteria = {c.name or f"criterion_{i + 1}": c.score for i, c in enumerate(verdict.criteria)}
             record.reasons = verdict.reasons
@@ -143,7 +144,7 @@ class Expectation:
         request = self.requests[0]
         tokens = sum(int((v.usage or {}).get("total_tokens") or 0) for v in (forward, backward))
         record = self._record(request, forward, passed=passed, winner=result.winner, score=result.score1,
-                              tokens=tokens, cached=forward.cached and backward.cached)
+                              score2=result.score2, tokens=tokens, cached=forward.cached and backward.cached)
         if passed:
             return [record], None
         first, second = self.labels.get("first", "answer 1"), self.labels.get("second", "answer 2")

@@ -206,7 +206,8 @@ def _table_section(df: pd.DataFrame) -> str:
            "<th>judge reasons, question and answer</th></tr></thead><tbody>"]
     for r in failing_first(df).to_dict(orient="records"):
         status = status_of(r)
-        score = fmt_score(r["score"]) + (f"<small>/{r['max_score']}</small>" if not _isna(r["max_score"]) else "")
+        score = fmt_score(r["score"]) + (f" vs {fmt_score(r['score2'])}" if not _isna(r["score2"]) else "") \
+            + (f"<small>/{r['max_score']}</small>" if not _isna(r["max_score"]) else "")
         if not _isna(r["winner"]):
             score += f"<br><small>winner {esc(r['winner'])}</small>"
         criteria = "".join(f"<li>{esc(k)} <b>{fmt_score(v)}</b></li>" for k, v in (r["criteria"] or {}).items())
@@ -243,10 +244,12 @@ def _details(r: dict[str, Any], status: str) -> str:
         else:
             parts.append(f"<details><summary>{html.escape(one_line[:120])}…</summary>"
                          f"<div class='pre'>{html.escape(reasons)}</div></details>")
-    for label in ("question", "answer"):
-        if not _isna(r[label]) and clean_text(r[label]).strip():
+    pairwise = not _isna(r["answer2"])
+    for column, label in (("question", "question"), ("answer", "answer 1" if pairwise else "answer"),
+                          ("answer2", "answer 2")):
+        if not _isna(r[column]) and clean_text(r[column]).strip():
             parts.append(f"<details><summary class='dim'>{label}</summary>"
-                         f"<div class='pre'>{esc(r[label])}</div></details>")
+                         f"<div class='pre'>{esc(r[column])}</div></details>")
     return "".join(parts) or "<span class='dim'>–</span>"
 
 

@@ -22,7 +22,13 @@ class JudgeRecord:
     scene: str | None = None
     question: str | None = None
     answer: str | None = None
+    """Pairwise: the first answer (the candidate)."""
+    answer2: str | None = None
+    """Pairwise: the second answer (what the candidate is compared with)."""
     score: float | None = None
+    """Pairwise: the first answer's score, averaged over both orders when both were judged."""
+    score2: float | None = None
+    """Pairwise: the second answer's score, likewise."""
     max_score: int | None = None
     threshold: float | None = None
     passed: bool | None = None

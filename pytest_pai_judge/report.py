@@ -30,14 +30,16 @@ from .records import JudgeRecord
 COLUMNS: tuple[str, ...] = (
     "nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "score", "max_score",
     "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
+    "answer2", "score2",
 )
-"""The results table's columns, in order (``mode`` is the record's ``run_mode``)."""
+"""The results table's columns, in order (``mode`` is the record's ``run_mode``; the pairwise-only
+``answer2`` / ``score2`` come last so that reports written before they existed line up)."""
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
-                "reasons", "error")
+                "reasons", "error", "answer2")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
-    "score": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
+    "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
     "tokens": "int64", "cached": "bool", "latency_s": "float64",
 }
 """Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
@@ -427,7 +429,8 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
               "| status | test | model | scene | score | threshold | winner | criteria | tokens | cached | reasons |",
               "|---|---|---|---|---:|---:|---|---|---:|---|---|"]
     for r in failing_first(df).to_dict(orient="records"):
-        score = fmt_score(r["score"]) + (f"/{r['max_score']}" if not _isna(r["max_score"]) else "")
+        score = fmt_score(r["score"]) + (f" vs {fmt_score(r['score2'])}" if not _isna(r["score2"]) else "") \
+            + (f"/{r['max_score']}" if not _isna(r["max_score"]) else "")
         criteria = ", ".join(f"{k} {fmt_score(v)}" for k, v in (r["criteria"] or {}).items())
         why = r["error"] if not _isna(r["error"]) else r["reasons"]
         lines.append(

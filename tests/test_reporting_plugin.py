@@ -103,6 +103,10 @@ def test_every_format_in_one_run_and_read_back_with_pandas(suite: pytest.Pyteste
         pd.testing.assert_frame_equal(other.drop(columns="latency_s"), exact[0].drop(columns="latency_s"))
     pair = exact[0][exact[0]["kind"] == "pairwise"].iloc[0]
     assert pair["assertion"] == "not_worse" and pair["winner"] in ("1", "2", "tie")
+    assert pair["answer"] == "Use list.reverse() or list[::-1]." and pair["answer2"] == "You can reverse it."
+    assert 1 <= pair["score"] <= 5 and 1 <= pair["score2"] <= 5
+    single = exact[0][exact[0]["kind"] == "single"]
+    assert single["answer2"].isna().all() and single["score2"].isna().all()
     assert "长城" in (out / "results.md").read_text("utf-8")
     page = (out / "results.html").read_text("utf-8")
     assert page.startswith("<!doctype html>") and "test_quality[wall]" in page and "<svg" in page
