@@ -525,15 +525,14 @@ def parse_body_bytes(raw: bytes, models: dict[str, int] | None = None) -> ChatCa
 
 # --------------------------------------------------------------------------- tokens
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
-_WORD = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
+# A run of ASCII word characters splits into chunks of at most 4 (ceil(len / 4) tokens); every other
+# visible character (CJK, punctuation) is one token. One regex pass: the server counts every prompt.
+_TOKEN = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
 
 
 def count_tokens(text: str) -> int:
-    """A deterministic token estimate: one per CJK character, ~one per 4 letters of a word."""
-    cjk = len(_CJK.findall(text))
-    rest = _CJK.sub(" ", text)
-    return cjk + sum(max(1, math.ceil(len(w) / 4)) if w[0].isalnum() or w[0] == "_" else 1 for w in _WORD.findall(rest))
+    """A deterministic token estimate: one per CJK character or punctuation mark, ~one per 4 letters of a word."""
+    return len(_TOKEN.findall(text))
 
 
 # --------------------------------------------------------------------------- batch status words
