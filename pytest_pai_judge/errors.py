@@ -55,6 +55,12 @@ class SceneError(JudgeError): code = "SceneError"
 class ScoreError(JudgeError): code = "ScoreError"
 class InvalidToken(JudgeError): code = "InvalidToken"
 class InvalidBody(JudgeError): code = "InvalidBody"
+class InvalidParameter(JudgeError):
+    """A generation parameter outside the spec's table (type or range); not a PAI error code (see protocol)."""
+
+    code = "InvalidParameter"
+
+
 class GreenNetFilter(JudgeError): code = "GreenNetFilter"
 class ModelNotFound(JudgeError): code = "ModelNotFound"
 class ModelServiceFailed(JudgeError): code = "ModelServiceFailed"
@@ -75,7 +81,7 @@ class BatchError(JudgeError):
 
 BY_CODE: dict[str, type[JudgeError]] = {cls.code: cls for cls in (
     MessagesError, ContentError, ResponseFormatError, ModeError, QuestionError, AnswerError, SceneError,
-    ScoreError, InvalidToken, InvalidBody, GreenNetFilter, ModelNotFound, ModelServiceFailed, RateLimited,
+    ScoreError, InvalidToken, InvalidBody, InvalidParameter, GreenNetFilter, ModelNotFound, ModelServiceFailed, RateLimited,
     JudgeTimeout, JudgeConnectionError, ReplayMiss, BatchError)}
 BY_STATUS: dict[int, type[JudgeError]] = {401: InvalidToken, 402: InvalidBody, 403: GreenNetFilter,
                                           404: ModelNotFound, 429: RateLimited, 500: ModelServiceFailed}

@@ -238,6 +238,13 @@ def invalid_body(param: str | None = None) -> ProtocolError:
     return ProtocolError(402, "InvalidBody", "json load request body error", param)
 
 
+def invalid_parameter(param: str, why: str) -> ProtocolError:
+    """Not a row of PAI's error table: the body is valid JSON but a generation parameter breaks the spec's
+    parameter table (type or range). PAI documents no answer for that; 402 InvalidBody ("json load request
+    body error") would send users looking for a JSON syntax error, so this says which parameter and why."""
+    return ProtocolError(400, "InvalidParameter", f"Invalid parameter {param}: {why}", param)
+
+
 def green_net_filter(risk_info: str) -> ProtocolError:
     return ProtocolError(403, "GreenNetFilter", f"The output content contains high risk. risk_info: {risk_info}")
 
@@ -291,6 +298,8 @@ class GenerationParams:
     logprobs: bool = False
     top_logprobs: int | None = None
     user: str | None = None
+    stop_token_ids: list[int] = field(default_factory=list)
+    """``stop`` entries given as token ids (the spec allows them); engines without a tokenizer ignore them."""
 
 
 @dataclass
@@ -300,7 +309,7 @@ class ChatCall:
     model: str
     kind: Kind
     fields: dict[str, Any]
-    """For single/pairwise: the judge ``json`` fields, strings stripped, ``max_score`` an int
+    """For single/pairwise: the judge ``json`` fields as sent (blank ones None), ``max_score`` an int
     (default 5) and ``score_desc`` defaulted only when max_score was defaulted."""
     messages: list[dict[str, str]]
     """The conversation flattened to ``{"role", "content": str}``; for judge calls, the prompt
@@ -313,21 +322,32 @@ def _is_blank(value: Any) -> bool:
 
 
 def _number(body: dict[str, Any], name: str, default: Any, *, integer: bool = False,
-            low: float | None = None, high: float | None = None, allow_none: bool = False) -> Any:
+            low: float | None = None, high: float | None = None, high_open: bool = False,
+            allow_none: bool = False) -> Any:
+    """A numeric parameter within the spec's range ``[low, high]`` (``[low, high)`` with ``high_open``)."""
     value = body.get(name, default)
     if value is None:
         if allow_none or default is None:
             return None
         return default
+    kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid_body(name)
-    if integer and not float(value).is_integer():
-        raise invalid_body(name)
+        raise invalid_parameter(name, f"must be {kind}, got {json.dumps(value, ensure_ascii=False)[:80]}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise invalid_body(name)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise invalid_body(name)
+        raise invalid_parameter(name, f"must be a finite number, got {value}")
+    if integer and not float(value).is_integer():
+        raise invalid_parameter(name, f"must be an integer, got {value}")
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if (low is not None and value < low) or too_high:
+        bounds = f"[{_fmt_bound(low)}, {_fmt_bound(high)}{')' if high_open else ']'}"
+        raise invalid_parameter(name, f"must be in {bounds}, got {value}")
     return int(value) if integer else float(value)
+
+
+def _fmt_bound(value: float | None) -> str:
+    if value is None:
+        return "inf"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else str(value)
 
 
 def parse_generation_params(body: dict[str, Any]) -> GenerationParams:
@@ -340,30 +360,40 @@ def parse_generation_params(body: dict[str, Any]) -> GenerationParams:
     else:
         raise response_format_error()
     stop = body.get("stop")
-    if stop is None:
-        stops: list[str] = []
-    elif isinstance(stop, str):
+    stops: list[str] = []
+    stop_ids: list[int] = []
+    if isinstance(stop, str):
         stops = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        stops = list(stop)
-    else:
-        raise invalid_body("stop")
+    elif isinstance(stop, list):
+        for entry in stop:  # "string or array": strings, or token ids
+            if isinstance(entry, str):
+                stops.append(entry)
+            elif isinstance(entry, int) and not isinstance(entry, bool) and entry >= 0:
+                stop_ids.append(entry)
+            else:
+                raise invalid_parameter("stop", "must be a string or an array of strings or token ids")
+    elif stop is not None:
+        raise invalid_parameter("stop", "must be a string or an array of strings or token ids")
     stream = body.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
-        raise invalid_body("stream")
+        raise invalid_parameter("stream", "must be true or false")
     opts = body.get("stream_options")
     if opts is not None and (not isinstance(opts, dict) or not isinstance(opts.get("include_usage", False), bool)):
-        raise invalid_body("stream_options")
+        raise invalid_parameter("stream_options", 'must be an object like {"include_usage": true}')
     logprobs = body.get("logprobs", False)
     if logprobs is not None and not isinstance(logprobs, bool):
-        raise invalid_body("logprobs")
+        raise invalid_parameter("logprobs", "must be true or false")
     user = body.get("user")
     if user is not None and not isinstance(user, str):
-        raise invalid_body("user")
+        raise invalid_parameter("user", "must be a string")
+    _check_types(body)
+    top_logprobs = _number(body, "top_logprobs", None, integer=True, low=0, high=20)
+    if top_logprobs is not None and not logprobs:
+        raise invalid_parameter("top_logprobs", "requires logprobs to be true")
     return GenerationParams(
-        temperature=_number(body, "temperature", DEFAULT_TEMPERATURE, low=0, high=2),
+        temperature=_number(body, "temperature", DEFAULT_TEMPERATURE, low=0, high=2, high_open=True),
         top_p=_number(body, "top_p", None, low=0, high=1),
         max_tokens=_number(body, "max_tokens", DEFAULT_MAX_TOKENS, integer=True, low=1),
         n=_number(body, "n", 1, integer=True, low=1, high=128),
@@ -375,9 +405,26 @@ def parse_generation_params(body: dict[str, Any]) -> GenerationParams:
         frequency_penalty=_number(body, "frequency_penalty", 0.0, low=-2, high=2),
         presence_penalty=_number(body, "presence_penalty", 0.0, low=-2, high=2),
         logprobs=bool(logprobs),
-        top_logprobs=_number(body, "top_logprobs", None, integer=True, low=0, high=20),
+        top_logprobs=top_logprobs,
         user=user,
+        stop_token_ids=stop_ids,
     )
+
+
+_PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "tools": ((list,), "an array"),
+    "tool_choice": ((str, dict), "a string or an object"),
+    "parallel_tool_calls": ((bool,), "true or false"),
+    "logit_bias": ((dict,), "a map of token ids to biases"),
+}
+
+
+def _check_types(body: dict[str, Any]) -> None:
+    """The parameters of the spec's table that the judge accepts but does not act on: type checks only."""
+    for name, (types, wanted) in _PARAM_TYPES.items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, types):
+            raise invalid_parameter(name, f"must be {wanted}")
 
 
 def _flatten_messages(messages: list[Any], depth: int = 0) -> list[Any]:
@@ -444,9 +491,9 @@ def validate_judge_fields(mode: Any, data: Any) -> dict[str, Any]:
             raise content_error(name)
         if value is not None and len(value) > MAX_FIELD_CHARS:
             raise content_error(name)
-        fields[name] = value.strip() if isinstance(value, str) else None
-        if fields[name] == "":
-            fields[name] = None
+        # Texts are kept as sent (a code answer's indentation matters); only an all-blank field counts as
+        # absent. ``scene`` is a name, matched against the inner scenes, so it is trimmed.
+        fields[name] = None if _is_blank(value) else (value.strip() if name == "scene" else value)
     if _is_blank(fields["question"]):
         raise question_error()
     if mode == "single" and _is_blank(fields["answer"]):

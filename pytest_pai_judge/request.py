@@ -20,7 +20,7 @@ Kind = Literal["single", "pairwise", "custom"]
 
 GENERATION_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format",
                      "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user", "logit_bias",
-                     "service_tier")
+                     "tools", "tool_choice", "parallel_tool_calls", "service_tier")
 """Generation parameters of the spec's table that a judge call may carry (stream is the client's business)."""
 
 

@@ -580,7 +580,8 @@ _NAME_KEYS = {"name", "criterion", "criteria", "dimension", "维度", "标准", 
 _WINNER_KEYS = {"winner", "better", "betteranswer", "bettermodel", "胜者", "更好的回复", "更好回复", "获胜者", "胜出",
                 "结论", "结果", "verdict", "result", "preferred", "preference", "choice", "judgment", "judgement"}
 _ANSWER_KEY = re.compile(
-    r"^(?:(?:回复|回答|答案|answer|response|assistant|model)([12ab])|(?:score|rating|总分|得分|分数|评分|综合评分|overallscore)([12ab]))"
+    r"^(?:(?:回复|回答|答案|answer|response|assistant|model)([12ab])|(?:score|rating|总分|得分|分数|评分|综合评分|overallscore)([12ab])"
+    r"|(?:overallscore|score|rating)(?:of|for)?(?:answer|response|assistant|model)([12ab]))"
     r"(?:的)?(?:总分|得分|分数|评分|综合评分|overallscore|score|rating|overall)?$")
 
 
@@ -592,7 +593,7 @@ def _answer_label(key: str) -> str | None:
     m = _ANSWER_KEY.match(key)
     if not m:
         return None
-    lab = (m.group(1) or m.group(2)).lower()
+    lab = (m.group(1) or m.group(2) or m.group(3)).lower()
     return {"a": "1", "b": "2"}.get(lab, lab)
 
 

@@ -288,6 +288,8 @@ def test_server_errors_surface_as_their_exception(pytester, make_judge_server, f
     ('assert_judge_score("q", "a", max_score=10)', "ScoreError"),
     ('assert_judge_score("q", "a", score_desc="1: bad")', "ScoreError"),
     ('assert_judge_score("q", "a", response_format={"type": "xml"})', "ResponseFormatError"),
+    ('assert_judge_score("q", "a", temperature=2)', "InvalidParameter"),
+    ('assert_judge_score("q", "a", top_logprobs=3)', "InvalidParameter"),
 ])
 def test_bad_requests_fail_fast_without_network(pytester, server, call, exception):
     pytester.makepyfile(HEADER + textwrap.dedent(f"""

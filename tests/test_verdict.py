@@ -330,6 +330,11 @@ def test_json_pairwise() -> None:
     v = parse_reply(json.dumps({"回复1": {"总分": 2}, "回复2": {"总分": 2}}, ensure_ascii=False), "pairwise")
     assert v.winner == "tie"
     assert parse_reply(json.dumps({"winner": "C"}), "pairwise").winner == "tie"
+    v = parse_reply(json.dumps({"winner": "answer 1", "overall_score_answer1": "4", "overall_score_answer2": "3"}),
+                    "pairwise", json_mode=True)  # the English keys of the local server's lexical engine
+    assert (v.winner, v.score1, v.score2) == ("1", 4, 3)
+    v = parse_reply(json.dumps({"score_for_response_1": 2, "rating of answer B": 5}), "pairwise", json_mode=True)
+    assert (v.winner, v.score1, v.score2) == ("2", 2, 5)
     unreadable(json.dumps({"winner": "1", "score1": 2, "score2": 5}), "pairwise")
     unreadable(json.dumps({"winner": "maybe"}), "pairwise")
     unreadable(json.dumps({"reason": "both fine"}), "pairwise")

@@ -126,11 +126,39 @@ def test_402_invalid_body(server, payload):
     assert response.json()["error"]["message"] == "json load request body error"
 
 
-def test_402_via_sdk(client):
-    with pytest.raises(openai.APIStatusError) as info:
+@pytest.mark.parametrize("params, param, why", [
+    ({"temperature": 2}, "temperature", "must be in [0, 2), got 2"),  # the spec's range is [0, 2)
+    ({"temperature": -0.1}, "temperature", "must be in [0, 2), got -0.1"),
+    ({"top_p": 1.5}, "top_p", "must be in [0, 1], got 1.5"),
+    ({"frequency_penalty": 2.5}, "frequency_penalty", "must be in [-2, 2], got 2.5"),
+    ({"seed": -1}, "seed", "must be in [0, 18446744073709551615], got -1"),
+    ({"user": 123}, "user", "must be a string"),
+    ({"stop": [1.5]}, "stop", "must be a string or an array of strings or token ids"),
+    ({"top_logprobs": 2}, "top_logprobs", "requires logprobs to be true"),
+    ({"tools": "all"}, "tools", "must be an array"),
+])
+def test_400_invalid_parameter_names_the_parameter(server, params, param, why):
+    """Valid JSON that breaks the parameter table is not PAI's 402 "json load request body error"."""
+    response = post(server, {"model": "pai-judge", "messages": judge(question="q", answer="a"), **params})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"], error["message"]) == ("InvalidParameter", param,
+                                                                   f"Invalid parameter {param}: {why}")
+
+
+def test_parameters_at_the_edges_of_the_table_are_accepted(server):
+    edges = {"temperature": 1.99, "top_p": 1, "frequency_penalty": -2, "seed": 2**64 - 1, "stop": ["\n\n", 13],
+             "logprobs": True, "top_logprobs": 20, "tools": [], "tool_choice": "none", "parallel_tool_calls": False,
+             "logit_bias": {"50256": -100}}
+    response = post(server, {"model": "pai-judge", "messages": judge(question="q", answer="a"), **edges})
+    assert response.status_code == 200, response.text
+
+
+def test_invalid_parameter_via_sdk(client):
+    with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="pai-judge", messages=judge(question="q", answer="a"),
                                        temperature="hot")  # type: ignore[arg-type]
-    assert info.value.status_code == 402 and info.value.code == "InvalidBody"
+    assert info.value.code == "InvalidParameter" and 'temperature: must be a number, got "hot"' in str(info.value)
 
 
 def test_403_green_net_filter(server, client):
@@ -167,17 +195,17 @@ def test_500_model_service_failed(server, client):
 
 
 BAD_BODIES = [
-    ("temperature-str", {"temperature": "hot"}, 402),
-    ("temperature-range", {"temperature": 5}, 402),
-    ("n-zero", {"n": 0}, 402),
-    ("n-str", {"n": "2"}, 402),
-    ("max-tokens-neg", {"max_tokens": -1}, 402),
-    ("max-tokens-float", {"max_tokens": 1.5}, 402),
-    ("stop-int", {"stop": 5}, 402),
-    ("stream-str", {"stream": "yes"}, 402),
-    ("stream-options", {"stream": True, "stream_options": "x"}, 402),
-    ("seed-neg", {"seed": -1}, 402),
-    ("user-int", {"user": 1}, 402),
+    ("temperature-str", {"temperature": "hot"}, 400),
+    ("temperature-range", {"temperature": 5}, 400),
+    ("n-zero", {"n": 0}, 400),
+    ("n-str", {"n": "2"}, 400),
+    ("max-tokens-neg", {"max_tokens": -1}, 400),
+    ("max-tokens-float", {"max_tokens": 1.5}, 400),
+    ("stop-int", {"stop": 5}, 400),
+    ("stream-str", {"stream": "yes"}, 400),
+    ("stream-options", {"stream": True, "stream_options": "x"}, 400),
+    ("seed-neg", {"seed": -1}, 400),
+    ("user-int", {"user": 1}, 400),
     ("model-int", {"model": 5}, 404),
     ("messages-str", {"messages": "hi"}, 400),
     ("messages-items", {"messages": [1, 2]}, 400),
