@@ -86,7 +86,8 @@ def batch_object(row: BatchRow, dialect: str) -> dict[str, Any]:
         "created_at": row.created_at,
         "in_process_at": row.in_progress_at,
         "in_progress_at": row.in_progress_at,
-        "expires_at": int(row.deadline),
+        # null while Creating (the spec's step 3 response), the deadline once the batch runs
+        "expires_at": int(row.deadline) if row.in_progress_at is not None else None,
         "FinalizingAt": row.finalizing_at,
         "finalizing_at": row.finalizing_at,
         "completed_at": row.completed_at,

@@ -239,6 +239,8 @@ def _request_id(answer: dict[str, Any]) -> str:
 def _line_record(custom_id: str, status: int, answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """An output-file line (the spec's shape) or an error-file line, and the usage to add up."""
     request_id = _request_id(answer)
+    if status == 200:  # the spec's output line: the body's id is "chatcmpl-" + the bare request id
+        answer = {**answer, "id": "chatcmpl-" + request_id}
     response = {"status_code": status, "request_id": request_id, "body": answer}
     if status == 200:
         usage = answer.get("usage")

@@ -24,6 +24,7 @@ from pytest_pai_judge.server import Fault, LocalJudgeServer
 from pytest_pai_judge.server.store import Store
 
 from spec_examples import QUESTION, SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 BATCH_ID = re.compile(r"^batch_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SCORE = re.compile(r"\[\[(\d+)\]\]")
 PAI_TERMINAL = {"Succeeded", "Failed", "Expired", "Cancelled"}
@@ -102,10 +103,11 @@ def test_spec_batch_steps_through_the_sdk(make_judge_server, tmp_path: Path) -> 
     assert (create_batches.status, create_batches.object, create_batches.input_file_id) == (
         "Creating", "batch", upload_files.id)
     assert create_batches.request_counts is not None and create_batches.request_counts.total == 2
-    assert create_batches.expires_at == create_batches.created_at + 86400
+    assert create_batches.expires_at is None  # null while Creating, as in the spec's step 3 response
 
     retrieve_batches = wait_for(c, create_batches.id)               # step 4
     assert retrieve_batches.status == "Succeeded"
+    assert retrieve_batches.expires_at == create_batches.created_at + 86400  # set once the batch ran
     assert retrieve_batches.output_file_id == "file-batch_output-" + create_batches.id.removeprefix("batch_")
     assert retrieve_batches.error_file_id is None and retrieve_batches.errors is None
     counts = retrieve_batches.request_counts
@@ -120,6 +122,9 @@ def test_spec_batch_steps_through_the_sdk(make_judge_server, tmp_path: Path) -> 
     assert [line["custom_id"] for line in lines] == ["request-1", "request-2"]
     models = [assert_judged_line(line).model for line in lines]
     assert models == ["pai-judge", "pai-judge-plus"]
+    for line in lines:  # the spec's step 5: a bare uuid outside, "chatcmpl-" + that uuid as the body's id
+        assert UUID.match(line["id"]) and line["response"]["request_id"] == line["id"]
+        assert line["response"]["body"]["id"] == "chatcmpl-" + line["id"]
     output = c.files.retrieve(retrieve_batches.output_file_id)
     assert (output.purpose, output.bytes) == ("batch_output", len(content_files.content))
 
@@ -142,7 +147,7 @@ def test_spec_batch_steps_over_raw_http(make_judge_server) -> None:
                        "output_file_id", "error_file_id", "created_at", "in_process_at", "expires_at",
                        "FinalizingAt", "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at",
                        "request_counts", "metadata"}
-        assert spec_fields <= set(batch) and batch["status"] == "Creating"
+        assert spec_fields <= set(batch) and batch["status"] == "Creating" and batch["expires_at"] is None
         deadline = time.monotonic() + 20
         while batch["status"] not in PAI_TERMINAL:
             assert time.monotonic() < deadline
@@ -155,6 +160,8 @@ def test_spec_batch_steps_over_raw_http(make_judge_server) -> None:
         assert sorted(line["custom_id"] for line in lines) == ["request-1", "request-2"]
         for line in lines:
             assert_judged_line(line)
+            assert line["response"]["body"]["id"] == "chatcmpl-" + line["response"]["request_id"]
+        assert batch["expires_at"] == batch["created_at"] + 86400
 
 
 def test_openai_dialect_strict(make_judge_server) -> None:
