@@ -7,10 +7,12 @@ One :class:`ChatService` serves both the online endpoint and batch lines (throug
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -18,11 +20,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..protocol import (ChatCall, GenerationParams, ProtocolError, context_length_exceeded, count_tokens,
                         green_net_filter, model_service_failed, parse_body_bytes, parse_chat_body, rate_limited)
 from .config import ServerConfig
-from .engines import EngineError, EngineReply, JudgeEngine
+from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine, with_logit_bias
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
 from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
 
 logger = logging.getLogger("pytest_pai_judge.server")
+_T = TypeVar("_T")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """A chat request body larger than this is refused with 413 before it is parsed."""
@@ -46,15 +49,34 @@ def truncate_tokens(text: str, max_tokens: int) -> str:
     return text[:low]
 
 
+def trim_logprobs(logprobs: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
+    """``logprobs`` without the token entries that start at or after character ``length`` (text cut there)."""
+    entries = logprobs.get("content") if logprobs else None
+    if not logprobs or not isinstance(entries, list):
+        return logprobs
+    kept, start = [], 0
+    for entry in entries:
+        if start >= length:
+            break
+        kept.append(entry)
+        token = entry.get("token") if isinstance(entry, dict) else None
+        start += len(token) if isinstance(token, str) else 0
+    return {**logprobs, "content": kept}
+
+
 def finish(reply: str | EngineReply, params: GenerationParams) -> Choice:
     """Apply ``stop`` (cut before the first stop string) and ``max_tokens`` (finish_reason "length")."""
-    text, reason = (reply.text, reply.finish_reason) if isinstance(reply, EngineReply) else (reply, "stop")
+    if isinstance(reply, EngineReply):
+        text, reason, logprobs = reply.text, reply.finish_reason, reply.logprobs
+    else:
+        text, reason, logprobs = reply, "stop", None
     cuts = [text.find(s) for s in params.stop if s and s in text]
     if cuts:
-        return Choice(text[:min(cuts)], "stop")
+        return Choice(text[:min(cuts)], "stop", trim_logprobs(logprobs, min(cuts)))
     if count_tokens(text) > params.max_tokens:
-        return Choice(truncate_tokens(text, params.max_tokens), "length")
-    return Choice(text, reason)
+        cut = truncate_tokens(text, params.max_tokens)
+        return Choice(cut, "length", trim_logprobs(logprobs, len(cut)))
+    return Choice(text, reason, logprobs)
 
 
 class ChatService:
@@ -74,7 +96,7 @@ class ChatService:
         """
         request_id = new_request_id()
         try:
-            call = parse_chat_body(body, self.config.models)
+            call = with_logit_bias(parse_chat_body(body, self.config.models), body)
             completion = await self.judge(call, request_id, stream=False)
         except ProtocolError as err:
             return err.status, err.envelope()
@@ -85,7 +107,10 @@ class ChatService:
         self.stats["chat_completions"] += 1
         request_id = new_request_id()
         try:
-            call = parse_body_bytes(await _read_body(request), self.config.models)
+            raw = await _read_body(request)
+            call = parse_body_bytes(raw, self.config.models)
+            if b"logit_bias" in raw:  # the protocol checks it but does not keep it; a model engine forwards it
+                call = with_logit_bias(call, json.loads(raw))
             completion = await self.judge(call, request_id, stream=call.params.stream)
         except ProtocolError as err:
             headers = dict(RETRY_HEADERS) if err.status == 429 else {}
@@ -122,18 +147,44 @@ class ChatService:
             raise model_service_failed(stage, request_id, f"injected fault (pattern {fault.pattern!r})")
         if fault is not None and fault.kind == "greennet":
             raise green_net_filter(f"injected fault (pattern {fault.pattern!r})")
+        model_usage: dict[str, int] | None = None
         if fault is not None and fault.kind == "unreadable":
             replies: list[str | EngineReply] = [unreadable_reply(call)] * call.params.n
         else:
-            replies = list(await asyncio.gather(*(self._reply(call, i, request_id, stage)
-                                                  for i in range(call.params.n))))
-        return Completion(request_id, call.model, [finish(r, call.params) for r in replies], prompt_tokens, now())
+            whole = await self._engine_call(self.engine.complete(call), request_id, stage, "all choices")
+            if whole is None:
+                replies = list(await asyncio.gather(*(self._reply(call, i, request_id, stage)
+                                                      for i in range(call.params.n))))
+            else:
+                replies, model_usage = self._check_whole(whole, call.params.n, request_id, stage)
+        return Completion(request_id, call.model, [finish(r, call.params) for r in replies], prompt_tokens, now(),
+                          model_usage)
+
+    def _check_whole(self, whole: Any, n: int, request_id: str,
+                     stage: str) -> tuple[list[str | EngineReply], dict[str, int] | None]:
+        """The replies and usage of :meth:`JudgeEngine.complete`, which must be all ``n`` choices."""
+        if not isinstance(whole, EngineCompletion) or len(whole.replies) != n:
+            got = len(whole.replies) if isinstance(whole, EngineCompletion) else type(whole).__name__
+            raise model_service_failed(stage, request_id, f"engine returned {got} of {n} choices")
+        self.stats["judgements"] += n
+        for reply in whole.replies:
+            _check_text(reply, request_id, stage)
+        usage = whole.usage
+        if usage is not None and not all(isinstance(usage.get(k), int)
+                                         for k in ("prompt_tokens", "completion_tokens", "total_tokens")):
+            usage = None
+        return list(whole.replies), usage
 
     async def _reply(self, call: ChatCall, choice: int, request_id: str, stage: str) -> str | EngineReply:
         self.stats["judgements"] += 1
+        text = await self._engine_call(self.engine.reply(call, choice=choice), request_id, stage, f"choice {choice}")
+        return _check_text(text, request_id, stage)
+
+    async def _engine_call(self, pending: Awaitable[_T], request_id: str, stage: str, what: str) -> _T:
+        """Await an engine method; its failures become the spec's 500 ModelServiceFailed."""
         started = time.perf_counter()
         try:
-            text = await self.engine.reply(call, choice=choice)
+            result = await pending
         except ProtocolError:
             raise
         except EngineError as exc:
@@ -142,10 +193,14 @@ class ChatService:
         except Exception as exc:  # an engine bug must still be a 500 envelope, not a traceback
             logger.exception("engine %s crashed (request %s)", self.engine.name, request_id)
             raise model_service_failed(stage, request_id, type(exc).__name__) from None
-        logger.debug("judgement %s choice %d in %.3f s", request_id, choice, time.perf_counter() - started)
-        if not isinstance(text, (str, EngineReply)) or not isinstance(getattr(text, "text", text), str):
-            raise model_service_failed(stage, request_id, "engine returned no text")
-        return text
+        logger.debug("judgement %s %s in %.3f s", request_id, what, time.perf_counter() - started)
+        return result
+
+
+def _check_text(reply: Any, request_id: str, stage: str) -> str | EngineReply:
+    if not isinstance(reply, (str, EngineReply)) or not isinstance(getattr(reply, "text", reply), str):
+        raise model_service_failed(stage, request_id, "engine returned no text")
+    return reply
 
 
 async def _read_body(request: Request) -> bytes:

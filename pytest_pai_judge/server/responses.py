@@ -40,6 +40,8 @@ def service_tier(dialect: str) -> str:
 class Choice:
     content: str
     finish_reason: str
+    logprobs: dict[str, Any] | None = None
+    """The model's OpenAI ``logprobs`` object for this choice, when the engine's model gave one."""
 
 
 @dataclass
@@ -51,12 +53,16 @@ class Completion:
     choices: list[Choice]
     prompt_tokens: int
     created: int
+    model_usage: dict[str, int] | None = None
+    """The engine's model's own token counts (e.g. an upstream's ``usage``); None: the local estimate."""
 
     @property
     def completion_tokens(self) -> int:
         return sum(count_tokens(c.content) for c in self.choices)
 
     def usage(self) -> dict[str, int]:
+        if self.model_usage is not None:
+            return dict(self.model_usage)
         completion = self.completion_tokens
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
                 "total_tokens": self.prompt_tokens + completion}
@@ -75,7 +81,7 @@ def completion_body(c: Completion, dialect: str = "pai") -> dict[str, Any]:
         "model": c.model,
         "choices": [{"index": i, "message": {"role": "assistant", "content": ch.content, "refusal": "",
                                              "function_call": None, "tool_calls": None},
-                     "finish_reason": ch.finish_reason, "logprobs": None} for i, ch in enumerate(c.choices)],
+                     "finish_reason": ch.finish_reason, "logprobs": ch.logprobs} for i, ch in enumerate(c.choices)],
         "usage": c.usage(),
         "system_fingerprint": "",
         "service_tier": service_tier(dialect),
@@ -105,14 +111,41 @@ def split_deltas(text: str, size: int = 12) -> Iterable[str]:
         start = end
 
 
+def delta_logprobs(logprobs: dict[str, Any] | None, pieces: list[str]) -> list[dict[str, Any] | None]:
+    """The ``logprobs`` of each content delta: every token entry goes with the delta its text starts in.
+
+    Why: a stream's deltas are cut by characters, not by the model's tokens, yet the concatenated
+    chunk logprobs must equal the non-streamed ones (as OpenAI's streams do).
+    """
+    if not logprobs or not pieces:
+        return [None] * len(pieces)
+    entries = logprobs.get("content")
+    if not isinstance(entries, list):
+        return [logprobs] + [None] * (len(pieces) - 1)
+    ends, total = [], 0
+    for piece in pieces:
+        total += len(piece)
+        ends.append(total)
+    slices: list[list[Any]] = [[] for _ in pieces]
+    start, k = 0, 0
+    for entry in entries:
+        while k < len(pieces) - 1 and start >= ends[k]:
+            k += 1
+        slices[k].append(entry)
+        token = entry.get("token") if isinstance(entry, dict) else None
+        start += len(token) if isinstance(token, str) else 0
+    return [{**logprobs, "content": part} for part in slices]
+
+
 async def sse_events(c: Completion, dialect: str = "pai", include_usage: bool = False) -> AsyncIterator[bytes]:
     """The SSE stream of ``chat.completion.chunk`` events: role, content deltas, finish, usage, ``[DONE]``."""
     for i, ch in enumerate(c.choices):
         yield _chunk(c, dialect, [{"index": i, "delta": {"role": "assistant", "content": ""},
                                    "finish_reason": None, "logprobs": None}], include_usage=include_usage)
-        for piece in split_deltas(ch.content):
+        pieces = list(split_deltas(ch.content))
+        for piece, logprobs in zip(pieces, delta_logprobs(ch.logprobs, pieces)):
             yield _chunk(c, dialect, [{"index": i, "delta": {"content": piece}, "finish_reason": None,
-                                       "logprobs": None}], include_usage=include_usage)
+                                       "logprobs": logprobs}], include_usage=include_usage)
         yield _chunk(c, dialect, [{"index": i, "delta": {}, "finish_reason": ch.finish_reason, "logprobs": None}],
                      include_usage=include_usage)
     if include_usage:

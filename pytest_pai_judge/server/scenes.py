@@ -1,17 +1,27 @@
-"""Scene auto-division: when a judge request leaves ``scene`` empty, pick one of the 12 inner scenes.
+"""The judge prompt: scene auto-division, the spec's defaults, and the reply format the model must use.
 
-PAI runs a model for this (its ``Scenario_division`` stage); the local server classifies the
-question by keywords instead, so prompts built offline still carry a plausible scene, scene
-description and metric. Only the 回答开放性问题 texts are the spec's own; the others are ours.
+Scenes: when a judge request leaves ``scene`` empty, pick one of the 12 inner scenes. PAI runs a
+model for this (its ``Scenario_division`` stage); the local server classifies the question by
+keywords instead, so prompts built offline still carry a plausible scene, scene description and
+metric. Only the 回答开放性问题 texts are the spec's own; the others are ours.
+
+Reply format: the spec's step 4 ends "您返回的模板如下,注意输出需保留模板中的'[['和']]':" but
+the template it announces is missing from the spec, and ``json_object`` requests get no JSON
+instruction at all. A real model behind the ``openai`` engine would then answer in a free form the
+verdict parser cannot read (and OpenAI refuses ``json_object`` without the word "json" in the
+prompt). So the spec's text stays verbatim and is followed by a template in the style of the
+spec's sample replies (text), or by a JSON layout after the whole prompt (``json_object``), in
+the language of the question, using only the wording ``pytest_pai_judge.verdict`` reads.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from ..protocol import (DEFAULT_SCORE_DESC, DEFAULT_STEPS, INNER_SCENES, OPEN_QUESTION_METRIC,
-                        OPEN_QUESTION_SCENE_DESC)
+                        OPEN_QUESTION_SCENE_DESC, PAIRWISE_TEMPLATE, SINGLE_TEMPLATE, fill_template)
 
 DEFAULT_SCENE = "回答开放性问题"
 
@@ -154,3 +164,161 @@ def template_values(fields: dict[str, Any]) -> dict[str, Any]:
             "scene": scene, "scene_desc": scene_desc, "metric": metric, "max_score": max_score,
             "score_desc": fields.get("score_desc") or DEFAULT_SCORE_DESC, "steps": steps,
             "ref_answer": fields.get("ref_answer") or ""}
+
+
+# --------------------------------------------------------------------------- reply format
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def is_chinese(text: str) -> bool:
+    """Whether the judge should reply in Chinese (the question has CJK text), as PAI's samples do."""
+    return bool(_CJK.search(text))
+
+
+REPLY_TEMPLATE_INTRO = "您返回的模板如下,注意输出需保留模板中的'[['和']]':"
+"""The spec's own words (step 4) announcing the reply template; used when custom ``steps`` lack them."""
+
+
+def reply_template(kind: Literal["single", "pairwise"], zh: bool) -> str:
+    """The reply template the spec's step 4 announces, in the style of the spec's sample replies.
+
+    Placeholders are ``<...>``: copied literally they never read as a score or a winner, so a
+    model that only echoes the template gets an unreadable verdict, never a wrong one.
+    """
+    if kind == "single":
+        if zh:
+            return ("我认为该回复的综合评分为[[<综合评分>]],理由如下。\n"
+                    "当前回复的优点:\n"
+                    "1. <标准名称>:<评价理由>[[<该标准得分>]]\n"
+                    "2. ……\n\n"
+                    "当前回复的不足:\n"
+                    "1. <标准名称>:<评价理由>[[<该标准得分>]]\n"
+                    "2. ……\n\n"
+                    "综上所述,<总结>。因此,综合评分为<综合评分>。")
+        return ("I think the overall score of the answer is [[<overall score>]] due to the following reasons:\n"
+                "Advantages of the answer: \n"
+                "1. <criterion>: <reason> [[<criterion score>]]\n"
+                "2. ...\n\n"
+                "Shortcomings of the answer:\n"
+                "1. <criterion>: <reason> [[<criterion score>]]\n"
+                "2. ...\n\n"
+                "In summary, <summary>, which results in an overall rating of <overall score>.")
+    if zh:
+        return ("我认为[[<结论>]],其中回复1的综合评分为[[<回复1综合评分>]],回复2的综合评分为[[<回复2综合评分>]],理由如下:\n"
+                "1. <标准名称>:回复1:<评价理由>,因此得分为[[<回复1该标准得分>]]。"
+                "回复2:<评价理由>,因此得分为[[<回复2该标准得分>]]。\n"
+                "2. ……\n\n"
+                "综上所述,<总结>。")
+    return ("I regard [[<verdict>]]. The overall score of Answer 1 is [[<overall score of Answer 1>]] and the overall "
+            "score of Answer 2 is [[<overall score of Answer 2>]] for the following reasons: \n"
+            "1. <criterion>: Answer 1: <reason> Answer 2: <reason> "
+            "[[Rating for Answer 1: <score>]] [[Rating for Answer 2: <score>]]\n"
+            "2. ...\n\n"
+            "In summary, <summary>.")
+
+
+def reply_template_notes(kind: Literal["single", "pairwise"], max_score: int, zh: bool) -> str:
+    """What goes in the template's ``[[ ]]``: the verdict words and the score range the parser accepts."""
+    if kind == "single":
+        if zh:
+            return (f"(说明:<综合评分>和<该标准得分>均为1~{max_score}之间的整数,例如[[4]];"
+                    "优点和不足按实际情况逐条列出,每条一个标准。)")
+        return (f"(Notes: <overall score> and <criterion score> are integers from 1 to {max_score}, e.g. [[4]]; "
+                "list the advantages and shortcomings one criterion per line.)")
+    if zh:
+        return ("(说明:<结论>只能是“回复1更好”“回复2更好”“两个回复一样好”之一,即写作[[回复1更好]]、[[回复2更好]]"
+                f"或[[两个回复一样好]];各项得分均为1~{max_score}之间的整数,例如[[4]]。)")
+    return ('(Notes: <verdict> is exactly one of "Answer 1 is better", "Answer 2 is better" or "the two answers as '
+            'equivalent", written [[Answer 1 is better]], [[Answer 2 is better]] or [[the two answers as '
+            f"equivalent]]; every score is an integer from 1 to {max_score}, e.g. [[4]] or [[Rating for Answer 1: "
+            "4]]; a criterion that does not apply is rated N/A, e.g. [[Rating for Answer 2: N/A]].)")
+
+
+_OWN_TEMPLATE = re.compile(r"\[\[[^'\]\s]")
+"""A ``[[...]]`` slot in caller-given steps (the spec's quoted ``'[['`` does not count)."""
+
+
+def with_reply_template(steps: str, kind: Literal["single", "pairwise"], max_score: int, zh: bool) -> str:
+    """``steps`` followed by the reply template, where the spec's step 4 says it belongs.
+
+    Steps that bring their own ``[[...]]`` template are left alone; custom steps without the
+    spec's announcing sentence get it (verbatim) before the template.
+    """
+    if _OWN_TEMPLATE.search(steps):
+        return steps
+    body = reply_template(kind, zh) + "\n" + reply_template_notes(kind, max_score, zh)
+    if steps.rstrip().rstrip("。.").rstrip().endswith((":", ":")):
+        return steps + "\n" + body
+    return steps + "\n" + REPLY_TEMPLATE_INTRO + "\n" + body
+
+
+def json_layout(kind: Literal["single", "pairwise", "custom"], zh: bool) -> dict[str, Any]:
+    """The ``json_object`` reply layout: the spec's example shape (``总分`` + per-criterion ``分数``/``理由``)
+    and, for pairwise, the keys of the lexical engine's replies, all of which the verdict parser reads."""
+    if kind == "custom":
+        return {"总分": "<分数>", "理由": "<评分理由>"} if zh else {"overall_score": "<score>", "reason": "<reason>"}
+    if kind == "single":
+        if zh:
+            return {"总分": "<综合评分>", "准确性": {"分数": "<该标准得分>", "理由": "<评价理由>"},
+                    "相关性": {"分数": "<该标准得分>", "理由": "<评价理由>"}}
+        return {"overall_score": "<overall score>", "Accuracy": {"score": "<criterion score>", "reason": "<reason>"},
+                "Relevance": {"score": "<criterion score>", "reason": "<reason>"}}
+    if zh:
+        crit = {"回复1分数": "<回复1该标准得分>", "回复2分数": "<回复2该标准得分>", "理由": "<评价理由>"}
+        return {"更好的回复": "<结论>", "回复1总分": "<回复1综合评分>", "回复2总分": "<回复2综合评分>",
+                "准确性": dict(crit), "相关性": dict(crit)}
+    crit = {"answer1_score": "<criterion score of Answer 1>", "answer2_score": "<criterion score of Answer 2>",
+            "reason": "<reason>"}
+    return {"better_answer": "<verdict>", "answer1_overall_score": "<overall score of Answer 1>",
+            "answer2_overall_score": "<overall score of Answer 2>", "Accuracy": dict(crit), "Relevance": dict(crit)}
+
+
+def json_instruction(kind: Literal["single", "pairwise", "custom"], max_score: int | None, zh: bool) -> str:
+    """The instruction appended to a ``json_object`` prompt (it names "json", as OpenAI requires).
+
+    ``max_score`` is None for custom templates, whose scale is whatever their own text asks for.
+    """
+    layout = json.dumps(json_layout(kind, zh), ensure_ascii=False, indent=2)
+    if zh:
+        head = "请以JSON格式返回评测结果:只输出一个json对象,不要输出json以外的任何内容"
+        if kind == "custom":
+            what = "。\"总分\"为按上文评分标准给出的分数,\"理由\"为评分理由。格式如下:\n"
+        elif kind == "single":
+            what = (f"(此格式代替上文的返回模板)。\"总分\"为该回复的综合评分;其余每个键为一项评估标准的名称,"
+                    f"其值给出该标准的\"分数\"和\"理由\";所有分数均为1~{max_score}之间的整数。"
+                    "准确性、相关性仅为示例,请按你最终筛选的标准逐项给出。格式如下:\n")
+        else:
+            what = ("(此格式代替上文的返回模板)。\"更好的回复\"只能是\"回复1\"、\"回复2\"或\"两个回复一样好\"之一;"
+                    "\"回复1总分\"和\"回复2总分\"为两个回复的综合评分;其余每个键为一项评估标准的名称,其值给出两个回复"
+                    f"在该标准的分数和理由;所有分数均为1~{max_score}之间的整数。准确性、相关性仅为示例,"
+                    "请按你最终筛选的标准逐项给出。格式如下:\n")
+        return head + what + layout
+    head = "Return your evaluation in JSON format: output a single json object and nothing else"
+    if kind == "custom":
+        what = '. "overall_score" is the score on the scale asked for above, "reason" explains it. Layout:\n'
+    elif kind == "single":
+        what = (' (this layout replaces the reply template above). "overall_score" is the overall score of the '
+                "answer; every other key is the name of one evaluation criterion, whose value gives that "
+                f'criterion\'s "score" and "reason"; every score is an integer from 1 to {max_score}. Accuracy and '
+                "Relevance are only examples: give one entry per criterion you chose. Layout:\n")
+    else:
+        what = (' (this layout replaces the reply template above). "better_answer" is exactly one of "Answer 1", '
+                '"Answer 2" or "tie"; "answer1_overall_score" and "answer2_overall_score" are the overall scores of '
+                "the two answers; every other key is the name of one evaluation criterion, whose value gives both "
+                f"answers' scores for it and the reason; every score is an integer from 1 to {max_score}. Accuracy "
+                "and Relevance are only examples: give one entry per criterion you chose. Layout:\n")
+    return head + what + layout
+
+
+def judge_prompt(kind: Literal["single", "pairwise"], fields: dict[str, Any],
+                 response_format: Literal["text", "json_object"] = "text") -> str:
+    """The spec's single / pairwise template filled in, followed by the reply format (see the module doc)."""
+    values = template_values(fields)
+    zh = is_chinese(str(fields.get("question") or ""))
+    if response_format == "text":
+        values["steps"] = with_reply_template(values["steps"], kind, values["max_score"], zh)
+    prompt = fill_template(SINGLE_TEMPLATE if kind == "single" else PAIRWISE_TEMPLATE, values)
+    if response_format == "json_object":
+        prompt += "\n\n" + json_instruction(kind, values["max_score"], zh)
+    return prompt

@@ -10,11 +10,20 @@ import httpx
 import openai
 import pytest
 
+from openai.types import CompletionUsage
+from upstream_engines import UPSTREAM_USAGE, fake_logprobs  # tests/server is on sys.path
+
 from pytest_pai_judge import protocol
 from pytest_pai_judge.server import ServerConfig
-from pytest_pai_judge.server.engines import JudgeEngine, load_engine, prompt_messages
-from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, scale_of
-from pytest_pai_judge.server.scenes import SCENE_DEFAULTS, classify, resolve
+from pytest_pai_judge.server.chat import finish
+from pytest_pai_judge.server.engines import EngineReply, JudgeEngine, load_engine, prompt_messages, with_logit_bias
+from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, is_chinese, pairwise_reply, scale_of
+from pytest_pai_judge.server.engines.openai_engine import _add_usage
+from pytest_pai_judge.server.responses import Choice, Completion, delta_logprobs, split_deltas
+from pytest_pai_judge.server.scenes import (REPLY_TEMPLATE_INTRO, SCENE_DEFAULTS, classify, json_instruction,
+                                            json_layout, reply_template, reply_template_notes, resolve,
+                                            template_values, with_reply_template)
+from pytest_pai_judge.verdict import UnreadableVerdict, parse_reply
 
 ZH_QUESTION = '请给出"常德德山山有德"对应的下联'
 
@@ -45,7 +54,9 @@ def test_openai_engine_round_trip(upstream_pair):
     texts = [c.message.content for c in completion.choices]
     # the upstream's lexical engine recognised the filled PAI template and answered in its style
     assert all(re.match(r"^我认为该回复的综合评分为\[\[5\]\]", t) for t in texts), texts
-    assert upstream.stats["chat_completions"] == 2 and front.stats["judgements"] == 2
+    # n is forwarded: one upstream request answers both choices
+    assert upstream.stats["chat_completions"] == 1 and upstream.stats["judgements"] == 2
+    assert front.stats["judgements"] == 2
     prompt = prompt_messages(protocol.parse_chat_body({"model": "pai-judge", "messages": judge(
         question="什么是光合作用?", answer="光合作用是植物利用光能合成有机物的过程。",
         ref_answer="光合作用是植物利用光能合成有机物的过程。")}))
@@ -106,9 +117,225 @@ def test_openai_engine_custom_template_passes_through():
     engine = load_engine("openai", ServerConfig(upstream_base_url="http://127.0.0.1:9/v1", upstream_model="m"))
     call = protocol.parse_chat_body({"model": "pai-judge", "seed": 5, "stop": ["x"], "temperature": 0.7,
                                      "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]})
-    kwargs = engine.request_kwargs(call, 0)
+    kwargs = engine.request_kwargs(call)
     assert kwargs["messages"] == [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     assert (kwargs["model"], kwargs["seed"], kwargs["stop"], kwargs["temperature"]) == ("m", 5, ["x"], 0.7)
+    assert not {"n", "logprobs", "top_logprobs", "logit_bias", "user"} & set(kwargs)
+
+
+@pytest.fixture
+def recorded_pair(make_judge_server):
+    """A recording upstream (tests/server/upstream_engines.py) and a front server whose openai engine asks it."""
+    upstream = make_judge_server(engine="upstream_engines:RecordingEngine")
+    front = make_judge_server(engine="openai", upstream_base_url=upstream.url, upstream_model="pai-judge-plus",
+                              upstream_max_retries=0)
+    return upstream.app.state.engine, front
+
+
+def upstream_prompt(call: protocol.ChatCall) -> str:
+    """The last user message the upstream received (the filled judge prompt)."""
+    return next(m["content"] for m in reversed(call.messages) if m["role"] == "user")
+
+
+def test_openai_engine_json_mode_asks_for_the_spec_json_shape(recorded_pair):
+    """json_object: the spec's template stays whole and a JSON instruction in the question's language follows."""
+    recorder, front = recorded_pair
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    zh_fields = {"question": ZH_QUESTION, "answer1": "长沙沙水水无沙", "answer2": "常德人德德山山高"}
+    pair = client.chat.completions.create(model="pai-judge", response_format={"type": "json_object"},
+                                          messages=judge("pairwise", **zh_fields))
+    en_fields = {"question": "What is the capital of France?", "answer": "Paris is the capital of France."}
+    single = client.chat.completions.create(model="pai-judge", response_format={"type": "json_object"},
+                                            messages=judge(**en_fields))
+    (zh_call, en_call) = recorder.calls
+    for call, kind, fields, zh in ((zh_call, "pairwise", zh_fields, True), (en_call, "single", en_fields, False)):
+        prompt = upstream_prompt(call)
+        spec_text = protocol.fill_template(protocol.PAIRWISE_TEMPLATE if kind == "pairwise" else
+                                           protocol.SINGLE_TEMPLATE, template_values({**fields, "max_score": 5}))
+        assert prompt.startswith(spec_text + "\n\n")  # the spec's text verbatim, the instruction after it
+        instruction = prompt[len(spec_text):].strip()
+        assert instruction == json_instruction(kind, 5, zh) and "json" in instruction  # OpenAI requires the word
+        assert call.params.response_format == "json_object"
+        assert ("请以JSON格式返回评测结果" in instruction) is zh
+    assert '"回复1总分"' in upstream_prompt(zh_call) and '"更好的回复"' in upstream_prompt(zh_call)
+    assert '"overall_score"' in upstream_prompt(en_call) and '"reason"' in upstream_prompt(en_call)
+    zh_verdict = parse_reply(pair.choices[0].message.content, "pairwise", json_mode=True)
+    assert zh_verdict.winner in ("1", "2", "tie") and zh_verdict.score1 and zh_verdict.score2
+    assert parse_reply(single.choices[0].message.content, "single", json_mode=True).score == 4
+
+
+def _fill_layout(value: object, key: str = "") -> object:
+    """What a model following the layout writes: a verdict, a reason or a score in each slot."""
+    if isinstance(value, dict):
+        return {k: _fill_layout(v, k) for k, v in value.items()}
+    if key in ("更好的回复", "better_answer"):
+        return "回复1" if key == "更好的回复" else "Answer 1"
+    if key in ("理由", "reason"):
+        return "because"
+    return "2" if "2" in key else "4"
+
+
+@pytest.mark.parametrize("kind", ["single", "pairwise", "custom"])
+@pytest.mark.parametrize("zh", [True, False])
+def test_json_layouts_are_read_by_the_verdict_parser(kind, zh):
+    layout = json_layout(kind, zh)
+    text = json.dumps(_fill_layout(layout), ensure_ascii=False)
+    verdict = parse_reply(text, kind, json_mode=True)
+    if kind == "pairwise":
+        assert (verdict.winner, verdict.score1, verdict.score2) == ("1", 4, 2)
+        assert [(c.score, c.score2) for c in verdict.criteria] == [(4, 2), (4, 2)]
+    else:
+        assert verdict.score == 4
+        assert [c.score for c in verdict.criteria] == ([4, 4] if kind == "single" else [])
+    # a model that copies the layout without filling it in gets no verdict, never a wrong one
+    with pytest.raises(UnreadableVerdict):
+        parse_reply(json.dumps(layout, ensure_ascii=False), kind, json_mode=True)
+
+
+def test_custom_template_json_mode_gets_the_word_json(recorded_pair):
+    recorder, front = recorded_pair
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    said_json = [{"role": "user", "content": "Rate this answer as JSON, 1 to 5. Question: q? Answer: a"}]
+    silent = [{"role": "system", "content": "你是评审。"}, {"role": "user", "content": "问题: 一加一?\n回答: 二"}]
+    for messages in (said_json, silent):
+        client.chat.completions.create(model="pai-judge", response_format={"type": "json_object"}, messages=messages)
+    first, second = recorder.calls
+    assert first.messages == said_json  # already asks for JSON: passed through untouched
+    assert second.messages[0] == silent[0]
+    assert second.messages[1]["content"] == silent[1]["content"] + "\n\n" + json_instruction("custom", None, True)
+
+
+def test_openai_engine_text_prompt_carries_the_reply_template(recorded_pair):
+    """Step 4's "您返回的模板如下...:" is kept verbatim and followed by a template with the parser's verdict words."""
+    recorder, front = recorded_pair
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    cases = [("pairwise", {"question": ZH_QUESTION, "answer1": "长沙沙水水无沙", "answer2": "常德人德德山山高"}, True),
+             ("pairwise", {"question": "Give the second couplet.", "answer1": "A", "answer2": "B"}, False),
+             ("single", {"question": ZH_QUESTION, "answer": "长沙沙水水无沙"}, True),
+             ("single", {"question": "Give the second couplet.", "answer": "To cross the river"}, False)]
+    replies = [client.chat.completions.create(model="pai-judge", messages=judge(kind, **fields)).choices[0]
+               for kind, fields, _zh in cases]
+    for call, (kind, fields, zh), reply in zip(recorder.calls, cases, replies):
+        prompt = upstream_prompt(call)
+        template = reply_template(kind, zh)
+        assert protocol.DEFAULT_STEPS + "\n" + template + "\n" in prompt
+        assert prompt.endswith("仔细思考一会,然后给出你的结论。")
+        words = (["[[回复1更好]]", "[[回复2更好]]", "[[两个回复一样好]]"] if zh else
+                 ["[[Answer 1 is better]]", "[[Answer 2 is better]]", "[[the two answers as equivalent]]"])
+        assert all((w in prompt) is (kind == "pairwise") for w in words)
+        parse_reply(reply.message.content, kind)  # the upstream still answers readably
+
+
+def _fill_template_slots(template: str) -> str:
+    """What a model following the reply template writes into its ``<...>`` slots."""
+    text = re.sub(r"\[\[<(?:结论|verdict)>\]\]",
+                  lambda m: "[[回复1更好]]" if "结论" in m.group() else "[[Answer 1 is better]]", template)
+    text = re.sub(r"\[\[Rating for Answer (\d): <score>\]\]",
+                  lambda m: f"[[Rating for Answer {m.group(1)}: {'2' if m.group(1) == '2' else '4'}]]", text)
+    text = re.sub(r"\[\[<[^>]*?2[^>]*>\]\]", "[[2]]", text)
+    text = re.sub(r"\[\[<[^>]*>\]\]", "[[4]]", text)
+    text = re.sub(r"<(?:综合评分|overall score)>", "4", text)
+    text = re.sub(r"<[^>]*>", "理由" if re.search(r"[\u4e00-\u9fff]", template) else "reason", text)
+    return text.replace("2. ……\n", "").replace("2. ...\n", "")
+
+
+@pytest.mark.parametrize("kind", ["single", "pairwise"])
+@pytest.mark.parametrize("zh", [True, False])
+def test_reply_templates_filled_in_are_readable(kind, zh):
+    template = reply_template(kind, zh)
+    verdict = parse_reply(_fill_template_slots(template), kind)
+    if kind == "pairwise":
+        assert (verdict.winner, verdict.score1, verdict.score2) == ("1", 4, 2)
+        assert [(c.score, c.score2) for c in verdict.criteria] == [(4, 2)]
+    else:
+        assert verdict.score == 4 and [c.score for c in verdict.criteria] == [4, 4]
+    with pytest.raises(UnreadableVerdict):  # echoing the bare template is never read as a verdict
+        parse_reply(template, kind)
+
+
+def test_reply_template_with_custom_steps():
+    custom = "1. 只看准确性。"
+    assert with_reply_template(custom, "single", 3, True) == (
+        custom + "\n" + REPLY_TEMPLATE_INTRO + "\n" + reply_template("single", True) + "\n"
+        + reply_template_notes("single", 3, True))
+    own = "1. 只看准确性。\n您返回的模板如下:评分:[[分数]]"
+    assert with_reply_template(own, "single", 3, True) == own
+    assert "1~3之间的整数" in reply_template_notes("single", 3, True)
+    assert "from 1 to 10" in reply_template_notes("pairwise", 10, False)
+
+
+def test_openai_engine_passes_upstream_usage_through(recorded_pair, make_judge_server):
+    recorder, front = recorded_pair
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    completion = client.chat.completions.create(model="pai-judge", n=2, messages=judge(question="q?", answer="a"))
+    assert completion.usage.model_dump(exclude_none=True) == UPSTREAM_USAGE
+    chunks = list(client.chat.completions.create(model="pai-judge", messages=judge(question="q?", answer="a"),
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.model_dump(exclude_none=True) == UPSTREAM_USAGE
+
+
+def test_usage_falls_back_to_the_estimate_only_without_upstream_usage():
+    assert _add_usage({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, None) is None
+    counted = _add_usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+                         CompletionUsage(prompt_tokens=10, completion_tokens=5, total_tokens=15))
+    assert counted == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    estimated = Completion("id", "pai-judge", [Choice("四个字", "stop")], 10, 0)
+    assert estimated.usage() == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    upstream = Completion("id", "pai-judge", [Choice("四个字", "stop")], 10, 0, dict(UPSTREAM_USAGE))
+    assert upstream.usage() == UPSTREAM_USAGE
+
+
+def test_openai_engine_forwards_n_logprobs_logit_bias_user(recorded_pair):
+    recorder, front = recorded_pair
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    kwargs: dict = {"model": "pai-judge", "n": 2, "logprobs": True, "top_logprobs": 2, "user": "tester-7",
+                    "logit_bias": {"50256": -100}, "seed": 9,
+                    "messages": judge(question="What is photosynthesis?", answer="Plants make food from light.")}
+    completion = client.chat.completions.create(**kwargs)
+    (call,) = recorder.calls  # one upstream request for both choices
+    p = call.params
+    assert (p.n, p.logprobs, p.top_logprobs, p.user, p.seed) == (2, True, 2, "tester-7", 9)
+    assert p.logit_bias == {"50256": -100}
+    assert len(completion.choices) == 2
+    for i, choice in enumerate(completion.choices):
+        expected = fake_logprobs(choice.message.content, 2, i)
+        assert choice.logprobs is not None
+        assert choice.logprobs.model_dump(mode="json")["content"] == expected["content"]
+    # streaming goes through the engine too: the chunks' logprobs add up to the same tokens
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert len(recorder.calls) == 2 and recorder.calls[1].params.logprobs
+    for i, choice in enumerate(completion.choices):
+        deltas = [c.choices[0] for c in chunks if c.choices and c.choices[0].index == i]
+        assert "".join(d.delta.content or "" for d in deltas) == choice.message.content
+        streamed = [e.model_dump(mode="json") for d in deltas if d.logprobs and d.logprobs.content
+                    for e in d.logprobs.content]
+        assert streamed == choice.logprobs.model_dump(mode="json")["content"]
+    plain = client.chat.completions.create(model="pai-judge", messages=kwargs["messages"])
+    assert plain.choices[0].logprobs is None
+    assert recorder.calls[2].params.n == 1 and not recorder.calls[2].params.logprobs
+
+
+def test_openai_engine_request_kwargs_carry_sampling_parameters():
+    engine = load_engine("openai", ServerConfig(upstream_base_url="http://127.0.0.1:9/v1", upstream_model="m"))
+    body = {"model": "pai-judge", "n": 3, "logprobs": True, "top_logprobs": 4, "user": "u", "logit_bias": {"7": 5},
+            "messages": [{"role": "user", "content": "u"}]}
+    call = with_logit_bias(protocol.parse_chat_body(body), body)
+    kwargs = engine.request_kwargs(call)
+    assert (kwargs["n"], kwargs["logprobs"], kwargs["top_logprobs"], kwargs["user"], kwargs["logit_bias"]) == (
+        3, True, 4, "u", {"7": 5})
+    assert engine.request_kwargs(call, 1).get("n") is None
+
+
+def test_stream_logprobs_follow_the_deltas():
+    logprobs = fake_logprobs("Hello brave new world", None, 0)
+    pieces = list(split_deltas("Hello brave new world", size=8))
+    parts = delta_logprobs(logprobs, pieces)
+    assert [[e["token"] for e in part["content"]] for part in parts] == [
+        [t for t in re.findall(r"\s+|\w{1,4}", piece)] for piece in pieces]
+    assert delta_logprobs(None, pieces) == [None] * len(pieces)
+    cut = finish(EngineReply("Hello brave new world", "stop", logprobs),
+                 protocol.parse_generation_params({"stop": ["new"]}))
+    assert cut.content == "Hello brave " and "".join(e["token"] for e in cut.logprobs["content"]) == "Hello brave "
 
 
 # --------------------------------------------------------------------------- prompts and scenes
@@ -174,6 +401,20 @@ def test_lexical_never_quotes_score_markers():
     text = asyncio.run(LexicalEngine(ServerConfig()).reply(call, choice=0))
     assert text.count("[[") == 6  # the overall score and five criteria, nothing quoted from the answer
     assert "［［" not in text
+
+
+@pytest.mark.parametrize("question", [ZH_QUESTION, "Give the second couplet of: climb the mountain"])
+def test_lexical_pairwise_json_is_read_by_the_verdict_parser(question):
+    """English pairwise JSON uses answer1_overall_score / answer1_score, the twins of 回复1总分 / 回复1分数."""
+    text = pairwise_reply(question, "climb the mountain, reach the peak 长沙沙水水无沙", "x", None, 5,
+                          zh=is_chinese(question), json_object=True)
+    verdict = parse_reply(text, "pairwise", json_mode=True)
+    obj = json.loads(text)
+    scores = [v for k, v in obj.items() if k in ("回复1总分", "回复2总分", "answer1_overall_score",
+                                                  "answer2_overall_score")]
+    assert (verdict.score1, verdict.score2) == tuple(float(v) for v in scores)
+    assert verdict.winner == "1" and len(verdict.criteria) == 5
+    assert all(c.score is not None and c.score2 is not None for c in verdict.criteria)
 
 
 def test_lexical_reads_multiline_template_fields():

@@ -3,19 +3,21 @@
 The server does everything around an engine (validation, faults, latency, ``n``, ``stop``,
 ``max_tokens``, usage, streaming); an engine only writes one reply. Subclass :class:`JudgeEngine`,
 override :meth:`JudgeEngine.reply` (and optionally :meth:`startup` / :meth:`aclose`), and select it
-with ``--engine package.module:Class``.
+with ``--engine package.module:Class``. An engine backed by a real model can instead answer all
+``n`` choices at once with the model's own usage and logprobs (:meth:`JudgeEngine.complete`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from ...protocol import PAIRWISE_TEMPLATE, SINGLE_TEMPLATE, ChatCall, fill_template
+from ...protocol import ChatCall, GenerationParams
 from ..config import ServerConfig
-from ..scenes import template_values
+from ..scenes import is_chinese, json_instruction, judge_prompt
 
 
 class EngineError(Exception):
@@ -28,14 +30,55 @@ class EngineReply:
 
     text: str
     finish_reason: Literal["stop", "length"] = "stop"
+    logprobs: dict[str, Any] | None = None
+    """The choice's OpenAI ``logprobs`` object (``{"content": [...], "refusal": ...}``), returned as is."""
+
+
+@dataclass
+class EngineCompletion:
+    """All ``n`` choices of one request from one model call, with the model's own token counts."""
+
+    replies: list[str | EngineReply]
+    usage: dict[str, int] | None = None
+    """``prompt_tokens`` / ``completion_tokens`` / ``total_tokens`` as the model counted them; None: the
+    server's estimate."""
+
+
+@dataclass
+class ForwardedParams(GenerationParams):
+    """Generation parameters plus ``logit_bias``, which the judge accepts but ``GenerationParams`` does not keep.
+
+    Why: an engine backed by a real model must forward it; the server attaches it from the body.
+    """
+
+    logit_bias: dict[str, float] | None = None
+
+
+def with_logit_bias(call: ChatCall, body: Any) -> ChatCall:
+    """``call`` carrying the body's ``logit_bias`` (validated by the protocol as an object) for the engine."""
+    bias = body.get("logit_bias") if isinstance(body, dict) else None
+    if not isinstance(bias, dict) or not bias or getattr(call.params, "logit_bias", None) is not None:
+        return call
+    values = {f.name: getattr(call.params, f.name) for f in dataclasses.fields(call.params)}
+    values["logit_bias"] = dict(bias)
+    call.params = ForwardedParams(**values)
+    return call
 
 
 def prompt_messages(call: ChatCall) -> list[dict[str, str]]:
-    """The conversation the judge model sees: for judge calls, the spec's template filled in."""
+    """The conversation the judge model sees: for judge calls, the spec's template filled in and followed
+    by the reply format (:func:`..scenes.judge_prompt`); custom templates as sent, plus a JSON instruction
+    when ``json_object`` is asked and the conversation never says "json" (OpenAI refuses it otherwise)."""
+    json_mode = call.params.response_format == "json_object"
     if call.kind == "custom":
-        return [dict(m) for m in call.messages]
-    template = SINGLE_TEMPLATE if call.kind == "single" else PAIRWISE_TEMPLATE
-    prompt = fill_template(template, template_values(call.fields))
+        messages = [dict(m) for m in call.messages]
+        if json_mode and not any("json" in m["content"].lower() for m in messages):
+            last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+            text = messages[last]["content"]
+            instruction = json_instruction("custom", None, is_chinese(text))
+            messages[last] = {**messages[last], "content": text + "\n\n" + instruction}
+        return messages
+    prompt = judge_prompt(call.kind, call.fields, call.params.response_format)
     return [dict(m) for m in call.messages[:-1]] + [{"role": "user", "content": prompt}]
 
 
@@ -58,6 +101,11 @@ class JudgeEngine(ABC):
         ``stop`` and ``max_tokens`` are applied by the server afterwards; an engine must honour
         ``call.params.response_format`` itself (``json_object`` means the text is one JSON object).
         """
+
+    async def complete(self, call: ChatCall) -> EngineCompletion | None:
+        """All ``call.params.n`` choices at once, for a model that answers them in one call and reports
+        its own usage and logprobs; None (the default) makes the server ask :meth:`reply` per choice."""
+        return None
 
     async def startup(self) -> None:
         """Called once from the app's lifespan, inside the server's event loop."""

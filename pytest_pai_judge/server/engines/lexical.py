@@ -264,10 +264,11 @@ def pairwise_reply(question: str, answer1: str, answer2: str, ref_answer: str | 
                 obj[c.zh] = {"回复1分数": str(c.scores[0]), "回复2分数": str(c.scores[1]),
                              "理由": f"回复1:{c.reasons_zh[0]}回复2:{c.reasons_zh[1]}"}
         else:
+            # the English twin of 回复1总分 / 回复1分数, in keys the verdict parser reads (and scenes.json_layout asks for)
             obj = {"better_answer": {"1": "Answer 1", "2": "Answer 2", "tie": "tie"}[winner],
-                   "overall_score_answer1": str(s1), "overall_score_answer2": str(s2)}
+                   "answer1_overall_score": str(s1), "answer2_overall_score": str(s2)}
             for c in crits:
-                obj[c.en] = {"score_answer1": str(c.scores[0]), "score_answer2": str(c.scores[1]),
+                obj[c.en] = {"answer1_score": str(c.scores[0]), "answer2_score": str(c.scores[1]),
                              "reason": f"Answer 1: {c.reasons_en[0]} Answer 2: {c.reasons_en[1]}"}
         last = next(reversed(obj))
         key = "理由" if zh else "reason"

@@ -1,10 +1,13 @@
 """The ``openai`` engine: judge with any OpenAI-compatible model, through PAI's own prompt templates.
 
 Judge requests are turned into the spec's single / pairwise prompt (scene auto-divided by
-:mod:`..scenes` when empty, defaults for score_desc and steps), custom templates are passed
-through, and the generation parameters are forwarded. The upstream key is read from the
-environment variable named by ``config.upstream_api_key_env`` ("EMPTY" when unset) and never stored
-or logged. An upstream failure becomes the spec's 500 ``Request_judge_model, load error`` reply.
+:mod:`..scenes` when empty, defaults for score_desc and steps, then the reply format the verdict
+parser reads), custom templates are passed through, and the generation parameters are forwarded
+(``n`` in one request; ``logprobs``, ``top_logprobs``, ``logit_bias`` and ``user`` too). The
+upstream's choices, logprobs and ``usage`` come back as they are (the local token estimate only
+when the upstream reports no usage). The upstream key is read from the environment variable
+named by ``config.upstream_api_key_env`` ("EMPTY" when unset) and never stored or logged. An
+upstream failure becomes the spec's 500 ``Request_judge_model, load error`` reply.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import os
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import Choice
 
 from ...protocol import ChatCall
 from ..config import ServerConfig
-from .base import EngineError, EngineReply, JudgeEngine
+from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine
 
 
 class OpenAIEngine(JudgeEngine):
@@ -45,11 +51,18 @@ class OpenAIEngine(JudgeEngine):
             await self._client.close()
             self._client = None
 
-    def request_kwargs(self, call: ChatCall, choice: int) -> dict[str, Any]:
-        """The upstream request: the judge prompt plus the generation parameters that carry over."""
+    def request_kwargs(self, call: ChatCall, n: int | None = None) -> dict[str, Any]:
+        """The upstream request: the judge prompt plus every generation parameter that carries over.
+
+        ``n`` (default ``call.params.n``) choices are asked for in one request, so the upstream's
+        own sampling, usage and logprobs describe the reply the caller gets.
+        """
         p = call.params
+        n = p.n if n is None else n
         kwargs: dict[str, Any] = {"model": self.config.upstream_model, "messages": self.prompt_messages(call),
                                   "temperature": p.temperature, "max_tokens": p.max_tokens}
+        if n != 1:
+            kwargs["n"] = n
         if p.seed is not None:
             kwargs["seed"] = p.seed
         if p.stop:
@@ -62,22 +75,69 @@ class OpenAIEngine(JudgeEngine):
             kwargs["presence_penalty"] = p.presence_penalty
         if p.response_format == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
+        if p.logprobs:
+            kwargs["logprobs"] = True
+            if p.top_logprobs is not None:
+                kwargs["top_logprobs"] = p.top_logprobs
+        logit_bias = getattr(p, "logit_bias", None)  # see engines.base.ForwardedParams
+        if logit_bias:
+            kwargs["logit_bias"] = dict(logit_bias)
+        if p.user is not None:
+            kwargs["user"] = p.user
         return kwargs
 
+    async def complete(self, call: ChatCall) -> EngineCompletion:
+        """All ``n`` choices from one upstream request (more only if the upstream returns fewer), with its usage."""
+        replies: list[str | EngineReply] = []
+        usage: dict[str, int] | None = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        while len(replies) < call.params.n:
+            missing = call.params.n - len(replies)
+            completion = await self._create(self.request_kwargs(call, missing))
+            choices = sorted(completion.choices, key=lambda c: c.index or 0)[:missing]
+            if not choices:
+                raise EngineError("upstream model returned no choices")
+            replies += [_reply_of(c) for c in choices]
+            usage = _add_usage(usage, completion.usage)
+        return EngineCompletion(replies, usage)
+
     async def reply(self, call: ChatCall, *, choice: int) -> EngineReply:
+        """One choice (the server asks :meth:`complete` instead; kept for callers of the engine interface)."""
+        completion = await self._create(self.request_kwargs(call, 1))
+        if not completion.choices:
+            raise EngineError("upstream model returned no choices")
+        return _reply_of(completion.choices[0])
+
+    async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
         if self._client is None:
             await self.startup()
         assert self._client is not None
         try:
-            completion = await self._client.chat.completions.create(**self.request_kwargs(call, choice))
+            return await self._client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             raise EngineError(f"upstream model answered {exc.status_code}: {_short(exc.message)}") from None
         except openai.APIError as exc:
             raise EngineError(f"upstream model unreachable: {type(exc).__name__}: {_short(exc.message)}") from None
-        if not completion.choices or completion.choices[0].message.content is None:
-            raise EngineError("upstream model returned no content")
-        first = completion.choices[0]
-        return EngineReply(first.message.content or "", "length" if first.finish_reason == "length" else "stop")
+
+
+def _reply_of(choice: Choice) -> EngineReply:
+    """An upstream choice as the engine's reply: text, why it ended, and its logprobs as sent."""
+    if choice.message.content is None:
+        raise EngineError("upstream model returned no content")
+    logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
+    return EngineReply(choice.message.content, "length" if choice.finish_reason == "length" else "stop", logprobs)
+
+
+def _add_usage(total: dict[str, int] | None, usage: CompletionUsage | None) -> dict[str, int] | None:
+    """Upstream token counts added up over the requests of one judgement; None once any request had none."""
+    if total is None or usage is None:
+        return None
+    counts = (usage.prompt_tokens, usage.completion_tokens)
+    if not all(isinstance(c, int) for c in counts):
+        return None
+    return {"prompt_tokens": total["prompt_tokens"] + usage.prompt_tokens,
+            "completion_tokens": total["completion_tokens"] + usage.completion_tokens,
+            "total_tokens": total["total_tokens"] + (usage.total_tokens if isinstance(usage.total_tokens, int)
+                                                     else usage.prompt_tokens + usage.completion_tokens)}
 
 
 def _short(text: str, limit: int = 300) -> str:
