@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+import _pytest
+import pluggy
 import pytest
 
 from . import errors
@@ -58,6 +60,10 @@ RawOutcome = Union[JudgeReply, BaseException]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _PENDING = pytest.StashKey[list["Pending"]]()
 _IN_OUR_PROTOCOL = pytest.StashKey[bool]()
+_PHASE = pytest.StashKey[str]()
+PHASES = ("setup", "call", "teardown")
+_FRAMEWORK_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (pytest, pluggy)) + (
+    os.path.dirname(os.path.abspath(_pytest.__file__)) + os.sep,)
 UNAVAILABLE = "VerdictUnavailable"
 """Error code of a held test whose verdict never came (batch failed / expired / timed out, Ctrl-C)."""
 WORKER_OUTPUT_KEY = "pai_judge_held"
@@ -123,13 +129,17 @@ class Pending:
     keys: list[str]
     callsite: list[list[Any]] = field(default_factory=list)
     """``[filename, lineno, co_firstlineno, function]`` from the test function inwards (plugin frames excluded)."""
+    when: str = "call"
+    """The phase that made the assertion (a fixture's is setup or teardown): a failure is reported there."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"expectation": expectation_to_dict(self.expectation), "keys": self.keys, "callsite": self.callsite}
+        return {"expectation": expectation_to_dict(self.expectation), "keys": self.keys, "callsite": self.callsite,
+                "when": self.when}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Pending":
-        return cls(expectation_from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []))
+        return cls(expectation_from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
+                   str(data.get("when") or "call"))
 
 
 @dataclass
@@ -166,16 +176,17 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
     and cannot cross to the xdist controller).
     """
     code = _function_code(item)
-    if code is None:
-        return []
     stack = []
     frame = sys._getframe(1)
     while frame is not None and frame.f_code is not code:
         stack.append(frame)
         frame = frame.f_back
-    if frame is None:
-        return []
-    stack.append(frame)
+    if frame is not None:
+        stack.append(frame)
+    else:  # not inside the test function (a fixture's setup or teardown): the user frames below pytest's
+        cut = next((i for i, f in enumerate(stack)
+                    if os.path.abspath(f.f_code.co_filename).startswith(_FRAMEWORK_DIRS)), len(stack))
+        stack = stack[:cut]
     chain: list[list[Any]] = []
     for f in reversed(stack):  # the test function first, then inwards
         if os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
@@ -194,6 +205,7 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
     """
     nxt: Callable[[], None] | None = None
     context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
+    exc.__traceback__ = None  # where the verdict was fetched (plugin frames) is not where the test failed
     try:
         for filename, lineno, firstlineno, name in reversed(callsite):
             lineno, firstlineno = int(lineno), int(firstlineno)
@@ -254,6 +266,9 @@ class Console:
             return
         self.end()
         self.tr.ensure_newline()
+        tw = getattr(self.tr, "_tw", None)
+        if tw is not None and getattr(tw, "width_of_current_line", 0):  # -q progress characters
+            self.tr.write("\n")
         self.tr.write_line(text)
 
     def progress(self, text: str, *, force: bool = False) -> None:
@@ -450,8 +465,13 @@ class DeferredSettler:
         if total < 1:
             raise pytest.UsageError(f"--judge-concurrency must be at least 1, got {total}")
         if self.workerinput is not None:  # the limit is per run: split it across the xdist workers
-            workers = int(self.workerinput.get("workercount") or 1)
-            return max(1, total // max(1, workers))
+            workers = max(1, int(self.workerinput.get("workercount") or 1))
+            return max(1, total // workers)
+        workers = _xdist_workers(self.config)
+        if workers > total:
+            self.session.warnings.append(
+                f"--judge-concurrency={total} is below the {workers} xdist workers: each worker makes one call "
+                f"at a time, so up to {workers} calls are in flight")
         return total
 
     @property
@@ -466,7 +486,8 @@ class DeferredSettler:
         if self.session.cache_mode == "replay":
             self._settle_replay(expectation, keys, item)
             return
-        item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item)))
+        item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item),
+                                                           item.stash.get(_PHASE, "call")))
         for key, request in zip(keys, expectation.requests):
             self.requests.setdefault(key, (request, item.nodeid))
             if self.online is not None and key not in self.results and self.session.lookup(key, request, item) is None:
@@ -505,10 +526,14 @@ class DeferredSettler:
     # ------------------------------------------------------------------ hooks: hold
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
         """Run the test unlogged; hold it if judge assertions await verdicts, else log it at once."""
         from _pytest.runner import runtestprotocol  # private, as in pytest-rerunfailures (see the design note)
 
+        from .session import may_rerun
+
+        if may_rerun(item):
+            return None  # pytest-rerunfailures runs it; its judge assertions are synchronous (needs_verdict_now)
         item.stash[_IN_OUR_PROTOCOL] = True
         try:
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
@@ -517,10 +542,9 @@ class DeferredSettler:
         pending = item.stash.get(_PENDING, None)
         if pending is not None:
             del item.stash[_PENDING]
-        call = next((r for r in reports if r.when == "call"), None)
-        if pending and call is not None and not call.skipped:
-            # A failed call is held too: if a judge assertion fails, immediate mode would have
-            # stopped there, so that is the failure to show.
+        if pending:
+            # Held whatever the phases' outcomes: a judge assertion that fails before a failure, a skip
+            # or an imperative xfail is what immediate mode would have stopped at, so it decides.
             held = Held(item.nodeid, item.location, reports, pending, None if self.is_worker else item)
             self.held.append(held)
             if self.is_worker:
@@ -530,6 +554,18 @@ class DeferredSettler:
         if not self.is_worker:
             self._drain()
         return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        item.stash[_PHASE] = "setup"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        item.stash[_PHASE] = "call"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        item.stash[_PHASE] = "teardown"
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -598,6 +634,7 @@ class DeferredSettler:
 
     def settle(self, *, interrupted: bool = False) -> None:
         """Get every missing verdict (concurrent calls or one batch job), then log each held test."""
+        self._adopt_leftover_spools()
         held, self.held = self.held, []
         if not held:
             return
@@ -614,7 +651,8 @@ class DeferredSettler:
                     if self.mode == "batch":
                         self._resolve_batch(wanted, console)
                     else:
-                        self._resolve_online(wanted, console)
+                        needed = {k for test in held for entry in test.pending for k in entry.keys}
+                        self._resolve_online(wanted, console, len(needed))
             except KeyboardInterrupt as exc:
                 stop = exc
             except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
@@ -655,14 +693,16 @@ class DeferredSettler:
         except Exception:  # noqa: BLE001 - an unreadable cache entry is judged again
             return None
 
-    def _resolve_online(self, wanted: dict[str, tuple[JudgeRequest, str]], console: Console) -> None:
+    def _resolve_online(self, wanted: dict[str, tuple[JudgeRequest, str]], console: Console, needed: int) -> None:
+        """Wait for the calls still in flight; ``needed`` counts every distinct request the held tests wait for."""
         assert self.online is not None
         for key, (request, _nodeid) in wanted.items():
             self.online.submit(key, request)
         keys = list(wanted)
         waiting = sum(1 for k in keys if self.online.outcome(k) is None)
-        console.line(f"pai-judge: judging {plural(len(keys), 'deferred verdict')} "
-                     f"({len(keys) - waiting:,} already in; up to {self.online.limit} concurrent calls)…")
+        needed = max(needed, len(keys))
+        console.line(f"pai-judge: judging {plural(needed, 'deferred verdict')} "
+                     f"({needed - waiting:,} already in; up to {self.online.limit} concurrent calls)…")
         started = time.perf_counter()
 
         def tick(done: int, total: int) -> None:
@@ -757,42 +797,56 @@ class DeferredSettler:
             try:
                 self._decide(test, unavailable)
             except Exception as exc:  # noqa: BLE001 - a bug here must fail the test, not pass it
-                call = next(r for r in test.reports if r.when == "call")
-                call.outcome = "failed"
-                call.longrepr = f"pytest-pai-judge could not settle this test: {type(exc).__name__}: {exc}"
+                report = next((r for r in test.reports if r.when == "call"), test.reports[0])
+                report.outcome = "failed"
+                report.longrepr = f"pytest-pai-judge could not settle this test: {type(exc).__name__}: {exc}"
+                if hasattr(report, "wasxfail"):
+                    del report.wasxfail
             hook = test.item.ihook if test.item is not None else self.config.hook
             emit(hook, test.nodeid, test.location, test.reports)
 
     def _decide(self, test: Held, unavailable: str | None) -> None:
+        """Evaluate a held test's assertions phase by phase, as immediate mode would have met them."""
         item = test.item
         sink: Any = item if item is not None else _PropertySink(test.nodeid)
         first_property = len(sink.user_properties)
-        failure: BaseException | None = None
-        failed_entry: Pending | None = None
-        for entry in test.pending:
-            outcomes = [self._outcome(k, r, item, unavailable) for k, r in zip(entry.keys, entry.expectation.requests)]
-            for outcome in outcomes:
-                if not isinstance(outcome, BaseException):
-                    self.session.observe(outcome, item)
-            records, failure = entry.expectation.evaluate(outcomes)
-            self.session.add_records(records, sink)
-            if failure is not None:  # immediate mode stops at the first failing assertion
-                failed_entry = entry
-                break
+        failures: dict[str, tuple[BaseException, Pending]] = {}
+        for when in PHASES:
+            if when == "call" and "setup" in failures:
+                continue  # immediate mode never runs the body of a test whose setup failed
+            for entry in (e for e in test.pending if (e.when if e.when in PHASES else "call") == when):
+                outcomes = [self._outcome(k, r, item, unavailable)
+                            for k, r in zip(entry.keys, entry.expectation.requests)]
+                for outcome in outcomes:
+                    if not isinstance(outcome, BaseException):
+                        self.session.observe(outcome, item)
+                records, failure = entry.expectation.evaluate(outcomes)
+                self.session.add_records(records, sink)
+                if failure is not None:  # immediate mode stops a phase at its first failing assertion
+                    failures[when] = (failure, entry)
+                    break
         added = list(sink.user_properties[first_property:])
         for report in test.reports:
             if report.when in ("call", "teardown"):
                 report.user_properties = list(report.user_properties) + added
-        if failure is None or failed_entry is None:
-            return
-        call = next(r for r in test.reports if r.when == "call")
-        call.outcome = "failed"
-        call.longrepr = self._longrepr(test, failure, failed_entry.callsite)
+        for when, (failure, entry) in failures.items():
+            report = next((r for r in test.reports if r.when == when), None)
+            if report is None or (when == "teardown" and report.failed):
+                continue  # a teardown that failed anyway keeps its own error
+            report.outcome = "failed"
+            report.longrepr = self._longrepr(test, failure, entry.callsite, when)
+            if hasattr(report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
+                del report.wasxfail
+        if "setup" in failures:
+            test.reports[:] = [r for r in test.reports if r.when != "call"]
 
-    def _longrepr(self, test: Held, failure: BaseException, callsite: list[list[Any]]) -> Any:
+    def _longrepr(self, test: Held, failure: BaseException, callsite: list[list[Any]], when: str = "call") -> Any:
         excinfo = pytest.ExceptionInfo.from_exception(locate(failure, callsite))
         if test.item is not None:
-            return test.item.repr_failure(excinfo)
+            if when == "call":
+                return test.item.repr_failure(excinfo)
+            # as pytest formats an error in setup / teardown (_pytest.reports._format_failed_longrepr)
+            return test.item._repr_failure_py(excinfo, style=test.item.config.getoption("tbstyle", "auto"))
         config = self.config
         tbstyle = config.getoption("tbstyle", "auto")
         style = tbstyle if tbstyle in ("short", "native") else "long"
@@ -876,6 +930,21 @@ class DeferredSettler:
             except OSError:
                 pass
 
+    def _adopt_leftover_spools(self) -> None:
+        """xdist controller: held tests of workers that never reported back (Ctrl-C, a lost node) are still ours."""
+        if self.is_worker or not self.config.pluginmanager.hasplugin("dsession"):
+            return
+        known = {test.nodeid for test in self.held}
+        for spool in sorted((self.session.cache_dir / "spool").glob(f"{self.run_id}-*.jsonl")):
+            for row in self._read_spool(spool):
+                if row.get("nodeid") not in known:
+                    known.add(row.get("nodeid"))
+                    self._adopt(row)
+            try:
+                spool.unlink()
+            except OSError:
+                pass
+
     def _read_spool(self, path: Path | None) -> list[dict[str, Any]]:
         if path is None or not path.exists():
             return []
@@ -896,6 +965,16 @@ class DeferredSettler:
         for entry in pending:
             for key, request in zip(entry.keys, entry.expectation.requests):
                 self.requests.setdefault(key, (request, row["nodeid"]))
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """The number of xdist workers this (controller) run starts; 0 without xdist."""
+    if getattr(config.option, "dist", "no") == "no":
+        return 0
+    try:
+        return int(getattr(config.option, "numprocesses", 0) or 0)
+    except (TypeError, ValueError):  # "auto" / "logical" before xdist resolved it
+        return 0
 
 
 class XdistHooks:

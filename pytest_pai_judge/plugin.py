@@ -68,8 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker and build the session (and, in deferred / batch mode, the settler)."""
     config.addinivalue_line(
-        "markers", "judge(min_score=None, model=None): judge thresholds and model for a test, class or module "
-                   "(precedence: argument > marker > --judge-min-score > ini > 4)")
+        "markers", "judge(min_score=None, model=None, defer=None): judge thresholds and model for a test, class "
+                   "or module (precedence: argument > marker > --judge-min-score > ini > 4); defer=False judges "
+                   "this test's assertions synchronously in deferred / batch mode")
     session = JudgeSession(config)
     config.stash[SESSION_KEY] = session
     session.push()

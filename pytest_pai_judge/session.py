@@ -7,6 +7,7 @@ through :func:`active_session`, a stack so that pytester's in-process inner runs
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -198,9 +199,12 @@ class JudgeSession:
             problem = None
             if marker.args:
                 problem = f"takes keyword arguments only, got positional {marker.args!r}"
-            unknown = sorted(set(marker.kwargs) - {"min_score", "model"})
+            unknown = sorted(set(marker.kwargs) - {"min_score", "model", "defer"})
             if unknown:
-                problem = f"unknown argument(s) {', '.join(unknown)} (known: min_score, model)"
+                problem = f"unknown argument(s) {', '.join(unknown)} (known: min_score, model, defer)"
+            defer = marker.kwargs.get("defer")
+            if defer is not None and not isinstance(defer, bool):
+                problem = f"defer must be True or False, got {defer!r}"
             score = marker.kwargs.get("min_score")
             if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or score <= 0):
                 problem = f"min_score must be a positive number, got {score!r}"
@@ -319,15 +323,21 @@ class JudgeSession:
         """Judge now and raise on failure, or hand the expectation to the deferred settler."""
         __tracebackhide__ = True
         expectation.run_mode = self.run_mode
-        if self.deferred is not None and item is not None and not _is_xfail(item):
+        if self.deferred is not None and item is not None and not needs_verdict_now(item):
             keys = [self.prepare(r, item) for r in expectation.requests]
-            cached = [self.lookup(k, r, item) for k, r in zip(keys, expectation.requests)]
+            cached: list[Any] = []
+            for key, request in zip(keys, expectation.requests):
+                try:
+                    cached.append(self.lookup(key, request, item))
+                except Exception as exc:  # noqa: BLE001 - an unreadable cached reply: the outcome, as in immediate mode
+                    cached.append(exc)
             if any(v is None for v in cached):
                 self.deferred.hold(expectation, keys, item)
                 return []
             outcomes: list[Any] = list(cached)
             for v in cached:
-                self.observe(v, item)  # type: ignore[arg-type]
+                if not isinstance(v, BaseException):
+                    self.observe(v, item)
         else:
             outcomes = []
             for request in expectation.requests:
@@ -386,7 +396,8 @@ class JudgeSession:
 # Errors raised by the request itself (not by the judge's answer) propagate as they are,
 # so ``pytest.raises(SceneError)`` works in every mode.
 _FAIL_FAST = (errors.MessagesError, errors.ContentError, errors.ResponseFormatError, errors.ModeError,
-              errors.QuestionError, errors.AnswerError, errors.SceneError, errors.ScoreError)
+              errors.QuestionError, errors.AnswerError, errors.SceneError, errors.ScoreError,
+              errors.InvalidParameter)
 
 
 def _run_id(config: "pytest.Config") -> str:
@@ -401,8 +412,38 @@ def _run_id(config: "pytest.Config") -> str:
     return uuid.uuid4().hex
 
 
-def _is_xfail(item: "pytest.Item") -> bool:
-    return item.get_closest_marker("xfail") is not None
+def needs_verdict_now(item: "pytest.Item") -> bool:
+    """Tests whose outcome pytest decides while they run are judged synchronously in deferred/batch mode.
+
+    xfail-marked tests (the xfail verdict needs the exception), tests using ``subtests`` or unittest
+    ``TestCase`` tests (subtest reports and ``expectedFailure`` are decided inside the test), tests
+    pytest-rerunfailures may rerun (a rerun needs the failure now), and ``@pytest.mark.judge(defer=False)``
+    (e.g. ``pytest.raises(JudgeAssertionError)`` around an assertion).
+    """
+    marker = next((m for m in item.iter_markers("judge") if "defer" in m.kwargs), None)
+    if marker is not None:
+        return not marker.kwargs["defer"]
+    if item.get_closest_marker("xfail") is not None or "subtests" in getattr(item, "fixturenames", ()):
+        return True
+    unittest = sys.modules.get("unittest")
+    cls = getattr(item, "cls", None)
+    if unittest is not None and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+        return True
+    return may_rerun(item)
+
+
+def may_rerun(item: "pytest.Item") -> bool:
+    """pytest-rerunfailures would rerun this test if it failed (``--reruns`` or a ``flaky`` marker)."""
+    config = item.config
+    if not config.pluginmanager.hasplugin("rerunfailures"):
+        return False
+    flaky = item.get_closest_marker("flaky")
+    if flaky is not None:
+        return bool(flaky.kwargs.get("reruns", flaky.args[0] if flaky.args else 1))
+    try:
+        return bool(config.getoption("reruns") or 0)
+    except ValueError:
+        return False
 
 
 def _float(name: str, cli: Any, ini: Any, default: float) -> float:

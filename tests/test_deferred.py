@@ -131,6 +131,129 @@ def test_three_modes_agree(pytester: pytest.Pytester, faulty_server: LocalJudgeS
     assert f"test_suite.py:{line}: JudgeAssertionError" in batch_text
 
 
+EDGE_SUITE = '''
+import unittest
+
+import pytest
+from pytest_pai_judge import assert_judge_score
+from pytest_pai_judge.assertions import JudgeAssertionError
+
+GOOD = "Paris is the capital of France. It lies on the Seine and is the country's largest city."
+
+
+def judged_bad(tag):
+    assert_judge_score(f"{tag}: what is the capital of France?", "bananas", min=4)
+
+
+def test_judge_then_skip():
+    judged_bad("skip")
+    pytest.skip("immediate mode never gets here")
+
+
+def test_judge_then_imperative_xfail():
+    judged_bad("xfail")
+    pytest.xfail("immediate mode never gets here")
+
+
+def test_good_then_skip():
+    assert_judge_score("What is the capital of France?", GOOD, min=3)
+    pytest.skip("a skip after a met assertion stays a skip")
+
+
+@pytest.fixture
+def judged_setup():
+    judged_bad("setup")
+    yield
+
+
+@pytest.fixture
+def judged_teardown():
+    yield
+    judged_bad("teardown")
+
+
+def test_setup_assertion(judged_setup):
+    pass
+
+
+def test_teardown_assertion(judged_teardown):
+    pass
+
+
+def test_subtests(subtests):
+    for i, answer in enumerate([GOOD, "bananas"]):
+        with subtests.test(msg=f"answer {i}", i=i):
+            assert_judge_score("subtests: what is the capital of France?", answer, min=4)
+
+
+@pytest.mark.judge(defer=False)
+def test_expects_the_judge_to_refuse():
+    with pytest.raises(JudgeAssertionError):
+        judged_bad("raises")
+
+
+class TestUnit(unittest.TestCase):
+    @unittest.expectedFailure
+    def test_known_bad(self):
+        judged_bad("unittest")
+
+
+@pytest.fixture(scope="module")
+def judged_module():
+    yield
+    judged_bad("module teardown")
+
+
+def test_uses_module(judged_module):
+    pass
+
+
+def test_last_uses_module_and_skips(judged_module):
+    pytest.skip("the module fixture tears down after this test")
+'''
+
+
+def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.Pytester,
+                                                              faulty_server: LocalJudgeServer) -> None:
+    """Assertions before a skip / xfail, in fixtures, in subtests: each mode reports what immediate mode does."""
+    pytester.makepyfile(test_edges=EDGE_SUITE)
+    runs = {mode: run_inner(pytester, faulty_server, mode) for mode in ("immediate", "deferred", "batch")}
+    immediate_result, immediate = runs["immediate"]
+    assert immediate["test_judge_then_skip"][0] == "failed"
+    assert immediate["test_judge_then_imperative_xfail"][0] == "failed"
+    assert immediate["test_good_then_skip"][0] == "skipped"
+    assert immediate["test_setup_assertion"][0] == "error"
+    assert immediate["test_teardown_assertion"][0] == "error"
+    immediate_result.stdout.fnmatch_lines(["ERROR test_edges.py::test_last_uses_module_and_skips - *"])
+    assert immediate["test_expects_the_judge_to_refuse"][0] == "passed"
+    counts = immediate_result.parseoutcomes()
+    for mode in ("deferred", "batch"):
+        result, outcomes = runs[mode]
+        assert outcomes == immediate, mode
+        assert result.ret == immediate_result.ret
+        assert result.parseoutcomes() == counts, mode
+        result.stdout.fnmatch_lines(["ERROR test_edges.py::test_last_uses_module_and_skips - *"])
+        text = result.stdout.str()
+        assert "deferred.py" not in text and "def locate" not in text, mode  # no plugin source in tracebacks
+        source = (pytester.path / "test_edges.py").read_text().splitlines()
+        line = 1 + next(i for i, t in enumerate(source) if 'judged_bad("teardown")' in t)
+        assert f"test_edges.py:{line}: " in text, mode  # the fixture's own line
+
+
+def test_a_failed_call_shows_no_client_frames(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result, _ = run_inner(pytester, faulty_server, "deferred", "-k", "failed_call")
+    text = result.stdout.str()
+    assert "ModelServiceFailed" in text and "client.py" not in text and "acomplete" not in text
+
+
+def test_quiet_progress_characters_end_before_the_settling_line(pytester: pytest.Pytester,
+                                                                faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result, _ = run_inner(pytester, faulty_server, "deferred", "-q")
+    assert any(line.startswith("pai-judge: judging") for line in result.stdout.lines)
+
+
 def test_settling_prints_one_line_then_the_held_tests(pytester: pytest.Pytester,
                                                       faulty_server: LocalJudgeServer) -> None:
     pytester.makepyfile(test_suite=SUITE)
@@ -309,6 +432,51 @@ def test_crashed_worker_loses_no_held_test(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*pai-judge warning: xdist worker gw0 went down*held test*"])
     assert stats(server).get("batches_created", 0) == 1
     assert not list((pytester.path / ".pai_judge_cache" / "spool").glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_ctrl_c_under_xdist_reports_the_held_tests_as_not_passed(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer], mode: str) -> None:
+    """Ctrl-C reaches the controller and the workers while tests still run; nothing held may vanish."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = make_judge_server(latency_ms=20)
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_slow='''
+        import time
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        @pytest.mark.parametrize("i", range(40))
+        def test_slow(i):
+            assert_judge_score(f"What is the capital of France? ({i})", "Paris is the capital of France.", min=1)
+            time.sleep(0.3)
+    ''')
+    xml = pytester.path / "junit.xml"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", f"--judge-mode={mode}",
+                             "--judge-cache=off", f"--judge-base-url={server.url}", f"--junitxml={xml}", "-rA"],
+                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    spool = pytester.path / ".pai_judge_cache" / "spool"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until both workers hold a few tests
+        held = sum(len(f.read_text().splitlines()) for f in spool.glob("*.jsonl")) if spool.exists() else 0
+        if held >= 4:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    out, _ = proc.communicate(timeout=60)
+    assert held >= 4, out
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    outcomes = junit_outcomes(xml)
+    assert len(outcomes) >= held, out  # every held test is reported ...
+    assert all(outcome != "passed" for outcome, _ in outcomes.values()), out  # ... and none as passed
+    assert "interrupted" in out
+    assert not list(spool.glob("*.jsonl"))
 
 
 def test_another_protocol_owner_still_gets_judged(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
