@@ -479,6 +479,30 @@ def test_ctrl_c_under_xdist_reports_the_held_tests_as_not_passed(
     assert not list(spool.glob("*.jsonl"))
 
 
+@pytest.mark.parametrize("mode", ["immediate", "deferred", "batch"])
+def test_reruns_work_in_every_mode(pytester: pytest.Pytester, faulty_server: LocalJudgeServer, mode: str) -> None:
+    """pytest-rerunfailures keeps rerunning tests: with --reruns the plugin leaves the protocol to it."""
+    pytest.importorskip("pytest_rerunfailures")
+    pytester.makepyfile(test_flaky='''
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        STATE = {"plain": 0, "judged": 0}
+
+        def test_flaky_plain():
+            STATE["plain"] += 1
+            assert STATE["plain"] > 1
+
+        def test_judged_flaky():
+            STATE["judged"] += 1
+            answer = "bananas" if STATE["judged"] == 1 else "Paris is the capital of France."
+            assert_judge_score("What is the capital of France?", answer, min=3)
+    ''')
+    result, _ = run_inner(pytester, faulty_server, mode, "--reruns", "1")
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("passed"), outcomes.get("rerun"), outcomes.get("failed")) == (2, 2, None), outcomes
+
+
 def test_another_protocol_owner_still_gets_judged(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
     """If a plugin like rerunfailures runs the protocol itself, the verdict is judged at once, not lost."""
     pytester.makeconftest('''
