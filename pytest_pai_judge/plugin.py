@@ -43,9 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     option("judge-cache", "string", "verdict cache: use (read+write, default), refresh (write only), off, "
            "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
     option("judge-cache-dir", "string", "verdict cache directory (default: <rootdir>/.pai_judge_cache)")
-    group.addoption("--judge-cache-prune", dest="judge_cache_prune", action="store_true", default=False,
+    group.addoption("--judge-cache-prune", dest="judge_cache_prune", action="store_true", default=None,
                     help="after a complete run, drop cache entries that no test used in it (skipped when tests "
-                         "were deselected or the run was interrupted)")
+                         "were deselected, only some paths or node ids were given, or the run stopped early)")
+    group.addoption("--no-judge-cache-prune", dest="judge_cache_prune", action="store_false",
+                    help="do not prune, even if the ini file sets judge_cache_prune = true")
     parser.addini("judge_cache_prune", type="bool", default=False, help="like --judge-cache-prune")
     option("judge-mode", "string", "immediate (default): judge inside each test; deferred: hold tests and judge "
            "with concurrent online calls; batch: one PAI batch job for the whole run", choices=MODES)

@@ -89,7 +89,8 @@ class JudgeSession:
             raise _usage(f"judge_cache must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}")
         cache_dir = opt("judge_cache_dir") or config.getini("judge_cache_dir") or ".pai_judge_cache"
         self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
-        self.prune: bool = bool(opt("judge_cache_prune") or config.getini("judge_cache_prune"))
+        prune = opt("judge_cache_prune")
+        self.prune: bool = bool(config.getini("judge_cache_prune") if prune is None else prune)
         self.deselected = 0
         self.pruned = 0
         self.run_id = _run_id(config)
@@ -126,6 +127,8 @@ class JudgeSession:
         elif self.config.getoption("lf", False) or self.config.getoption("keyword", "") or \
                 self.config.getoption("markexpr", ""):
             reason = "only some tests were selected"
+        if reason is None:
+            reason = _partial_selection(self.config)
         if reason:
             self.warnings.append(f"--judge-cache-prune skipped: {reason}, so unused entries cannot be told apart")
             return 0
@@ -398,6 +401,30 @@ class JudgeSession:
 _FAIL_FAST = (errors.MessagesError, errors.ContentError, errors.ResponseFormatError, errors.ModeError,
               errors.QuestionError, errors.AnswerError, errors.SceneError, errors.ScoreError,
               errors.InvalidParameter)
+
+
+def _partial_selection(config: "pytest.Config") -> str | None:
+    """Why the paths on the command line select less than the whole suite, or None when they do not.
+
+    The whole suite is what a bare ``pytest`` in the rootdir runs: its ``testpaths``, or the rootdir.
+    """
+    import pytest
+
+    rootpath = Path(config.rootpath).resolve()
+    source = getattr(config, "args_source", None)
+    if source == pytest.Config.ArgsSource.TESTPATHS:
+        return None
+    if source == pytest.Config.ArgsSource.INVOCATION_DIR:
+        invoked = Path(config.invocation_params.dir).resolve()
+        return None if invoked == rootpath else f"pytest ran from {invoked}, below the rootdir {rootpath}"
+    testpaths = [Path(rootpath, p).resolve() for p in (config.getini("testpaths") or [])] or [rootpath]
+    for arg in config.args:
+        if "::" in arg:
+            return f"{arg} names single tests"
+        path = Path(config.invocation_params.dir, arg).resolve()
+        if not any(path == t or t.is_relative_to(path) for t in testpaths):
+            return f"{arg} is only part of the suite"
+    return None
 
 
 def _run_id(config: "pytest.Config") -> str:

@@ -378,6 +378,25 @@ def test_cache_prune_drops_unused_entries(pytester, server):
     result.stdout.fnmatch_lines(["*ReplayMiss*"])
 
 
+def test_cache_prune_never_runs_on_a_path_or_node_id_subset(pytester, server):
+    """Pruning after `pytest test_a.py` or `pytest test_a.py::test_x` would drop the rest of the suite's verdicts."""
+    pytester.makeini("[pytest]\njudge_cache_prune = true\n")
+    pytester.makepyfile(test_a=HEADER + judge_test("test_good", GOOD), test_b=HEADER + judge_test("test_bad", BAD))
+    run(pytester, server).assert_outcomes(passed=1, failed=1)
+    for args, why in ((["test_a.py"], "test_a.py is only part of the suite"),
+                      (["test_a.py::test_good"], "test_a.py::test_good names single tests")):
+        result = run(pytester, server, *args)
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([f"*--judge-cache-prune skipped: {why}*"])
+        assert "pruned" not in result.stdout.str()
+    run(pytester, server, "--judge-cache=replay").assert_outcomes(passed=1, failed=1)  # nothing was dropped
+    result = run(pytester, server, "--no-judge-cache-prune", "test_a.py")  # the command line wins over the ini
+    assert "--judge-cache-prune skipped" not in result.stdout.str()
+    result = run(pytester, server, str(pytester.path))  # the rootdir itself is the whole suite
+    result.assert_outcomes(passed=1, failed=1)
+    assert "--judge-cache-prune skipped" not in result.stdout.str()
+
+
 def test_unusable_cache_warns_once_and_runs_uncached(pytester, server):
     pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
     (pytester.path / "not-a-dir").write_text("x")
