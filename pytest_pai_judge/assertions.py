@@ -178,7 +178,18 @@ def score_expectation(session: "JudgeSession", item: "pytest.Item | None", quest
     settings = session.settings_for(item)
     request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
     threshold = minimum if minimum is not None else settings.min_score
-    if threshold > request.max_score:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"min must be a number, got {type(threshold).__name__} {threshold!r}")
+    if not threshold > 0:
+        raise ValueError(f"min must be a positive number, got {threshold!r}: this assertion could never fail")
+    threshold = float(threshold)
+    try:
+        max_score = request.max_score
+    except (TypeError, ValueError):
+        max_score = None
+    if max_score is None or not 1 <= max_score <= 100 or isinstance(request.fields.get("max_score"), bool):
+        return Expectation("score", [request], threshold, _nodeid(item))  # the request check names max_score
+    if threshold > max_score:
         raise ValueError(f"minimum score {threshold:g} is above max_score {request.max_score}: this assertion could "
                          "never pass (check min=, @pytest.mark.judge(min_score=...), --judge-min-score)")
     return Expectation("score", [request], threshold, _nodeid(item))
@@ -278,13 +289,19 @@ class Judge:
         """Judge two answers; with ``both_orders`` (default) an order-dependent verdict is a tie."""
         __tracebackhide__ = True
         model = model or self.model
-        forward = self._session.value(JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields),
-                                      self._item)
+        request = JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields)
+        forward = self._session.value(request, self._item, record=False)
         if not both_orders:
-            return Comparison(forward.winner or "tie", True, forward, forward)  # type: ignore[arg-type]
+            result = Comparison(forward.winner or "tie", True, forward, forward)  # type: ignore[arg-type]
+            self._session.record_value(request, forward, self._item, winner=result.winner)
+            return result
         backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),
-                                       self._item)
-        return consensus(forward, backward)
+                                       self._item, record=False)
+        result = consensus(forward, backward)
+        tokens = sum(int((v.usage or {}).get("total_tokens") or 0) for v in (forward, backward))
+        self._session.record_value(request, forward, self._item, winner=result.winner, score=result.score1,
+                                   score2=result.score2, tokens=tokens, cached=forward.cached and backward.cached)
+        return result
 
     def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,
                **params: Any) -> "Verdict":

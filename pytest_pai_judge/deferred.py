@@ -508,13 +508,14 @@ class DeferredSettler:
                 outcomes.append(exc)
         self.session.settle(expectation, outcomes, item)
 
-    def value(self, request: JudgeRequest, key: str, item: pytest.Item) -> "Verdict":
+    def value(self, request: JudgeRequest, key: str, item: pytest.Item, *, record: bool = True) -> "Verdict":
         """A verdict the test body reads now: an error naming the mode, or a synchronous call on request."""
         __tracebackhide__ = True
         if self.fallback == "immediate":
-            verdict = self.session.fresh(key, request, item)
+            verdict = self.session.lookup(key, request, item) or self.session.fresh(key, request, item)
             self.session.observe(verdict, item)
-            self.session.record_value(request, verdict, item)  # reported as in immediate mode
+            if record:
+                self.session.record_value(request, verdict, item)  # reported as in immediate mode
             return verdict
         raise DeferredVerdictError(
             f"this test reads a judge verdict as a value ({request.describe()}), but --judge-mode={self.mode} "

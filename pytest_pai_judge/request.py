@@ -67,6 +67,10 @@ class JudgeRequest:
             else:
                 raise TypeError(f"unknown judge field or generation parameter {name!r}; judge fields are "
                                 f"{', '.join(protocol.JUDGE_FIELDS)}; parameters are {', '.join(GENERATION_PARAMS)}")
+        for name, value in fields.items():  # the judge reads text: a number here is a data bug, say so plainly
+            if value is not None and name != "max_score" and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.80}"
+                                f"{' (convert it with str(), e.g. a numeric CSV column)' if isinstance(value, (int, float)) else ''}")
         return cls(kind, model, fields={k: v for k, v in fields.items() if v is not None},
                    params={k: v for k, v in params.items() if v is not None})
 

@@ -373,26 +373,27 @@ class JudgeSession:
                 if record.winner is not None:
                     item.user_properties.append(("judge_winner", record.winner))
 
-    def value(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
-        """A verdict the test body reads as a value (the ``judge`` fixture)."""
+    def value(self, request: JudgeRequest, item: "pytest.Item | None", *, record: bool = True) -> "Verdict":
+        """A verdict the test body reads as a value (the ``judge`` fixture).
+
+        In deferred / batch mode this is an error (or, with the fallback, a synchronous call) whether
+        or not the verdict is cached, so a test does not pass or fail with the cache's contents.
+        ``record=False`` leaves the report row to the caller (``Judge.compare`` writes one for both orders).
+        """
         __tracebackhide__ = True
-        if self.deferred is not None and item is not None:
-            key = self.prepare(request, item)
-            hit = self.lookup(key, request, item)
-            if hit is not None:
-                self.observe(hit, item)
-                self.record_value(request, hit, item)
-                return hit
-            return self.deferred.value(request, key, item)
+        if self.deferred is not None and item is not None and not needs_verdict_now(item):
+            return self.deferred.value(request, self.prepare(request, item), item, record=record)
         verdict = self.verdict(request, item)
-        self.record_value(request, verdict, item)
+        if record:
+            self.record_value(request, verdict, item)
         return verdict
 
-    def record_value(self, request: JudgeRequest, verdict: "Verdict", item: "pytest.Item | None") -> None:
+    def record_value(self, request: JudgeRequest, verdict: "Verdict", item: "pytest.Item | None",
+                     **columns: Any) -> None:
         """A verdict read as a value is reported too (no threshold, so neither passed nor failed)."""
         expectation = Expectation("score", [request], None, item.nodeid if item is not None else "<outside a test>",
                                   run_mode=self.run_mode)
-        record = expectation._record(request, verdict, passed=None, assertion="value")
+        record = expectation._record(request, verdict, passed=None, assertion="value", **columns)
         self.add_records([record], item)
 
 

@@ -325,6 +325,22 @@ def test_value_in_the_body_is_a_clear_error(pytester: pytest.Pytester, faulty_se
     assert "--judge-batch-fallback=immediate" in message
 
 
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_a_value_is_an_error_even_when_cached(pytester: pytest.Pytester, faulty_server: LocalJudgeServer,
+                                              mode: str) -> None:
+    """Whether a value read in the body passes must not depend on what the cache holds."""
+    pytester.makepyfile(test_value=VALUE_SUITE)
+    warm = pytester.runpytest("--judge-base-url", faulty_server.url or "", "--judge-mode=immediate")
+    warm.assert_outcomes(passed=1)
+    result = pytester.runpytest("--judge-base-url", faulty_server.url or "", f"--judge-mode={mode}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*DeferredVerdictError*"])
+    cached = pytester.runpytest("--judge-base-url", faulty_server.url or "", f"--judge-mode={mode}",
+                                "--judge-batch-fallback=immediate")
+    cached.assert_outcomes(passed=1)
+    cached.stdout.fnmatch_lines(["*verdicts: 0 fresh, 1 from cache*"])  # the fallback uses the cache first
+
+
 def test_value_fallback_makes_a_synchronous_call(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
     pytester.makepyfile(test_value=VALUE_SUITE)
     before = stats(faulty_server).get("chat_completions", 0)

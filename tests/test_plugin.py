@@ -160,6 +160,21 @@ def test_threshold_above_max_score_is_an_error(pytester, server):
     assert server.stats["chat_completions"] == 0
 
 
+@pytest.mark.parametrize("call,message", [
+    ('assert_judge_score("q", "a", min=0)', "ValueError: min must be a positive number, got 0*"),
+    ('assert_judge_score("q", "a", min=-1)', "ValueError: min must be a positive number, got -1*"),
+    ('assert_judge_score("q", "a", min="4")', "TypeError: min must be a number, got str '4'"),
+    ('assert_judge_score("q", 4)', "TypeError: answer must be a string, got int 4 (convert it with str()*"),
+    ('assert_judge_score("q", "a", max_score=0, score_desc="x")', "*ContentError*"),
+])
+def test_bad_thresholds_and_values_are_clear_errors(pytester, server, call, message):
+    pytester.makepyfile(HEADER + f"def test_it():\n    {call}\n")
+    result = run(pytester, server)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"E * {message}" if not message.startswith("*") else message])
+    assert server.stats["chat_completions"] == 0
+
+
 def test_marker_is_registered_for_strict_markers(pytester, server):
     pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
     run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
@@ -450,6 +465,23 @@ def test_judge_fixture_custom_template(pytester, server):
             assert verdict.usage["total_tokens"] > 0
     """))
     run(pytester, server).assert_outcomes(passed=1)
+
+
+def test_compare_is_one_report_row_with_the_consensus(pytester, server):
+    pytester.makepyfile(textwrap.dedent("""
+        def test_compare(judge):
+            result = judge.compare("What is the capital of France?", "Paris is the capital of France.", "I don't know.")
+            assert result.winner in ("1", "2", "tie")
+    """))
+    result = run(pytester, server, "--judge-report=r.json")
+    result.assert_outcomes(passed=1)
+    rows = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert (row["assertion"], row["kind"]) == ("value", "pairwise")
+    assert row["answer2"] == "I don't know." and row["score2"] is not None
+    assert row["tokens"] > 0 and server.stats["chat_completions"] == 2
+    result.stdout.fnmatch_lines(["1 verdict read as a value in 1 test*"])
 
 
 def test_junitxml_gets_scores(pytester, server):
