@@ -298,6 +298,8 @@ class GenerationParams:
     logprobs: bool = False
     top_logprobs: int | None = None
     user: str | None = None
+    logit_bias: dict[str, float] | None = None
+    """Accepted as the spec's table says; the lexical engine ignores it, the openai engine forwards it."""
     stop_token_ids: list[int] = field(default_factory=list)
     """``stop`` entries given as token ids (the spec allows them); engines without a tokenizer ignore them."""
 
@@ -408,6 +410,7 @@ def parse_generation_params(body: dict[str, Any]) -> GenerationParams:
         top_logprobs=top_logprobs,
         user=user,
         stop_token_ids=stop_ids,
+        logit_bias=dict(body["logit_bias"]) if body.get("logit_bias") else None,
     )
 
 

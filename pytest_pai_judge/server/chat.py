@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..protocol import (ChatCall, GenerationParams, ProtocolError, context_length_exceeded, count_tokens,
                         green_net_filter, model_service_failed, parse_body_bytes, parse_chat_body, rate_limited)
 from .config import ServerConfig
-from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine, with_logit_bias
+from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
 from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
 
@@ -96,7 +96,7 @@ class ChatService:
         """
         request_id = new_request_id()
         try:
-            call = with_logit_bias(parse_chat_body(body, self.config.models), body)
+            call = parse_chat_body(body, self.config.models)
             completion = await self.judge(call, request_id, stream=False)
         except ProtocolError as err:
             return err.status, err.envelope()
@@ -109,8 +109,6 @@ class ChatService:
         try:
             raw = await _read_body(request)
             call = parse_body_bytes(raw, self.config.models)
-            if b"logit_bias" in raw:  # the protocol checks it but does not keep it; a model engine forwards it
-                call = with_logit_bias(call, json.loads(raw))
             completion = await self.judge(call, request_id, stream=call.params.stream)
         except ProtocolError as err:
             headers = dict(RETRY_HEADERS) if err.status == 429 else {}

@@ -16,7 +16,7 @@ from upstream_engines import UPSTREAM_USAGE, fake_logprobs  # tests/server is on
 from pytest_pai_judge import protocol
 from pytest_pai_judge.server import ServerConfig
 from pytest_pai_judge.server.chat import finish
-from pytest_pai_judge.server.engines import EngineReply, JudgeEngine, load_engine, prompt_messages, with_logit_bias
+from pytest_pai_judge.server.engines import EngineReply, JudgeEngine, load_engine, prompt_messages
 from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, is_chinese, pairwise_reply, scale_of
 from pytest_pai_judge.server.engines.openai_engine import _add_usage
 from pytest_pai_judge.server.responses import Choice, Completion, delta_logprobs, split_deltas
@@ -319,7 +319,7 @@ def test_openai_engine_request_kwargs_carry_sampling_parameters():
     engine = load_engine("openai", ServerConfig(upstream_base_url="http://127.0.0.1:9/v1", upstream_model="m"))
     body = {"model": "pai-judge", "n": 3, "logprobs": True, "top_logprobs": 4, "user": "u", "logit_bias": {"7": 5},
             "messages": [{"role": "user", "content": "u"}]}
-    call = with_logit_bias(protocol.parse_chat_body(body), body)
+    call = protocol.parse_chat_body(body)
     kwargs = engine.request_kwargs(call)
     assert (kwargs["n"], kwargs["logprobs"], kwargs["top_logprobs"], kwargs["user"], kwargs["logit_bias"]) == (
         3, True, 4, "u", {"7": 5})

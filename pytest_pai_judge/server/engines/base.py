@@ -9,7 +9,6 @@ with ``--engine package.module:Class``. An engine backed by a real model can ins
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -42,27 +41,6 @@ class EngineCompletion:
     usage: dict[str, int] | None = None
     """``prompt_tokens`` / ``completion_tokens`` / ``total_tokens`` as the model counted them; None: the
     server's estimate."""
-
-
-@dataclass
-class ForwardedParams(GenerationParams):
-    """Generation parameters plus ``logit_bias``, which the judge accepts but ``GenerationParams`` does not keep.
-
-    Why: an engine backed by a real model must forward it; the server attaches it from the body.
-    """
-
-    logit_bias: dict[str, float] | None = None
-
-
-def with_logit_bias(call: ChatCall, body: Any) -> ChatCall:
-    """``call`` carrying the body's ``logit_bias`` (validated by the protocol as an object) for the engine."""
-    bias = body.get("logit_bias") if isinstance(body, dict) else None
-    if not isinstance(bias, dict) or not bias or getattr(call.params, "logit_bias", None) is not None:
-        return call
-    values = {f.name: getattr(call.params, f.name) for f in dataclasses.fields(call.params)}
-    values["logit_bias"] = dict(bias)
-    call.params = ForwardedParams(**values)
-    return call
 
 
 def prompt_messages(call: ChatCall) -> list[dict[str, str]]:

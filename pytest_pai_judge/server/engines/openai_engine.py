@@ -79,9 +79,8 @@ class OpenAIEngine(JudgeEngine):
             kwargs["logprobs"] = True
             if p.top_logprobs is not None:
                 kwargs["top_logprobs"] = p.top_logprobs
-        logit_bias = getattr(p, "logit_bias", None)  # see engines.base.ForwardedParams
-        if logit_bias:
-            kwargs["logit_bias"] = dict(logit_bias)
+        if p.logit_bias:
+            kwargs["logit_bias"] = dict(p.logit_bias)
         if p.user is not None:
             kwargs["user"] = p.user
         return kwargs
