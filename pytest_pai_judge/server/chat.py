@@ -7,7 +7,6 @@ One :class:`ChatService` serves both the online endpoint and batch lines (throug
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
