@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from .report import (_coerce, _isna, clean_text, failing_first, fmt_change, fmt_score, status_of,
+from .report import (_coerce, _isna, clean_text, failing_first, fmt_change, fmt_score, no_shared_cases, status_of,
                      summarize, NO_SCENE)
 
-COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "no threshold": "#607d8b"}
-_STACK = ("failed", "error", "no threshold", "passed")
+COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "no threshold": "#607d8b",
+          "xfailed": "#8d6e63", "xpassed": "#ef6c00"}
+_STACK = ("failed", "error", "xpassed", "xfailed", "no threshold", "passed")
 
 
 def esc(value: Any) -> str:
@@ -61,6 +62,7 @@ def _cards(s: dict[str, Any]) -> str:
         ("Verdicts", f"{s['verdicts']:,}", ""),
         ("Passed", f"{s['passed']:,}", "good"),
         ("Failed", f"{s['failed']:,}", "bad" if s["failed"] else ""),
+        *((label, f"{s[key]:,}", "") for label, key in (("Xfailed", "xfailed"), ("Xpassed", "xpassed")) if s[key]),
         ("Pass rate", rate, "bad" if s["pass_rate"] is not None and s["pass_rate"] < 1 else ""),
         ("Mean score", fmt_score(s["mean_score"]), ""),
         ("No threshold", f"{s['no_threshold']:,}", ""),
@@ -159,9 +161,13 @@ def _drift_section(drift: tuple[pd.DataFrame, pd.DataFrame], baseline: str | Non
     counts = per_case["status"].value_counts()
     summary = " · ".join(f"{int(counts.get(k, 0))} {k}" for k in ("down", "up", "same", "new", "gone", "unscored"))
     limit = f" · fail when a case drops by more than {fmt_score(max_drop)}" if max_drop is not None else ""
-    out = [f"<section id='drift'><h2>{title}</h2><p class='meta'>{esc(summary)}{esc(limit)}</p>",
-           "<h3>Mean change per scene</h3><table class='drift'><thead><tr><th>scene</th><th class='n'>cases</th>"
-           "<th class='n'>mean then</th><th class='n'>mean now</th><th class='n'>change</th></tr></thead><tbody>"]
+    out = [f"<section id='drift'><h2>{title}</h2><p class='meta'>{esc(summary)}{esc(limit)}</p>"]
+    warning = no_shared_cases(per_case)
+    if warning:
+        checked = f" --judge-max-drop={fmt_score(max_drop)} checked nothing." if max_drop is not None else ""
+        out.append(f"<p class='warning'><b>Warning:</b> {esc(warning)}{esc(checked)}</p>")
+    out.append("<h3>Mean change per scene</h3><table class='drift'><thead><tr><th>scene</th><th class='n'>cases</th>"
+               "<th class='n'>mean then</th><th class='n'>mean now</th><th class='n'>change</th></tr></thead><tbody>")
     for r in per_scene.to_dict(orient="records"):
         out.append(f"<tr><td>{esc(r['scene'])}</td><td class='n'>{r['cases']}</td>"
                    f"<td class='n'>{fmt_score(r['mean_then'])}</td><td class='n'>{fmt_score(r['mean_now'])}</td>"
@@ -302,6 +308,7 @@ ul.crit{margin:0;padding:0;list-style:none;font-size:12px;white-space:nowrap}
 details{margin:2px 0}details summary{cursor:pointer}
 .pre{white-space:pre-wrap;background:var(--soft);border-radius:6px;padding:6px 8px;margin:4px 0;font-size:13px}
 .unavailable{color:#6a1b9a;margin-bottom:4px}
+.warning{background:#fff8e1;border:1px solid #f9a825;border-radius:6px;padding:8px 10px}
 .pre.reasons{background:none;padding:0;margin:0 0 4px}
 td.down{color:#c62828;font-weight:600}td.up{color:#2e7d32;font-weight:600}
 tr.beyond td{background:#ffebee}

@@ -42,6 +42,9 @@ class JudgeRecord:
     latency_s: float | None = None
     error: str | None = None
     """Why no verdict could be had (unreadable reply, judge error); such a record never passes."""
+    xfail: bool = False
+    """The test is marked xfail (an expected failure): reports show a verdict that did not pass as
+    ``xfailed`` (one that passed as ``xpassed``) and leave both out of the passed / failed counts."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,17 +30,18 @@ from .records import JudgeRecord
 COLUMNS: tuple[str, ...] = (
     "nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "score", "max_score",
     "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
-    "answer2", "score2",
+    "answer2", "score2", "xfail",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``; the pairwise-only
-``answer2`` / ``score2`` come last so that reports written before they existed line up)."""
+``answer2`` / ``score2`` and ``xfail`` come last so that reports written before they existed line up:
+read back, a missing ``xfail`` is False)."""
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
                 "reasons", "error", "answer2")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
-    "tokens": "int64", "cached": "bool", "latency_s": "float64",
+    "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool",
 }
 """Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
 
@@ -87,7 +88,7 @@ def _coerce(df: pd.DataFrame) -> pd.DataFrame:
             series = series.where(series.notna(), "")
         elif col in ("tokens",):
             series = pd.to_numeric(series, errors="coerce").fillna(0)
-        elif col == "cached":
+        elif col in ("cached", "xfail"):
             series = series.map(_to_bool).fillna(False).astype(bool)
         elif col == "passed":
             series = series.map(_to_bool)
@@ -323,6 +324,25 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> tuple[
     return per_case, per_scene
 
 
+COMPARED_STATUSES = ("down", "up", "same", "unscored")
+"""Drift statuses of a case found in both the baseline and this run."""
+
+
+def no_shared_cases(per_case: pd.DataFrame) -> str | None:
+    """The warning to show when the baseline and this run have no case in common, else None.
+
+    Then nothing was compared and ``--judge-max-drop`` cannot fail, which must not pass silently
+    (typically a baseline written from another rootdir, so every node id differs).
+    """
+    status = per_case["status"]
+    if status.isin(COMPARED_STATUSES).any():
+        return None
+    then, now = int((status == "gone").sum()), int((status == "new").sum())
+    return (f"the baseline shares no case with this run ({then} in the baseline, {now} in this run), so nothing "
+            f"was compared. Cases match by test node id, which is relative to the rootdir: was the baseline "
+            f"written by these tests, run from the same rootdir?")
+
+
 def drops_beyond(per_case: pd.DataFrame, max_drop: float) -> pd.DataFrame:
     """The cases whose score fell by more than ``max_drop`` points (what ``--judge-max-drop`` fails on)."""
     return per_case[per_case["change"].notna() & (-per_case["change"] > max_drop + 1e-9)]
@@ -345,17 +365,25 @@ def _short(text: Any, limit: int) -> str:
 
 
 def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers shared by the Markdown and HTML reports."""
+    """Headline numbers shared by the Markdown and HTML reports.
+
+    Verdicts of xfail-marked tests count as ``xfailed`` / ``xpassed``, never as failed or passed, so
+    a known-bad case kept as an expected failure does not lower the pass rate (as pytest counts it).
+    """
     n = len(df)
-    passed = int((df["passed"] == True).sum())  # noqa: E712 - nullable boolean
-    failed = int(((df["passed"] == False) | df["error"].notna()).sum())  # noqa: E712
+    statuses = pd.Series([status_of(r) for r in df.to_dict(orient="records")], dtype=object)
+    counts = statuses.value_counts()
+    passed = int(counts.get("passed", 0))
+    failed = int(counts.get("failed", 0) + counts.get("error", 0))
     judged = passed + failed
     scores = df["score"].dropna()
     return {
         "verdicts": n,
         "passed": passed,
         "failed": failed,
-        "no_threshold": n - judged,
+        "xfailed": int(counts.get("xfailed", 0)),
+        "xpassed": int(counts.get("xpassed", 0)),
+        "no_threshold": int(counts.get("no threshold", 0)),
         "errors": int(df["error"].notna().sum()),
         "pass_rate": (passed / judged) if judged else None,
         "mean_score": float(scores.mean()) if len(scores) else None,
@@ -369,18 +397,22 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def status_of(row: dict[str, Any]) -> str:
-    """``error``, ``failed``, ``passed`` or ``no threshold`` (a verdict read as a value)."""
+    """``error``, ``failed``, ``passed``, ``no threshold`` (a verdict read as a value), or for a test
+    marked xfail ``xfailed`` / ``xpassed`` (an unavailable verdict stays ``error``: the judge broke)."""
     if not _isna(row.get("error")):
         return "error"
     passed = row.get("passed")
     if _isna(passed):
         return "no threshold"
+    if _to_bool(row.get("xfail")):
+        return "xpassed" if passed else "xfailed"
     return "passed" if passed else "failed"
 
 
 def failing_first(df: pd.DataFrame) -> pd.DataFrame:
-    """Errors, then failures (lowest score first), then verdicts without a threshold, then passes."""
-    order = {"error": 0, "failed": 1, "no threshold": 2, "passed": 3}
+    """Errors, then failures (lowest score first), xpassed (a known-bad case that now passes), xfailed,
+    verdicts without a threshold, then passes."""
+    order = {"error": 0, "failed": 1, "xpassed": 2, "xfailed": 3, "no threshold": 4, "passed": 5}
     ranked = df.assign(_rank=[order[status_of(r)] for r in df.to_dict(orient="records")])
     return ranked.sort_values(["_rank", "score", "nodeid"], na_position="first", kind="stable") \
         .drop(columns="_rank").reset_index(drop=True)
@@ -407,13 +439,18 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     s = summarize(df)
     lines = ["# pai-judge results", ""]
     rate = f"{s['pass_rate']:.0%}" if s["pass_rate"] is not None else "–"
-    lines.append(f"**{s['verdicts']}** verdicts · **{s['passed']}** passed · **{s['failed']}** failed "
+    expected = "".join(f" · {s[k]} {k}" for k in ("xfailed", "xpassed") if s[k])
+    lines.append(f"**{s['verdicts']}** verdicts · **{s['passed']}** passed · **{s['failed']}** failed{expected} "
                  f"· {s['no_threshold']} without threshold · pass rate **{rate}** · mean score "
                  f"{fmt_score(s['mean_score'])} · {s['tokens']:,} tokens · {s['cached']} cached / {s['fresh']} fresh")
     lines.append("")
     if drift is not None:
         per_case, per_scene = drift
         lines += [f"## Drift vs baseline{f' `{_md(baseline)}`' if baseline else ''}", ""]
+        warning = no_shared_cases(per_case)
+        if warning:
+            limit = f" `--judge-max-drop={fmt_score(max_drop)}` checked nothing." if max_drop is not None else ""
+            lines += [f"> **Warning:** {_md(warning)}{limit}", ""]
         lines += ["| scene | cases | mean then | mean now | change |", "|---|---:|---:|---:|---:|"]
         for r in per_scene.to_dict(orient="records"):
             lines.append(f"| {_md(r['scene'])} | {r['cases']} | {fmt_score(r['mean_then'])} | "

@@ -189,13 +189,16 @@ class JudgeReporting:
             tr.write_line(f"pai-judge report: {_shown(path, config)}")
 
     def _write_drift(self, tr: Any) -> None:
-        from .report import NO_SCENE, fmt_change, fmt_score
+        from .report import NO_SCENE, fmt_change, fmt_score, no_shared_cases
 
         per_case, per_scene = self.drift  # type: ignore[misc]
         tr.section(f"pai-judge drift vs {self._baseline_label()}")
         counts = per_case["status"].value_counts()
         tr.write_line(", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("down", "up", "same", "new", "gone",
                                                                          "unscored")) + " (score points)")
+        nothing_shared = no_shared_cases(per_case)
+        if nothing_shared:
+            tr.write_line(f"WARNING: {nothing_shared}", yellow=True, bold=True)
         if len(per_scene):
             width = max(len(NO_SCENE), *(len(str(s)) for s in per_scene["scene"]))
             tr.write_line(f"  {'scene':<{width}}  cases   then →  now  change")
@@ -221,6 +224,9 @@ class JudgeReporting:
                 for r in self.dropped.to_dict(orient="records"):
                     tr.write_line(f"  dropped by {-r['change']:g}: {r['key']} ({fmt_score(r['score_then'])} → "
                                   f"{fmt_score(r['score_now'])})", red=True)
+            elif nothing_shared:
+                tr.write_line(f"WARNING: --judge-max-drop={limit} checked nothing: no case of this run is in the "
+                              f"baseline", yellow=True, bold=True)
             else:
                 tr.write_line(f"no case dropped by more than {limit} points (--judge-max-drop)", green=True)
 

@@ -13,8 +13,8 @@ from pytest_pai_judge import reporting
 from pytest_pai_judge.html_report import histogram_svg, render_html
 from pytest_pai_judge.records import JudgeRecord
 from pytest_pai_judge.report import (COLUMNS, READABLE_SUFFIXES, REPORT_SUFFIXES, clean_text, compute_drift,
-                                     drops_beyond, failing_first, read_report, records_to_frame, render_markdown,
-                                     write_report)
+                                     drops_beyond, failing_first, no_shared_cases, read_report, records_to_frame,
+                                     render_markdown, status_of, summarize, write_report)
 
 
 def rec(nodeid: str = "t.py::test_a", score: float | None = 8.0, **kw) -> JudgeRecord:
@@ -113,6 +113,7 @@ def test_hand_made_baseline_with_only_nodeid_and_score(tmp_path: Path) -> None:
     back = read_report(tmp_path / "b.csv")
     assert list(back.columns) == list(COLUMNS)
     assert back.loc[0, "score"] == 9.0 and back.loc[0, "criteria"] == {} and back.loc[0, "reasons"] == ""
+    assert back.loc[0, "xfail"] is False or back.loc[0, "xfail"] == False  # noqa: E712 - numpy bool
 
 
 def test_drift_sidecar_next_to_machine_reports(tmp_path: Path) -> None:
@@ -284,3 +285,76 @@ def test_reports_get_the_usual_file_mode(tmp_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
+
+
+# --------------------------------------------------------------------------- xfail-marked tests
+
+
+def xfail_records() -> list[JudgeRecord]:
+    """A passing and a failing case, a known-bad case kept as an expected failure, and one that now passes."""
+    return [rec("t.py::test_q[ok]", 8.0), rec("t.py::test_q[bad]", 3.0),
+            rec("t.py::test_q[known-bad]", 2.0, xfail=True), rec("t.py::test_q[fixed]", 9.0, xfail=True)]
+
+
+def test_xfail_verdicts_are_not_failures_nor_in_the_pass_rate() -> None:
+    df = records_to_frame(xfail_records())
+    assert [status_of(r) for r in df.to_dict(orient="records")] == ["passed", "failed", "xfailed", "xpassed"]
+    s = summarize(df)
+    assert (s["passed"], s["failed"], s["xfailed"], s["xpassed"], s["no_threshold"]) == (1, 1, 1, 1, 0)
+    assert s["pass_rate"] == 0.5, "pass rate over the tests not marked xfail"
+    assert failing_first(df)["nodeid"].tolist() == ["t.py::test_q[bad]", "t.py::test_q[fixed]",
+                                                    "t.py::test_q[known-bad]", "t.py::test_q[ok]"]
+    broken = records_to_frame([rec("t.py::x", None, error="judge down", passed=None, xfail=True)])
+    assert status_of(broken.to_dict(orient="records")[0]) == "error", "an unavailable verdict stays visible"
+
+
+@pytest.mark.parametrize("suffix", READABLE_SUFFIXES)
+def test_xfail_column_round_trips(tmp_path: Path, suffix: str) -> None:
+    df = records_to_frame(xfail_records())
+    back = read_report(write_report(df, tmp_path / f"r{suffix}"))
+    assert back["xfail"].tolist() == [False, False, True, True]
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_xfail_in_markdown_and_html() -> None:
+    df = records_to_frame(xfail_records())
+    md = render_markdown(df)
+    assert "**1** passed · **1** failed · 1 xfailed · 1 xpassed · 0 without threshold · pass rate **50%**" in md
+    assert "| xfailed | t.py::test_q[known-bad] |" in md and "| xpassed | t.py::test_q[fixed] |" in md
+    assert "1 xfailed" not in render_markdown(records_to_frame(xfail_records()[:2])), "shown only when there are any"
+    page = render_html(df)
+    assert "<div class='label'>Failed</div><div class='value'>1</div>" in page
+    assert "<div class='label'>Xfailed</div><div class='value'>1</div>" in page
+    assert "<div class='label'>Pass rate</div><div class='value'>50%</div>" in page
+    assert page.count("<tr class='row-xfailed'>") == 1 and page.count("<tr class='row-failed'>") == 1
+    assert "score 2: 1 xfailed" in page, "the chart colours it apart from failures"
+
+
+# --------------------------------------------------------------------------- a baseline sharing no case
+
+
+def test_no_shared_cases_warns_only_when_nothing_was_compared() -> None:
+    then = frame([("other/t.py::a", "q", 8, None), ("other/t.py::b", "q", 6, None)])
+    now = frame([("t.py::a", "q", 8, None), ("t.py::b", "q", 6, None), ("t.py::c", "q", 6, None)])
+    per_case, _ = compute_drift(then, now)
+    assert no_shared_cases(per_case) == (
+        "the baseline shares no case with this run (2 in the baseline, 3 in this run), so nothing was compared. "
+        "Cases match by test node id, which is relative to the rootdir: was the baseline written by these "
+        "tests, run from the same rootdir?")
+    partly, _ = compute_drift(frame([("t.py::a", "q", 8, None), ("gone", "q", 1, None)]), now)
+    assert no_shared_cases(partly) is None
+    unscored, _ = compute_drift(records_to_frame([rec("a", 9)]), records_to_frame([rec("a", None, error="x")]))
+    assert no_shared_cases(unscored) is None, "a case in both runs was matched, even without a score"
+
+
+def test_reports_say_when_the_baseline_shares_no_case() -> None:
+    df = frame([("t.py::a", "q", 8, None)])
+    drift = compute_drift(frame([("elsewhere/t.py::a", "q", 8, None)]), df)
+    md = render_markdown(df, drift, baseline="b.csv", max_drop=1)
+    assert "> **Warning:** the baseline shares no case with this run (1 in the baseline, 1 in this run)" in md
+    assert "`--judge-max-drop=1` checked nothing." in md
+    page = render_html(df, drift, baseline="b.csv", max_drop=1)
+    assert "<p class='warning'><b>Warning:</b> the baseline shares no case" in page
+    assert "--judge-max-drop=1 checked nothing." in page
+    matched = compute_drift(df, df)
+    assert "Warning" not in render_markdown(df, matched) and "class='warning'" not in render_html(df, matched)

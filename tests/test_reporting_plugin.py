@@ -278,3 +278,70 @@ def test_reports_under_xdist_hold_every_workers_records(suite: pytest.Pytester, 
     df = pd.read_csv(suite.path / "x.csv")
     assert len(df) == 6 and set(QUALITY_IDS) <= set(df["nodeid"])
     assert not list(suite.path.glob("x.*.csv")) or list(suite.path.glob("x.*.csv")) == [suite.path / "x.drift.csv"]
+
+
+# --------------------------------------------------------------------------- a baseline sharing no case
+
+
+def test_a_baseline_sharing_no_case_is_a_loud_warning_not_a_silent_pass(suite: pytest.Pytester,
+                                                                        first_run: Path) -> None:
+    """E.g. a baseline written from another rootdir: every node id differs, nothing is compared, and
+    --judge-max-drop must not read as 'no case dropped'."""
+    df = read_report(first_run)
+    df["nodeid"] = "examples/" + df["nodeid"]
+    df["score"] = 1.0  # everything would look like a big rise if it were compared
+    write_report(df, suite.path / "elsewhere.csv")
+    result = run(suite, "--judge-baseline=elsewhere.csv", "--judge-max-drop=1", "--judge-report=r.md",
+                 "--judge-report=r.html")
+    result.stdout.fnmatch_lines([
+        "0 down, 0 up, 0 same, 6 new, 6 gone, 0 unscored (score points)",
+        "WARNING: the baseline shares no case with this run (6 in the baseline, 6 in this run), so nothing was "
+        "compared. Cases match by test node id*",
+        "WARNING: --judge-max-drop=1 checked nothing: no case of this run is in the baseline",
+    ])
+    assert "no case dropped by more than" not in result.stdout.str()
+    assert "> **Warning:** the baseline shares no case" in (suite.path / "r.md").read_text("utf-8")
+    assert "class='warning'" in (suite.path / "r.html").read_text("utf-8")
+    shared = run(suite, "-k", "capital", "--judge-baseline=first.jsonl", "--judge-max-drop=1")
+    assert "WARNING" not in shared.stdout.str(), "a subset run that shares a case is not warned about"
+    shared.stdout.fnmatch_lines(["*no case dropped by more than 1 points (--judge-max-drop)*"])
+
+
+# --------------------------------------------------------------------------- xfail-marked tests
+
+
+class RecordNotMarkedXfail(AssertionError):
+    """The run's record of an xfail-marked test does not carry ``xfail=True`` (set where records are added)."""
+
+
+XFAIL_SUITE = textwrap.dedent("""
+    import pytest
+    from pytest_pai_judge import assert_judge_score
+
+    def test_good():
+        assert_judge_score("What is the capital of France?", "The capital of France is Paris.", 1,
+                           ref_answer="Paris is the capital of France.")
+
+    @pytest.mark.xfail(reason="known wrong answer", strict=True)
+    def test_known_bad():
+        assert_judge_score("Who was the first person on the moon?", "Yuri Gagarin, in 1961.", 5,
+                           ref_answer="Neil Armstrong was the first person to walk on the moon, in 1969.")
+""")
+
+
+@pytest.mark.xfail(raises=RecordNotMarkedXfail, strict=True,
+                   reason="session.py does not set JudgeRecord.xfail yet; remove this mark once it does")
+def test_a_strict_xfail_test_is_xfailed_in_the_reports(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_xf=XFAIL_SUITE)
+    result = run(pytester, "--judge-report=r.csv", "--judge-report=r.md", "--judge-report=r.html")
+    result.assert_outcomes(passed=1, xfailed=1)
+    df = read_report(pytester.path / "r.csv").set_index("nodeid")
+    assert df.loc["test_xf.py::test_known_bad", "passed"] == False  # noqa: E712 - the verdict did fail
+    if not df.loc["test_xf.py::test_known_bad", "xfail"]:
+        raise RecordNotMarkedXfail("the xfail test's record has xfail=False")
+    assert df.loc["test_xf.py::test_good", "xfail"] == False  # noqa: E712
+    md = (pytester.path / "r.md").read_text("utf-8")
+    assert "**1** passed · **0** failed · 1 xfailed" in md and "pass rate **100%**" in md
+    assert "| xfailed | test_xf.py::test_known_bad |" in md
+    page = (pytester.path / "r.html").read_text("utf-8")
+    assert "<div class='label'>Failed</div><div class='value'>0</div>" in page and "row-xfailed" in page
