@@ -128,7 +128,7 @@ class Expectation:
             marks = ", ".join(f"{c.name or '?'} {_fmt(c.score)}" for c in verdict.criteria)
             lines.append(f"  criteria: {_trim(marks, TEXT_CHARS)}")
         lines += ["  judge's reasons:", _indent(_trim(verdict.reasons or verdict.raw, REASON_CHARS)),
-                  f"  rerun only this test: pytest \"{self.nodeid}\""]
+                  f"  rerun only this test: pytest \"{self.labels.get('rerun', self.nodeid)}\""]
         return [record], JudgeAssertionError("\n".join(lines))
 
     def _evaluate_pairwise(self, forward: "Verdict", backward: "Verdict"
@@ -160,7 +160,7 @@ class Expectation:
                  f"  {first}: {_trim(request.fields.get('answer1'), TEXT_CHARS)}",
                  f"  {second}: {_trim(request.fields.get('answer2'), TEXT_CHARS)}",
                  "  judge's reasons (first order):", _indent(_trim(forward.reasons or forward.raw, REASON_CHARS)),
-                 f"  rerun only this test: pytest \"{self.nodeid}\""]
+                 f"  rerun only this test: pytest \"{self.labels.get('rerun', self.nodeid)}\""]
         return [record], JudgeAssertionError("\n".join(lines))
 
 

@@ -39,7 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
            "(env JUDGE_MODEL_BASE_URL). Unset: an embedded local server with the offline lexical engine. "
            "The token comes from env JUDGE_MODEL_TOKEN only")
     option("judge-min-score", "string", "minimum score for assert_judge_score (default 4)", type=float)
-    option("judge-timeout", "string", "seconds to wait for one judge reply (default 60)", type=float)
+    option("judge-timeout", "string", "seconds to wait for one judge reply, per attempt (default 60)", type=float)
+    option("judge-retries", "string", "retries of a judge call after a 429, 5xx, timeout or connection error, with "
+           "backoff (default 3); after 2 calls in a row could not reach the judge, later ones fail fast", type=int)
     option("judge-cache", "string", "verdict cache: use (read+write, default), refresh (write only), off, "
            "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
     option("judge-cache-dir", "string", "verdict cache directory (default: <rootdir>/.pai_judge_cache)")
@@ -145,6 +147,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         session.records.append(JudgeRecord(**row))
     for key, value in output.get("pai_judge_stats", {}).items():
         session.stats[key] = session.stats.get(key, 0) + value
+    for message in output.get("pai_judge_warnings", []):  # e.g. an unusable cache: every worker saw it
+        if message not in session.warnings:
+            session.warnings.append(message)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -157,6 +162,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             judge_session._cache.flush()  # the controller may prune as soon as this worker reports back
         workeroutput["pai_judge_records"] = [r.to_dict() for r in judge_session.records]
         workeroutput["pai_judge_stats"] = dict(judge_session.stats)
+        cache_warning = judge_session._cache.warning if judge_session._cache is not None else None
+        workeroutput["pai_judge_warnings"] = ([cache_warning] if cache_warning else []) + list(judge_session.warnings)
     else:
         judge_session.pruned = judge_session.prune_cache(session)
 
@@ -169,7 +176,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """Judged tests, cached vs fresh verdicts, tokens, and the lowest scores against their thresholds."""
     session = config.stash[SESSION_KEY]
     cache_warning = session._cache.warning if session._cache is not None else None
-    for message in ([cache_warning] if cache_warning else []) + session.warnings:
+    for message in dict.fromkeys(([cache_warning] if cache_warning else []) + session.warnings):  # once each
         prefix = "" if message.startswith("pai-judge") else "pai-judge warning: "
         terminalreporter.write_line(f"{prefix}{message}", yellow=True)
     if not session.records:

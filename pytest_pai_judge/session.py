@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 MODES = ("immediate", "deferred", "batch")
 CACHE_MODES = ("use", "refresh", "off", "replay")
 DEFAULT_MIN_SCORE = 4.0
+UNREACHABLE_AFTER = 2
+"""Consecutive synchronous calls that could not reach the judge (after retries) before later ones fail fast."""
 EMBEDDED_IDENTITY = "<embedded lexical engine>"
 """Cache host identity of the embedded server: its port changes every run, its verdicts do not."""
 
@@ -53,7 +55,8 @@ _SESSIONS = _Stack()
 def active_session() -> "JudgeSession":
     if not _SESSIONS.items:
         raise RuntimeError("pytest-pai-judge is not active: judge assertions run inside a pytest session with the "
-                           "plugin enabled (it is disabled by -p no:pai_judge)")
+                           "plugin enabled (this is not one: the code runs outside pytest, or pytest ran with "
+                           "-p no:pai_judge)")
     return _SESSIONS.items[-1]
 
 
@@ -63,6 +66,7 @@ class JudgeSession:
     def __init__(self, config: "pytest.Config") -> None:
         self.config = config
         opt = config.getoption
+        self.warnings: list[str] = []
         self.model: str = opt("judge_model") or config.getini("judge_model") or "pai-judge"
         self.min_score: float = _float("judge_min_score", opt("judge_min_score"), config.getini("judge_min_score"),
                                        DEFAULT_MIN_SCORE)
@@ -71,6 +75,17 @@ class JudgeSession:
             raise _usage(f"judge_min_score must be a positive score, got {self.min_score:g}")
         if self.timeout <= 0:
             raise _usage(f"judge_timeout must be a positive number of seconds, got {self.timeout:g}")
+        retries = _float("judge_retries", opt("judge_retries"), config.getini("judge_retries"), 3)
+        if retries < 0 or not float(retries).is_integer():
+            raise _usage(f"judge_retries must be a whole number of retries, 0 or more, got {retries:g}")
+        self.retries = int(retries)
+        if os.environ.get(TOKEN_ENV) and not (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
+                                               or config.getini("judge_base_url")):
+            self.warnings.append(f"${TOKEN_ENV} is set but no judge base URL is (--judge-base-url, ${BASE_URL_ENV} or "
+                                 "the judge_base_url ini key): this run used the embedded offline lexical engine, "
+                                 "not PAI")
+        self._unreachable: list[errors.JudgeError] = []
+        """Consecutive connection failures / timeouts of synchronous calls (after the SDK's own retries)."""
         self.base_url: str | None = (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
                                      or config.getini("judge_base_url") or None)
         if self.base_url is not None:
@@ -96,7 +111,6 @@ class JudgeSession:
         self.run_id = _run_id(config)
         self.records: list[JudgeRecord] = []
         self.current_item: pytest.Item | None = None
-        self.warnings: list[str] = []
         self.stats = {"fresh": 0, "cached": 0, "tokens": 0}
         self._client: JudgeClient | None = None
         self._cache: VerdictCache | None = None
@@ -151,7 +165,8 @@ class JudgeSession:
 
     def describe_target(self) -> str:
         if self.embedded:
-            return "embedded local server (lexical engine, offline; started on first judge call)"
+            unused = f"; ${TOKEN_ENV} is set but unused: no base URL" if os.environ.get(TOKEN_ENV) else ""
+            return f"embedded local server (lexical engine, offline; started on first judge call{unused})"
         return self.base_url or ""
 
     # ------------------------------------------------------------------ lazily built parts
@@ -168,7 +183,8 @@ class JudgeSession:
                     self._server = LocalJudgeServer()
                     base_url = self._server.start()
                     models = self._server.config.models
-                self._client = JudgeClient(base_url, os.environ.get(TOKEN_ENV), timeout=self.timeout, models=models)
+                self._client = JudgeClient(base_url, os.environ.get(TOKEN_ENV), timeout=self.timeout,
+                                           max_retries=self.retries, models=models)
             return self._client
 
     @property
@@ -195,6 +211,15 @@ class JudgeSession:
                 if min_score is None and marker.kwargs.get("min_score") is not None:
                     min_score = float(marker.kwargs["min_score"])
         return Settings(model or self.model, self.min_score if min_score is None else min_score)
+
+    def rerun_id(self, item: "pytest.Item") -> str:
+        """The node id as the user types it: relative to the directory pytest was started in, not the rootdir."""
+        path, sep, rest = item.nodeid.partition("::")
+        try:
+            rel = os.path.relpath(Path(self.config.rootpath, path), self.config.invocation_params.dir)
+        except ValueError:  # another drive (Windows)
+            return item.nodeid
+        return rel.replace(os.sep, "/") + sep + rest
 
     def check_markers(self, item: "pytest.Item") -> None:
         """A judge marker with a typo would silently leave the default threshold: refuse it at collection."""
@@ -299,7 +324,17 @@ class JudgeSession:
             raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
                                     f"the judge ({request.describe()}, question {question!r}, cache key "
                                     f"{key[:12]}); run once with --judge-cache=use to record it")
-        reply = self.client.complete(request)
+        if len(self._unreachable) >= UNREACHABLE_AFTER:
+            first = self._unreachable[0]
+            raise type(first)(f"not sent: the judge failed the last {len(self._unreachable)} calls of this run the "
+                              f"same way (first: {first.message}); later tests fail fast instead of waiting "
+                              f"{self.retries} retries each", status=first.status, code=first.code, hint=first.hint)
+        try:
+            reply = self.client.complete(request)
+        except (errors.JudgeConnectionError, errors.JudgeTimeout) as exc:
+            self._unreachable.append(exc)
+            raise
+        self._unreachable.clear()
         self.store(key, request, reply, item)
         verdict = self.parse(reply, request)
         self._memo(key, self._parse_variant(request), verdict)
@@ -326,6 +361,8 @@ class JudgeSession:
         """Judge now and raise on failure, or hand the expectation to the deferred settler."""
         __tracebackhide__ = True
         expectation.run_mode = self.run_mode
+        if item is not None:
+            expectation.labels.setdefault("rerun", self.rerun_id(item))
         if self.deferred is not None and item is not None and not needs_verdict_now(item):
             keys = [self.prepare(r, item) for r in expectation.requests]
             cached: list[Any] = []

@@ -175,6 +175,19 @@ def test_bad_thresholds_and_values_are_clear_errors(pytester, server, call, mess
     assert server.stats["chat_completions"] == 0
 
 
+def test_rerun_hint_works_from_where_pytest_was_started(pytester, server, monkeypatch):
+    pytester.makeini("[pytest]\n")
+    sub = pytester.mkpydir("suite")
+    (sub / "test_it.py").write_text(HEADER + judge_test("test_bad", BAD))
+    monkeypatch.chdir(sub)
+    result = run(pytester, server, "test_it.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['*rerun only this test: pytest "test_it.py::test_bad"'])
+    monkeypatch.chdir(pytester.path)
+    result = run(pytester, server, "suite")
+    result.stdout.fnmatch_lines(['*rerun only this test: pytest "suite/test_it.py::test_bad"'])
+
+
 def test_marker_is_registered_for_strict_markers(pytester, server):
     pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
     run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
@@ -320,6 +333,41 @@ def test_bad_requests_fail_fast_without_network(pytester, server, call, exceptio
     assert server.stats["chat_completions"] == 0
 
 
+def test_an_unreachable_judge_fails_fast_after_two_calls(pytester):
+    """Each test waiting out its own retries against a dead URL made a 10-test suite take 30 s."""
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    pytester.makepyfile(HEADER + "".join(judge_test(f"test_{i}", GOOD) for i in range(6)))
+    started = time.monotonic()
+    result = pytester.runpytest("--judge-base-url", dead, "--judge-retries", "1", "-p", "no:cacheprovider")
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(failed=6)
+    text = result.stdout.str()
+    assert text.count("JudgeConnectionError") >= 6
+    assert text.count("not sent: the judge failed the last 2 calls of this run the same way") == 4
+    assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "many"])
+def test_bad_retries_are_usage_errors(pytester, value):
+    result = pytester.runpytest(f"--judge-retries={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_token_without_a_base_url_warns(pytester, monkeypatch):
+    monkeypatch.setenv("JUDGE_MODEL_TOKEN", "secret-token-value")
+    monkeypatch.delenv("JUDGE_MODEL_BASE_URL", raising=False)
+    pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*JUDGE_MODEL_TOKEN is set but unused*",
+                                 "*JUDGE_MODEL_TOKEN is set but no judge base URL is*embedded offline lexical engine*"])
+    assert "secret-token-value" not in result.stdout.str()
+
+
 def test_invalid_token(pytester, make_judge_server, monkeypatch):
     server = make_judge_server(token="s3cret-token")
     pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
@@ -424,6 +472,9 @@ def test_unusable_cache_warns_once_and_runs_uncached(pytester, server):
     result = run(pytester, server)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*pai-judge verdict cache disabled*"])
+    result = run(pytester, server, "-n", "2", subprocess=True)  # the workers' warning reaches the terminal once
+    result.assert_outcomes(passed=1)
+    assert result.stdout.str().count("pai-judge verdict cache disabled") == 1, result.stdout.str()
 
 
 def test_two_xdist_workers_share_the_cache(pytester, server):
