@@ -105,7 +105,12 @@ class JudgeSession:
         cache_dir = opt("judge_cache_dir") or config.getini("judge_cache_dir") or ".pai_judge_cache"
         self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
         prune = opt("judge_cache_prune")
-        self.prune: bool = bool(config.getini("judge_cache_prune") if prune is None else prune)
+        if prune is None:
+            try:
+                prune = config.getini("judge_cache_prune")
+            except ValueError as exc:  # pytest says "invalid truth value 'maybe'" without naming the key
+                raise _usage(f"ini key judge_cache_prune must be true or false: {exc}") from None
+        self.prune: bool = bool(prune)
         self.deselected = 0
         self.pruned = 0
         self.run_id = _run_id(config)

@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.engine == "openai" and not (args.upstream_base_url and args.upstream_model):
         parser.error("--engine openai needs --upstream-base-url and --upstream-model")
+    if args.data_dir is not None:  # fail here with one line, not with uvicorn's startup traceback
+        try:
+            Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--data-dir {args.data_dir}: cannot create it ({exc.strerror or exc})")
+        if not os.access(args.data_dir, os.W_OK):
+            parser.error(f"--data-dir {args.data_dir}: not writable")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         server = LocalJudgeServer(config_from_args(args))

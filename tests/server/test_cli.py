@@ -69,6 +69,7 @@ def test_sigint_stops_cleanly(tmp_path):
     (["--status-dialect", "klingon"], "invalid choice"),
     (["--engine", "openai"], "--upstream-base-url"),
     (["--engine", "no.such.module:Engine"], "cannot load engine"),
+    (["--data-dir", "/proc/no-such-dir/data"], "--data-dir /proc/no-such-dir/data: cannot create it"),
 ])
 def test_bad_arguments_are_clear_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
