@@ -85,7 +85,7 @@ def pytest_judge_results(df: pandas.DataFrame, config: pytest.Config) -> None:
     One row per judged assertion, with the columns of
     :func:`pytest_pai_judge.report.records_to_frame` (nodeid, mode, kind, assertion, model, scene,
     question, answer, score, max_score, threshold, passed, winner, criteria, reasons, tokens,
-    cached, latency_s, error). Not called when the run judged nothing.
+    cached, latency_s, error, answer2, score2, xfail). Not called when the run judged nothing.
 
     Example — push the scores to a tracking store::
 

@@ -183,7 +183,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     records = session.records
     tests = {r.nodeid for r in records}
-    failed = sum(1 for r in records if r.passed is False or r.error)
+    failed = sum(1 for r in records if (r.passed is False and not r.xfail) or r.error)
     values = sum(1 for r in records if r.assertion == "value")
     parts = [_plural(len(records) - values, "judged assertion")] if len(records) > values else []
     if values:
@@ -199,7 +199,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if scored:
         terminalreporter.write_line("lowest scores:")
         for r in scored:
-            mark = "ok  " if r.passed else "FAIL"
+            mark = "ok   " if r.passed else ("xfail" if r.xfail else "FAIL ")
             threshold = f" (min {r.threshold:g})" if r.threshold is not None else ""
             terminalreporter.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}  {r.nodeid}")
     pruned = getattr(session, "pruned", None)
