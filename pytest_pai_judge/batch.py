@@ -4,7 +4,9 @@ Why a separate module: the settler (:mod:`.deferred`) only needs "verdicts for t
 module owns the job's life — JSONL, upload, create, poll, download, map lines back — and its
 memory across runs: the ids of unfinished jobs are kept in ``<cache dir>/batches.json`` the
 moment they are created, so an interrupted run's next run (or ``--judge-batch-resume ID``)
-collects the results instead of paying for them again.
+collects the results instead of paying for them again. A run waits only for the jobs holding
+requests it needs; other remembered jobs are checked once (collected into the cache if done,
+else left for later). Jobs on the embedded server are never remembered: they die with the run.
 
 Everything here runs on the main thread (the cache's sqlite connection is per thread).
 """
@@ -200,6 +202,12 @@ class Job:
     keys: set[str]
     requests: dict[str, JudgeRequest] = field(default_factory=dict)
     resumed: bool = False
+    need: set[str] = field(default_factory=set)
+    """The keys this run waits for: all of a new job's, some of a remembered one's (empty: not known yet)."""
+    remembered: bool = True
+    """False when the ledger could not keep its id (or the embedded server makes keeping it pointless)."""
+    need_counts: tuple[int, int] | None = None
+    """(completed, failed) among ``need`` once collected, for a job this run needs only part of."""
     status: str = "validating"
     """OpenAI's word (normalized); ``raw_status`` is what the server said."""
     raw_status: str = "Creating"
@@ -233,9 +241,12 @@ class BatchJudge:
                                  DEFAULT_TIMEOUT_S)
         self.resume_id: str | None = config.getoption("judge_batch_resume")
         self.ledger = BatchLedger(session.cache_dir)
+        self.persistent = not session.embedded
+        """The embedded server's batches live in a temp dir that dies with this run: nothing to resume."""
         self.jobs: list[Job] = []
+        """The jobs this run waits for (its own, and remembered ones holding requests it needs)."""
         self.resumed_ids: list[str] = []
-        """Remembered jobs this run collected (finished ones at once, running ones after waiting)."""
+        """Remembered jobs that gave (or will give) this run verdicts it needs."""
         self.started = time.perf_counter()
 
     @property
@@ -249,10 +260,10 @@ class BatchJudge:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
         results: dict[str, RawOutcome] = {}
         self._store_extra = store_extra
-        resumed = self._resume(results)
+        resumed = self._resume(results, set(wanted))
         covered = set(results)
         for job in resumed:
-            covered |= job.keys
+            covered |= job.need
         new = {k: v for k, v in wanted.items() if k not in covered}
         files: list[list[tuple[str, bytes]]] = []
         if new:
@@ -262,13 +273,13 @@ class BatchJudge:
                 results[key] = errors.BatchError(
                     f"this request is {size:,} bytes: alone it exceeds the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} "
                     "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
-        self._announce(new, files, resumed, len(set(wanted) & covered))
+        self._announce(new, files, len(set(wanted) & covered))
         for chunk in files:
             self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
         self._wait(results)
         return results
 
-    def _announce(self, new: dict[str, Any], files: list[Any], resumed: list[Job], from_earlier: int) -> None:
+    def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
         from .deferred import plural
 
         parts = []
@@ -278,22 +289,29 @@ class BatchJudge:
                 text += f" (the input is over the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} file limit)"
             parts.append(text)
         if from_earlier:
-            ids = ", ".join(dict.fromkeys(self.resumed_ids + [j.id for j in resumed]))
+            ids = ", ".join(dict.fromkeys(self.resumed_ids))
             parts.append(f"collecting {plural(from_earlier, 'verdict')} from {ids} (an earlier run's batch)")
         if parts:
             self.console.line("pai-judge: " + "; ".join(parts) + "…")
 
     # ------------------------------------------------------------------ remembered jobs
 
-    def _resume(self, results: dict[str, "RawOutcome"]) -> list[Job]:
-        """Collect finished remembered jobs now; return the ones still running (their keys are covered)."""
+    def _resume(self, results: dict[str, "RawOutcome"], wanted: set[str]) -> list[Job]:
+        """Check every remembered job once; return the running ones holding requests this run needs.
+
+        Finished jobs are collected now (their verdicts go to the cache even if no test wants
+        them); running jobs this run does not need are left in the ledger without waiting.
+        """
+        from .deferred import plural, request_from_dict
+
+        if not self.persistent:
+            self._refuse_resume_on_embedded()
+            return []
         remembered = self.ledger.entries(self.identity)
         if self.resume_id and self.resume_id not in remembered:
             remembered[self.resume_id] = {"requests": {}}
         running: list[Job] = []
         for batch_id, entry in remembered.items():
-            from .deferred import request_from_dict
-
             requests = {k: request_from_dict(r) for k, r in (entry.get("requests") or {}).items()}
             job = Job(batch_id, set(requests), requests, resumed=True)
             try:
@@ -312,18 +330,36 @@ class BatchJudge:
                     self.session.warnings.append(f"could not check remembered batch {batch_id}: {error}")
                 continue
             self._update(job, info)
-            self.resumed_ids.append(batch_id)
+            job.need = job.keys if batch_id == self.resume_id else job.keys & wanted
             if job.status in protocol.TERMINAL_STATUSES:
-                self._collect(job, info, results, final=False)
+                got = self._collect(job, info, results, final=False)
+                if got & wanted:
+                    self.resumed_ids.append(batch_id)
             elif not job.keys:
                 # --judge-batch-resume of a job this cache never saw: its lines are only known when it ends.
+                self.resumed_ids.append(batch_id)
                 self.jobs.append(job)
                 self._wait(results)
                 self.jobs.remove(job)
-            else:
+            elif job.need:
+                self.resumed_ids.append(batch_id)
                 running.append(job)
                 self.jobs.append(job)
+            else:
+                self.console.line(f"pai-judge: not waiting for {batch_id} (an earlier run's batch, "
+                                  f"{job.raw_status}: {plural(len(job.keys), 'request')}, none needed by this run); "
+                                  "it stays remembered for a later run to collect")
         return running
+
+    def _refuse_resume_on_embedded(self) -> None:
+        """The embedded server cannot know an earlier run's batch; stale ledger entries of it are dropped."""
+        for batch_id in self.ledger.entries(self.identity):
+            self.ledger.forget(batch_id)
+        if self.resume_id:
+            raise errors.BatchError(f"--judge-batch-resume {self.resume_id}: the embedded local server keeps batches "
+                                    "only while its run lasts, so no earlier batch can be collected; resuming needs "
+                                    "a judge server that outlives the run (--judge-base-url); nothing was submitted",
+                                    code="BatchNotFound")
 
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
@@ -343,13 +379,15 @@ class BatchJudge:
             except Exception as exc:  # noqa: BLE001
                 self._fail_all(requests, results, exc)
                 return None
-            job = Job(batch.id, set(requests), requests)
-            try:
-                self.ledger.remember(batch.id, self.identity, requests)
-            except OSError as exc:
-                self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} ({exc}); "
-                                             f"if this run is interrupted, resume it with --judge-batch-resume "
-                                             f"{batch.id}")
+            job = Job(batch.id, set(requests), requests, need=set(requests), remembered=self.persistent)
+            if self.persistent:
+                try:
+                    self.ledger.remember(batch.id, self.identity, requests)
+                except OSError as exc:
+                    job.remembered = False
+                    self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
+                                                 f"({exc}); if this run is interrupted, resume it with "
+                                                 f"--judge-batch-resume {batch.id}")
             self._update(job, batch)
             self.jobs.append(job)
         return job
@@ -402,44 +440,94 @@ class BatchJudge:
                 for job in self.jobs:
                     if not job.done:
                         self._give_up(job, results, f"batch {job.id} is still {job.raw_status} after "
-                                      f"{self.timeout:g}s (--judge-batch-timeout); " + self._kept(job))
+                                      f"{self.timeout:g}s (--judge-batch-timeout; {self._lines_done(job)}, results "
+                                      "come only when the whole job ends); " + self._kept(job))
                 self.console.end()
                 return
             time.sleep(min(interval, max(0.0, self.timeout - elapsed)))
             interval = min(self.poll, interval * 1.6)
 
     def _progress(self, *, final: bool = False) -> None:
+        """One line over the jobs this run waits for, counting only the requests it needs from them."""
         jobs = self.jobs
-        total = sum(j.counts.get("total", len(j.keys)) for j in jobs)
-        completed = sum(j.counts.get("completed", 0) for j in jobs)
-        failed = sum(j.counts.get("failed", 0) for j in jobs)
+        total = completed = failed = 0
+        for job in jobs:
+            c, f, t = self._counts(job)
+            completed, failed, total = completed + c, failed + f, total + t
         status = ", ".join(sorted({j.raw_status for j in jobs}))
         name = jobs[0].id if len(jobs) == 1 else f"{len(jobs)} batch jobs"
         self.console.progress(f"pai-judge: {name} {status}: {completed:,}/{total:,} completed, {failed:,} failed, "
                               f"{time.perf_counter() - self.started:.1f}s elapsed", force=final)
 
+    @staticmethod
+    def _counts(job: Job) -> tuple[int, int, int]:
+        """(completed, failed, total) of the requests this run needs from ``job``.
+
+        The server counts a whole job; for a remembered job this run needs only part of, which
+        of its lines are done is known only once the job ends.
+        """
+        if not job.keys or job.need == job.keys:
+            total = job.counts.get("total", len(job.keys))
+            return job.counts.get("completed", 0), job.counts.get("failed", 0), total
+        completed, failed = job.need_counts or (0, 0)
+        return completed, failed, len(job.need)
+
+    @staticmethod
+    def _lines_done(job: Job) -> str:
+        done = job.counts.get("completed", 0) + job.counts.get("failed", 0)
+        return f"{done:,} of its {job.counts.get('total', len(job.keys)):,} lines done"
+
     def _kept(self, job: Job) -> str:
-        return (f"its id is kept in {self.ledger.path} and the next run collects its results "
+        """What happens to an unfinished job after this run, said exactly."""
+        if not self.persistent:
+            return ("the embedded local server stops with this run, so the job and its results are lost and the "
+                    "next run judges these requests again; to collect a batch in a later run, judge against a "
+                    "server that outlives the run (--judge-base-url)")
+        if not job.remembered:
+            return (f"the job keeps running on the server, but its id could not be written to {self._ledger_shown}: "
+                    f"pass --judge-batch-resume {job.id} in the next run to collect the results")
+        return (f"the job keeps running on the server and its id stays in {self._ledger_shown}: the next batch-mode "
+                f"run against this server collects the results instead of paying again "
                 f"(or pass --judge-batch-resume {job.id})")
+
+    @property
+    def _ledger_shown(self) -> str:
+        """The ledger's path relative to the working directory when it is under it: messages stay short."""
+        try:
+            return str(self.ledger.path.resolve().relative_to(Path.cwd().resolve()))
+        except (OSError, ValueError):
+            return str(self.ledger.path)
 
     def _give_up(self, job: Job, results: dict[str, "RawOutcome"], text: str) -> None:
         job.done = True
-        for key in job.keys:
+        for key in job.need or job.keys:
             results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
 
     def interrupted_text(self) -> str:
-        """Why held tests fail when Ctrl-C stops the wait; the unfinished jobs stay remembered."""
+        """Why held tests fail when Ctrl-C stops the wait, and what becomes of the unfinished jobs."""
         open_jobs = [j for j in self.jobs if not j.done]
         if not open_jobs:
-            return "the run was interrupted (Ctrl-C) before the batch job was created"
+            return ("the run was interrupted (Ctrl-C) before a batch job was created; nothing is left running and "
+                    "the next run judges these requests")
         ids = ", ".join(f"{j.id} ({j.raw_status})" for j in open_jobs)
-        return (f"the run was interrupted (Ctrl-C) while waiting for batch {ids}; its id is kept in "
-                f"{self.ledger.path} and the next run collects its results instead of submitting again")
+        head = f"the run was interrupted (Ctrl-C) while waiting for batch {ids}; "
+        if not self.persistent:
+            return head + self._kept(open_jobs[0])
+        lost = [j.id for j in open_jobs if not j.remembered]
+        if lost:
+            return head + (f"the server keeps running it, but {', '.join(lost)} could not be written to "
+                           f"{self._ledger_shown}: pass --judge-batch-resume ID in the next run to collect the results")
+        return head + (f"the server keeps running {'it' if len(open_jobs) == 1 else 'them'} and "
+                       f"{'its id stays' if len(open_jobs) == 1 else 'their ids stay'} in {self._ledger_shown}: the "
+                       "next batch-mode run against this server collects the results instead of paying again")
 
     # ------------------------------------------------------------------ step 5: download, map back
 
-    def _collect(self, job: Job, info: Any, results: dict[str, "RawOutcome"], *, final: bool) -> None:
-        """Download the output and error files, map lines back by custom_id, then forget the job."""
+    def _collect(self, job: Job, info: Any, results: dict[str, "RawOutcome"], *, final: bool) -> set[str]:
+        """Download the output and error files, map lines back by custom_id, then forget the job.
+
+        Returns the keys the files answered (empty if a download failed: the job stays remembered).
+        """
         got: dict[str, RawOutcome] = {}
         for file_id in (_attr(info, "output_file_id"), _attr(info, "error_file_id")):
             if not file_id:
@@ -450,7 +538,7 @@ class BatchJudge:
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
-                return
+                return set()
             for line in content.decode("utf-8", errors="replace").splitlines():
                 if not line.strip():
                     continue
@@ -464,6 +552,9 @@ class BatchJudge:
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
+            job.need = set(got)
+        replies = sum(1 for k in job.need if isinstance(got.get(k), JudgeReply))
+        job.need_counts = (replies, len(job.need) - replies)
         for key, outcome in got.items():
             if key in results and isinstance(outcome, BaseException):
                 continue
@@ -473,11 +564,13 @@ class BatchJudge:
         if job.status != "completed":
             reason = self._batch_errors(info) or f"the batch ended {job.raw_status}"
             text = f"batch {job.id} {job.raw_status.lower()}: {reason}"
-            for key in job.keys:
+            for key in job.need or job.keys:
                 if key not in got:
                     if final:
                         results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
-        self.ledger.forget(job.id)
+        if self.persistent:
+            self.ledger.forget(job.id)
+        return set(got)
 
     @staticmethod
     def _batch_errors(info: Any) -> str:

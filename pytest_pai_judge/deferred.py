@@ -172,8 +172,9 @@ def _function_code(item: pytest.Item) -> Any:
 def capture_callsite(item: pytest.Item) -> list[list[Any]]:
     """Where in the test the assertion was made, so a deferred failure points at that line.
 
-    Only file names and line numbers are kept (no frames: they would keep the test's locals alive
-    and cannot cross to the xdist controller).
+    Only file names, line numbers and the reprs of each function's arguments are kept (no frames:
+    they would keep the test's locals alive and cannot cross to the xdist controller); pytest shows
+    those arguments in long tracebacks (``i = 3``), as for an immediate failure.
     """
     code = _function_code(item)
     stack = []
@@ -193,8 +194,31 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
             break
         if f.f_locals.get("__tracebackhide__", f.f_globals.get("__tracebackhide__", False)) and chain:
             continue
-        chain.append([f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name])
+        chain.append([f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name, _arg_reprs(f)])
     return chain
+
+
+def _arg_reprs(frame: Any) -> dict[str, str]:
+    """The frame's arguments as pytest would print them (``saferepr``), in signature order."""
+    from _pytest._io.saferepr import saferepr  # what pytest's traceback uses for ``name = value`` lines
+
+    code = frame.f_code
+    count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+    names = [n for n in code.co_varnames[:count] if n in frame.f_locals]
+    try:
+        return {n: saferepr(frame.f_locals[n]) for n in names}
+    except Exception:  # noqa: BLE001 - a broken __repr__ costs the argument lines, never the failure
+        return {}
+
+
+class _Repr:
+    """Stands in for an argument value in a re-created frame: prints the value's recorded repr."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
@@ -207,7 +231,10 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
     context, cause, suppress = exc.__context__, exc.__cause__, exc.__suppress_context__
     exc.__traceback__ = None  # where the verdict was fetched (plugin frames) is not where the test failed
     try:
-        for filename, lineno, firstlineno, name in reversed(callsite):
+        for entry in reversed(callsite):
+            filename, lineno, firstlineno, name = entry[:4]
+            args = {a: str(r) for a, r in (entry[4] if len(entry) > 4 and isinstance(entry[4], dict) else {}).items()
+                    if isinstance(a, str) and a.isidentifier() and not keyword.iskeyword(a)}
             lineno, firstlineno = int(lineno), int(firstlineno)
             if lineno < firstlineno or firstlineno < 1:
                 raise ValueError("bad call site")
@@ -219,13 +246,15 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
             width = len(real.strip().encode("utf-8"))
             head = "__pai_judge_raise__(" if nxt is not None else "raise (__pai_judge_exc__"
             statement = head + " " * max(0, width - len(head) - 1) + ")"
+            params = ", ".join(f"{a}=__pai_judge_arg{i}__" for i, a in enumerate(args))  # shown as ``a = ...``
             if lineno == firstlineno:
-                source = "\n" * (firstlineno - 1) + f"def {name}(): {statement}\n"
+                source = "\n" * (firstlineno - 1) + f"def {name}({params}): {statement}\n"
             else:
-                source = ("\n" * (firstlineno - 1) + f"def {name}():\n" + "\n" * (lineno - firstlineno - 1)
+                source = ("\n" * (firstlineno - 1) + f"def {name}({params}):\n" + "\n" * (lineno - firstlineno - 1)
                           + f"{indent}{statement}\n")
             namespace: dict[str, Any] = {"__pai_judge_exc__": exc, "__pai_judge_raise__": nxt,
-                                         "__name__": "pai_judge_callsite"}
+                                         "__name__": "pai_judge_callsite",
+                                         **{f"__pai_judge_arg{i}__": _Repr(r) for i, r in enumerate(args.values())}}
             exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own two-line source
             nxt = namespace[name]
         if nxt is None:

@@ -2,8 +2,9 @@
 
 Also: a failed line fails only its test; a batch that expires fails every waiting test; an
 interrupted run (timeout or Ctrl-C) keeps the batch id and the next run collects the results
-without a new job; PAI's and OpenAI's status words; the 10 MB split. Unit tests of the JSONL
-helpers come last.
+without a new job; a run waits only for remembered jobs holding requests it needs; the embedded
+server's jobs are never promised to a later run; PAI's and OpenAI's status words; the 10 MB
+split. Unit tests of the JSONL helpers come last.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -23,7 +25,7 @@ from pytest_pai_judge.client import JudgeReply
 from pytest_pai_judge.request import JudgeRequest
 from pytest_pai_judge.server import Fault, LocalJudgeServer
 
-from test_deferred import SUITE, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
+from test_deferred import SUITE, junit_outcomes, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
 
 PARAMETRIZED = '''
 import pytest
@@ -131,6 +133,7 @@ def test_timeout_keeps_the_batch_and_the_next_run_collects_it(
     (batch_id,) = ledger(pytester)
     for _, message in outcomes.values():
         assert "VerdictUnavailable" in message and "--judge-batch-resume batch_<id>" in message  # ids masked
+        assert "the job keeps running on the server and its id stays in" in message
     again, _ = run_inner(pytester, server, "batch", name="again")
     again.assert_outcomes(passed=3)
     again.stdout.fnmatch_lines([f"pai-judge: collecting 3 verdicts from {batch_id} (an earlier run's batch)…"])
@@ -186,6 +189,7 @@ def test_ctrl_c_while_waiting(pytester: pytest.Pytester, make_judge_server: Call
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "3 failed" in output and "passed" not in output.splitlines()[-1]
     assert output.count("the run was interrupted (Ctrl-C) while waiting for batch") == 3
+    assert output.count("the server keeps running it and its id stays in") == 3
     (batch_id,) = ledger(pytester)
     assert batch_id in output
     junit = (pytester.path / "interrupted.xml").read_text()
@@ -193,6 +197,105 @@ def test_ctrl_c_while_waiting(pytester: pytest.Pytester, make_judge_server: Call
     again, _ = run_inner(pytester, server, "batch", name="again")
     again.assert_outcomes(passed=3)
     assert stats(server).get("batches_created") == 1
+
+
+# --------------------------------------------------------------------------- a run waits only for what it needs
+
+ONE_QUESTION = '''
+from pytest_pai_judge import assert_judge_score
+
+def test_{name}():
+    assert_judge_score("{question}", "{answer}", min=1)
+'''
+
+
+def server_batch(server: LocalJudgeServer, batch_id: str) -> dict:
+    """A batch as the server reports it over HTTP (not through the plugin under test)."""
+    with urllib.request.urlopen(f"{server.url}/batches/{batch_id}") as response:  # type: ignore[str-bytes-safe]
+        return json.load(response)
+
+
+def leave_a_job_running(pytester: pytest.Pytester, server: LocalJudgeServer) -> str:
+    """A first run times out on a job whose SLOW line the server holds; returns the remembered id."""
+    pytester.makepyfile(test_old=PARAMETRIZED.format(n=3) + ONE_QUESTION.format(
+        name="slow", question="SLOW: what is the capital of France?", answer="Paris."))
+    first, _ = run_inner(pytester, server, "batch", "--judge-cache=use", "--judge-batch-timeout=0.5", name="first")
+    first.assert_outcomes(failed=4)
+    (old_id,) = ledger(pytester)
+    (pytester.path / "test_old.py").unlink()
+    return old_id
+
+
+def test_a_remembered_job_the_run_does_not_need_is_not_waited_for(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=10, faults=[Fault("SLOW", "timeout")], fault_timeout_s=60)
+    old_id = leave_a_job_running(pytester, server)
+    pytester.makepyfile(test_new=PARAMETRIZED.format(n=2).replace("France", "Italy").replace("Paris", "Rome"))
+    second, _ = run_inner(pytester, server, "batch", "--judge-cache=use", name="second")
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines([f"pai-judge: not waiting for {old_id} (an earlier run's batch, Running: 4 requests, "
+                                 "none needed by this run); it stays remembered for a later run to collect",
+                                 "pai-judge: judging 2 deferred verdicts in 1 batch job…",
+                                 "pai-judge: batch_* Succeeded: 2/2 completed, 0 failed, *s elapsed"])
+    assert "2 batch jobs" not in second.stdout.str()
+    assert server_batch(server, old_id)["status"] == "Running"  # the second run ended long before the old job
+    assert set(ledger(pytester)) == {old_id}  # still there for a run that needs it
+    assert stats(server).get("batches_created") == 2
+
+
+def test_a_run_waits_for_the_remembered_job_it_needs_and_counts_only_its_requests(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    server = make_judge_server(latency_ms=10, faults=[Fault("SLOW", "timeout")], fault_timeout_s=6)
+    old_id = leave_a_job_running(pytester, server)
+    pytester.makepyfile(test_mixed=PARAMETRIZED.format(n=1) + ONE_QUESTION.format(
+        name="spain", question="What is the capital of Spain?", answer="Madrid is the capital of Spain."))
+    second, _ = run_inner(pytester, server, "batch", "--judge-cache=use", name="second")
+    second.assert_outcomes(passed=2)
+    # 1 request of the old job's 4 (its SLOW line fails, but no test of this run needs it) + 1 new one
+    second.stdout.fnmatch_lines(["pai-judge: judging 1 deferred verdict in 1 batch job; collecting 1 verdict from "
+                                 f"{old_id} (an earlier run's batch)…",
+                                 "pai-judge: 2 batch jobs *Succeeded: 2/2 completed, 0 failed, *s elapsed"])
+    assert ledger(pytester) == {} and stats(server).get("batches_created") == 2
+    # The old job's lines no test of that run needed went to the cache: no new job.
+    (pytester.path / "test_mixed.py").unlink()
+    pytester.makepyfile(test_old=PARAMETRIZED.format(n=3))
+    third, _ = run_inner(pytester, server, "batch", "--judge-cache=use", name="third")
+    third.assert_outcomes(passed=3)
+    assert stats(server).get("batches_created") == 2
+
+
+# --------------------------------------------------------------------------- the embedded server forgets its jobs
+
+SLOW_EMBEDDED_SERVER = '''
+import pytest_pai_judge.server as server
+
+_start = server.LocalJudgeServer.__init__
+
+
+def _slow(self, config=None, **overrides):  # the embedded server, but each judgement takes 1.5 s
+    overrides.setdefault("latency_ms", 1500)
+    _start(self, config, **overrides)
+
+
+server.LocalJudgeServer.__init__ = _slow
+'''
+
+
+def test_embedded_server_promises_no_resume(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SLOW_EMBEDDED_SERVER)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=2))
+    argv = ["--judge-mode=batch", "--judge-cache=off", "-p", "no:randomly", "--junitxml=embedded.xml"]
+    result = pytester.runpytest_subprocess(*argv, "--judge-batch-timeout=0.3")  # own process: the patch stays there
+    result.assert_outcomes(failed=2)
+    for _, message in junit_outcomes(pytester.path / "embedded.xml").values():
+        assert "the embedded local server stops with this run, so the job and its results are lost" in message
+        assert "(--judge-base-url)" in message and "--judge-batch-resume" not in message
+        assert "VerdictUnavailable" in message and "0 of its 2 lines done" in message  # no partial results
+    assert ledger(pytester) == {}  # nothing a later run could collect
+    resumed = pytester.runpytest_subprocess(*argv, "--judge-batch-resume=batch_x")
+    resumed.assert_outcomes(failed=2)
+    for _, message in junit_outcomes(pytester.path / "embedded.xml").values():
+        assert "the embedded local server keeps batches only while its run lasts" in message
 
 
 # --------------------------------------------------------------------------- the 10 MB split

@@ -240,6 +240,31 @@ def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.
         assert f"test_edges.py:{line}: " in text, mode  # the fixture's own line
 
 
+def test_long_tracebacks_are_the_same_in_every_mode(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
+    """Argument lines (``a = '...'``) and helper frames included, under xdist too."""
+    pytester.makepyfile(test_args='''
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        def judged(tag, answer):
+            assert_judge_score(f"{tag}: what is the capital of France?", answer, min=4)
+
+        @pytest.mark.parametrize("a", ["Bananas are yellow fruit."])
+        def test_p(a):
+            judged("x", a)
+    ''')
+
+    def failure_section(*args: str) -> str:
+        result, _ = run_inner(pytester, faulty_server, *args)
+        text = result.stdout.str()
+        return text[text.index("___ test_p["):text.index("rerun only this test")]
+
+    immediate = failure_section("immediate")
+    assert "a = 'Bananas are yellow fruit.'" in immediate and "tag = 'x', answer = " in immediate
+    assert failure_section("deferred") == immediate
+    assert failure_section("batch", "-n", "1") == immediate
+
+
 def test_a_failed_call_shows_no_client_frames(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
     pytester.makepyfile(test_suite=SUITE)
     result, _ = run_inner(pytester, faulty_server, "deferred", "-k", "failed_call")
