@@ -99,6 +99,9 @@ class JudgeSession:
             raise _usage(f"judge_mode must be one of {', '.join(MODES)}, got {self.run_mode!r}")
         if opt("judge_batch_resume") and self.run_mode != "batch":
             raise _usage("--judge-batch-resume collects a batch job's results: it needs --judge-mode=batch")
+        if opt("judge_batch_resume") and self.base_url is None:
+            raise _usage("--judge-batch-resume needs --judge-base-url (or $JUDGE_MODEL_BASE_URL): the embedded local "
+                         "server keeps batches only while its run lasts, so there is no earlier job to collect")
         self.cache_mode: str = opt("judge_cache") or config.getini("judge_cache") or "use"
         if self.cache_mode not in CACHE_MODES:
             raise _usage(f"judge_cache must be one of {', '.join(CACHE_MODES)}, got {self.cache_mode!r}")
