@@ -686,7 +686,7 @@ class DeferredSettler:
             except KeyboardInterrupt as exc:
                 stop = exc
             except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
-                unavailable = f"{type(exc).__name__}: {exc}"
+                unavailable = str(exc) if isinstance(exc, errors.JudgeError) else f"{type(exc).__name__}: {exc}"
             console.end()
             if stop is not None:  # logged outside the except block: no "during handling" chain in reports
                 self._drain()

@@ -168,6 +168,7 @@ def test_resume_of_an_unknown_id_submits_nothing(pytester: pytest.Pytester,
     result, outcomes = run_inner(pytester, server, "batch", "--judge-batch-resume=batch_typo")
     result.assert_outcomes(failed=2)
     assert all("does not know this batch" in message for _, message in outcomes.values())
+    assert all("BatchError: BatchError" not in message for _, message in outcomes.values())  # said once
     assert not stats(server).get("batches_created")
     usage = pytester.runpytest("--judge-base-url", server.url or "", "--judge-batch-resume=batch_x")
     assert usage.ret == pytest.ExitCode.USAGE_ERROR
