@@ -84,7 +84,10 @@ class Expectation:
         """Records for the report and the exception the test must fail with (None = it holds)."""
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:
-            return [self._record(self.requests[0], None, error=f"{type(failure).__name__}: {failure}")], failure
+            cached = bool(getattr(failure, "judge_cached", False))
+            tokens = 0 if cached else int((getattr(failure, "judge_usage", None) or {}).get("total_tokens") or 0)
+            return [self._record(self.requests[0], None, error=f"{type(failure).__name__}: {failure}", cached=cached,
+                                 tokens=tokens)], failure
         if self.assertion == "score":
             return self._evaluate_score(outcomes[0])
         return self._evaluate_pairwise(outcomes[0], outcomes[1])

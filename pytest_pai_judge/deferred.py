@@ -23,6 +23,7 @@ test body (the ``judge`` fixture) cannot wait for the end: it is an error, or wi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import concurrent.futures
 import json
 import keyword
@@ -61,6 +62,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _PENDING = pytest.StashKey[list["Pending"]]()
 _IN_OUR_PROTOCOL = pytest.StashKey[bool]()
 _PHASE = pytest.StashKey[str]()
+_SCOPED = pytest.StashKey[list[tuple["Pending", Any]]]()
+"""Held assertions made inside a module / class / session fixture's setup, with that FixtureDef."""
 PHASES = ("setup", "call", "teardown")
 _FRAMEWORK_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (pytest, pluggy)) + (
     os.path.dirname(os.path.abspath(_pytest.__file__)) + os.sep,)
@@ -131,15 +134,19 @@ class Pending:
     """``[filename, lineno, co_firstlineno, function]`` from the test function inwards (plugin frames excluded)."""
     when: str = "call"
     """The phase that made the assertion (a fixture's is setup or teardown): a failure is reported there."""
+    shared: bool = False
+    """Made by a module / class / session fixture during an earlier test's setup: this test reuses the
+    fixture's value, so if the assertion fails its setup errors too (as pytest re-raises a cached fixture
+    error), but the assertion is reported (and counted) only once, with the test that made it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"expectation": expectation_to_dict(self.expectation), "keys": self.keys, "callsite": self.callsite,
-                "when": self.when}
+                "when": self.when, "shared": self.shared}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Pending":
         return cls(expectation_from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
-                   str(data.get("when") or "call"))
+                   str(data.get("when") or "call"), bool(data.get("shared", False)))
 
 
 @dataclass
@@ -177,6 +184,7 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
     those arguments in long tracebacks (``i = 3``), as for an immediate failure.
     """
     code = _function_code(item)
+    show_locals = bool(item.config.getoption("showlocals", False))
     stack = []
     frame = sys._getframe(1)
     while frame is not None and frame.f_code is not code:
@@ -194,21 +202,44 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
             break
         if f.f_locals.get("__tracebackhide__", f.f_globals.get("__tracebackhide__", False)) and chain:
             continue
-        chain.append([f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name, _arg_reprs(f)])
+        entry = [f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name, _arg_reprs(f)]
+        if show_locals:
+            entry.append(_local_reprs(f, entry[4]))
+        chain.append(entry)
     return chain
 
 
 def _arg_reprs(frame: Any) -> dict[str, str]:
     """The frame's arguments as pytest would print them (``saferepr``), in signature order."""
-    from _pytest._io.saferepr import saferepr  # what pytest's traceback uses for ``name = value`` lines
-
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
-    names = [n for n in code.co_varnames[:count] if n in frame.f_locals]
-    try:
-        return {n: saferepr(frame.f_locals[n]) for n in names}
-    except Exception:  # noqa: BLE001 - a broken __repr__ costs the argument lines, never the failure
+    return _reprs(frame, [n for n in code.co_varnames[:count] if n in frame.f_locals])
+
+
+def _local_reprs(frame: Any, args: dict[str, str]) -> dict[str, str]:
+    """The frame's other locals, for ``-l`` / ``--showlocals``."""
+    return _reprs(frame, [n for n in frame.f_locals if n not in args and n.isidentifier() and not keyword.iskeyword(n)
+                          and not n.startswith("@")])
+
+
+def _reprs(frame: Any, names: list[str]) -> dict[str, str]:
+    from _pytest._io.saferepr import saferepr  # what pytest's traceback uses for ``name = value`` lines
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = saferepr(frame.f_locals[name])
+        except Exception:  # noqa: BLE001 - a broken __repr__ costs one line, never the failure
+            continue
+    return out
+
+
+def _names(value: Any) -> dict[str, str]:
+    """A recorded ``{name: repr}`` map, keeping only names that can be parameters."""
+    if not isinstance(value, dict):
         return {}
+    return {a: str(r) for a, r in value.items() if isinstance(a, str) and a.isidentifier() and not keyword.iskeyword(a)
+            and not a.startswith("__pai_judge_")}
 
 
 class _Repr:
@@ -219,6 +250,9 @@ class _Repr:
 
     def __repr__(self) -> str:
         return self.text
+
+    def __bool__(self) -> bool:  # the walrus chain in locate() goes on with ``and``
+        return True
 
 
 def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
@@ -233,8 +267,8 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
     try:
         for entry in reversed(callsite):
             filename, lineno, firstlineno, name = entry[:4]
-            args = {a: str(r) for a, r in (entry[4] if len(entry) > 4 and isinstance(entry[4], dict) else {}).items()
-                    if isinstance(a, str) and a.isidentifier() and not keyword.iskeyword(a)}
+            args, local = (_names(entry[i]) if len(entry) > i else {} for i in (4, 5))
+            local = {k: v for k, v in local.items() if k not in args}
             lineno, firstlineno = int(lineno), int(firstlineno)
             if lineno < firstlineno or firstlineno < 1:
                 raise ValueError("bad call site")
@@ -244,17 +278,29 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
             real = linecache.getline(filename, lineno).rstrip("\r\n")
             indent = real[: len(real) - len(real.lstrip())] or "    "
             width = len(real.strip().encode("utf-8"))
-            head = "__pai_judge_raise__(" if nxt is not None else "raise (__pai_judge_exc__"
-            statement = head + " " * max(0, width - len(head) - 1) + ")"
-            params = ", ".join(f"{a}=__pai_judge_arg{i}__" for i, a in enumerate(args))  # shown as ``a = ...``
+            # Arguments come back as parameters (pytest prints ``a = ...``); other locals, for -l, are
+            # assigned on the (empty) line above the call, or in the statement itself if there is none.
+            shown = {**args, **local}
+            assign = "; ".join(f"{a} = __pai_judge_arg{i + len(args)}__" for i, a in enumerate(local))
+            binds = ""
+            if local and lineno - firstlineno < 2:
+                binds, assign = "".join(f"({a} := __pai_judge_arg{i + len(args)}__) and "
+                                        for i, a in enumerate(local)), ""
+            if nxt is not None:
+                head, tail = f"({binds}__pai_judge_raise__(", "))"
+            else:
+                head, tail = f"raise ({binds}__pai_judge_exc__", ")"
+            statement = head + " " * max(0, width - len(head) - len(tail)) + tail
+            params = ", ".join(f"{a}=__pai_judge_arg{i}__" for i, a in enumerate(args))
             if lineno == firstlineno:
                 source = "\n" * (firstlineno - 1) + f"def {name}({params}): {statement}\n"
             else:
-                source = ("\n" * (firstlineno - 1) + f"def {name}({params}):\n" + "\n" * (lineno - firstlineno - 1)
+                gap = "\n" * (lineno - firstlineno - 2) + (f"{indent}{assign}\n" if assign else "\n")
+                source = ("\n" * (firstlineno - 1) + f"def {name}({params}):\n" + (gap if lineno - firstlineno > 1 else "")
                           + f"{indent}{statement}\n")
             namespace: dict[str, Any] = {"__pai_judge_exc__": exc, "__pai_judge_raise__": nxt,
                                          "__name__": "pai_judge_callsite",
-                                         **{f"__pai_judge_arg{i}__": _Repr(r) for i, r in enumerate(args.values())}}
+                                         **{f"__pai_judge_arg{i}__": _Repr(r) for i, r in enumerate(shown.values())}}
             exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own two-line source
             nxt = namespace[name]
         if nxt is None:
@@ -482,6 +528,8 @@ class DeferredSettler:
         self.online: OnlineJudge | None = (OnlineJudge(lambda: session.client, self.concurrency)
                                            if self.mode == "deferred" else None)
         self._spool: Any = None
+        self._shared: list[tuple[Any, Any, Pending]] = []
+        """(FixtureDef, its cached_result when the assertion was held, the held assertion)."""
         self.settled = False
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
@@ -515,8 +563,11 @@ class DeferredSettler:
         if self.session.cache_mode == "replay":
             self._settle_replay(expectation, keys, item)
             return
-        item.stash.setdefault(_PENDING, []).append(Pending(expectation, list(keys), capture_callsite(item),
-                                                           item.stash.get(_PHASE, "call")))
+        pending = Pending(expectation, list(keys), capture_callsite(item), item.stash.get(_PHASE, "call"))
+        item.stash.setdefault(_PENDING, []).append(pending)
+        fixturedef = _running_fixture() if pending.when == "setup" else None
+        if fixturedef is not None and getattr(fixturedef, "scope", "function") != "function":
+            item.stash.setdefault(_SCOPED, []).append((pending, fixturedef))
         for key, request in zip(keys, expectation.requests):
             self.requests.setdefault(key, (request, item.nodeid))
             if self.online is not None and key not in self.results and self.session.lookup(key, request, item) is None:
@@ -534,6 +585,7 @@ class DeferredSettler:
                 self.session.observe(hit, item)
                 outcomes.append(hit)
             except Exception as exc:  # noqa: BLE001 - ReplayMiss, UnreadableVerdict: the test's outcome
+                self.session.observe(exc, item)
                 outcomes.append(exc)
         self.session.settle(expectation, outcomes, item)
 
@@ -564,14 +616,21 @@ class DeferredSettler:
 
         if may_rerun(item):
             return None  # pytest-rerunfailures runs it; its judge assertions are synchronous (needs_verdict_now)
+        # A wider-scoped fixture whose held assertion an earlier test made: this test reuses its value.
+        self._shared = [(fd, cached, p) for fd, cached, p in self._shared if fd.cached_result is cached]
+        inherited = [dataclasses.replace(p, when="setup", shared=True)
+                     for fd, cached, p in self._shared if _uses_fixture(item, fd)]
         item.stash[_IN_OUR_PROTOCOL] = True
         try:
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
         finally:
             item.stash[_IN_OUR_PROTOCOL] = False
-        pending = item.stash.get(_PENDING, None)
-        if pending is not None:
-            del item.stash[_PENDING]
+        pending = inherited + (item.stash.get(_PENDING, None) or [])
+        item.stash[_PENDING] = []
+        for own, fixturedef in item.stash.get(_SCOPED, []):
+            if fixturedef.cached_result is not None:  # still set up: later tests in its scope reuse it
+                self._shared.append((fixturedef, fixturedef.cached_result, own))
+        item.stash[_SCOPED] = []
         if pending:
             # Held whatever the phases' outcomes: a judge assertion that fails before a failure, a skip
             # or an imperative xfail is what immediate mode would have stopped at, so it decides.
@@ -632,6 +691,9 @@ class DeferredSettler:
         """Innermost wrapper: settle before the terminal ends the progress line and before the exit status."""
         try:
             result = yield
+        except pytest.Session.Interrupted:  # a KeyboardInterrupt subclass: --sw, xdist's -x; nobody pressed Ctrl-C
+            self.finish()
+            raise
         except KeyboardInterrupt:
             self.finish(interrupted=True)
             raise
@@ -847,11 +909,11 @@ class DeferredSettler:
             for entry in (e for e in test.pending if (e.when if e.when in PHASES else "call") == when):
                 outcomes = [self._outcome(k, r, item, unavailable)
                             for k, r in zip(entry.keys, entry.expectation.requests)]
-                for outcome in outcomes:
-                    if not isinstance(outcome, BaseException):
-                        self.session.observe(outcome, item)
                 records, failure = entry.expectation.evaluate(outcomes)
-                self.session.add_records(records, sink)
+                if not entry.shared:  # an inherited fixture assertion was counted with the test that made it
+                    for outcome in outcomes:
+                        self.session.observe(outcome, item)
+                    self.session.add_records(records, sink)
                 if failure is not None:  # immediate mode stops a phase at its first failing assertion
                     failures[when] = (failure, entry)
                     break
@@ -995,6 +1057,26 @@ class DeferredSettler:
         for entry in pending:
             for key, request in zip(entry.keys, entry.expectation.requests):
                 self.requests.setdefault(key, (request, row["nodeid"]))
+
+
+def _running_fixture() -> Any:
+    """The FixtureDef whose function is running on this stack (pytest's ``pytest_fixture_setup``), if any."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "pytest_fixture_setup" and \
+                os.path.abspath(frame.f_code.co_filename).startswith(_FRAMEWORK_DIRS):
+            return frame.f_locals.get("fixturedef")
+        frame = frame.f_back
+    return None
+
+
+def _uses_fixture(item: pytest.Item, fixturedef: Any) -> bool:
+    """Whether ``item`` requests (directly or through other fixtures) this very fixture definition."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", None)
+    if defs is not None:
+        return any(fd is fixturedef for fd in defs.get(fixturedef.argname, ()))
+    return fixturedef.argname in getattr(item, "fixturenames", ())
 
 
 def _xdist_workers(config: pytest.Config) -> int:

@@ -114,6 +114,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     """Judge assertions find their test through the session while it runs."""
+    __tracebackhide__ = True  # a fixture's error must not show this frame
     item.config.stash[SESSION_KEY].current_item = item
     return (yield)
 
@@ -121,6 +122,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     """Keep the item current through teardown, then forget it."""
+    __tracebackhide__ = True
     try:
         return (yield)
     finally:

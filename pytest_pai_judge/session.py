@@ -284,7 +284,11 @@ class JudgeSession:
             verdict = Verdict.from_dict(memo)
             return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=0.0,
                            cached=True)
-        verdict = self.parse(reply, request)
+        try:
+            verdict = self.parse(reply, request)
+        except Exception as exc:
+            _mark_reply(exc, cached=True)
+            raise
         self._memo(key, variant, verdict)
         return replace(verdict, cached=True)
 
@@ -319,9 +323,14 @@ class JudgeSession:
         __tracebackhide__ = True
         from .verdict import parse_reply
 
-        verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
-        if verdict is None:
-            verdict = parse_reply(reply.raw, request.kind, max_score=request.max_score, json_mode=request.json_mode)
+        try:
+            verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
+            if verdict is None:
+                verdict = parse_reply(reply.raw, request.kind, max_score=request.max_score,
+                                      json_mode=request.json_mode)
+        except Exception as exc:  # an unreadable reply was still a reply: its tokens were spent
+            _mark_reply(exc, usage=reply.usage, cached=False)
+            raise
         return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=reply.latency_s)
 
     def fresh(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
@@ -348,7 +357,15 @@ class JudgeSession:
         self._memo(key, self._parse_variant(request), verdict)
         return verdict
 
-    def observe(self, verdict: "Verdict", item: "pytest.Item | None") -> None:
+    def observe(self, verdict: "Verdict | BaseException", item: "pytest.Item | None") -> None:
+        """Count a verdict (fresh or cached, tokens) and tell the hooks; an unreadable reply is counted too."""
+        if isinstance(verdict, BaseException):
+            if hasattr(verdict, "judge_cached"):
+                cached = bool(getattr(verdict, "judge_cached"))
+                self.stats["cached" if cached else "fresh"] += 1
+                if not cached:
+                    self.stats["tokens"] += int((getattr(verdict, "judge_usage", None) or {}).get("total_tokens") or 0)
+            return
         if verdict.cached:
             self.stats["cached"] += 1
         else:
@@ -359,7 +376,11 @@ class JudgeSession:
     def verdict(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
         __tracebackhide__ = True
         key = self.prepare(request, item)
-        verdict = self.lookup(key, request, item) or self.fresh(key, request, item)
+        try:
+            verdict = self.lookup(key, request, item) or self.fresh(key, request, item)
+        except Exception as exc:
+            self.observe(exc, item)
+            raise
         self.observe(verdict, item)
         return verdict
 
@@ -384,8 +405,7 @@ class JudgeSession:
                 return []
             outcomes: list[Any] = list(cached)
             for v in cached:
-                if not isinstance(v, BaseException):
-                    self.observe(v, item)
+                self.observe(v, item)
         else:
             outcomes = []
             for request in expectation.requests:
@@ -431,12 +451,20 @@ class JudgeSession:
         __tracebackhide__ = True
         if self.deferred is not None and item is not None and not needs_verdict_now(item):
             return self.deferred.value(request, self.prepare(request, item), item, record=record)
-        verdict = self.verdict(request, item)
+        try:
+            verdict = self.verdict(request, item)
+        except Exception as exc:  # an unreadable reply or a judge error: a row that says so, then the error
+            if record and not isinstance(exc, _FAIL_FAST):
+                cached = bool(getattr(exc, "judge_cached", False))
+                usage = getattr(exc, "judge_usage", None) or {}
+                self.record_value(request, None, item, error=f"{type(exc).__name__}: {exc}", cached=cached,
+                                  tokens=0 if cached else int(usage.get("total_tokens") or 0))
+            raise
         if record:
             self.record_value(request, verdict, item)
         return verdict
 
-    def record_value(self, request: JudgeRequest, verdict: "Verdict", item: "pytest.Item | None",
+    def record_value(self, request: JudgeRequest, verdict: "Verdict | None", item: "pytest.Item | None",
                      **columns: Any) -> None:
         """A verdict read as a value is reported too (no threshold, so neither passed nor failed)."""
         expectation = Expectation("score", [request], None, item.nodeid if item is not None else "<outside a test>",
@@ -452,6 +480,16 @@ _FAIL_FAST = (errors.MessagesError, errors.ContentError, errors.ResponseFormatEr
               errors.InvalidParameter)
 
 
+def _mark_reply(exc: BaseException, *, usage: dict[str, Any] | None = None, cached: bool) -> None:
+    """Note on an unreadable-reply exception where the reply came from, for the stats and the report row."""
+    try:
+        if usage is not None or not hasattr(exc, "judge_usage"):
+            exc.judge_usage = usage  # type: ignore[attr-defined]
+        exc.judge_cached = cached  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception type that takes no attributes
+        pass
+
+
 def _partial_selection(config: "pytest.Config") -> str | None:
     """Why the paths on the command line select less than the whole suite, or None when they do not.
 
@@ -460,6 +498,10 @@ def _partial_selection(config: "pytest.Config") -> str | None:
     import pytest
 
     rootpath = Path(config.rootpath).resolve()
+    given = [a for a in config.invocation_params.args if isinstance(a, str)]
+    narrowing = next((a.split("=")[0] for a in given if a.split("=")[0] in ("--ignore", "--ignore-glob")), None)
+    if narrowing:  # in addopts they shape the suite; on the command line they leave part of it out
+        return f"{narrowing} left part of the suite out"
     source = getattr(config, "args_source", None)
     if source == pytest.Config.ArgsSource.TESTPATHS:
         return None

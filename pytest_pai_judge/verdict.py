@@ -785,6 +785,7 @@ def parse_reply(text: str, mode: str, *, max_score: int = 5, json_mode: bool = F
     Raises :class:`UnreadableVerdict` (carrying the raw text) whenever the verdict is
     missing, ambiguous, contradictory or out of range -- see the module docstring.
     """
+    __tracebackhide__ = True  # a test sees the raw reply in the message, not the parser's source
     raw = text
     if mode not in ("single", "pairwise", "custom"):
         raise ValueError(f"mode must be one of single, pairwise, custom; got {mode!r}")

@@ -213,10 +213,49 @@ def test_last_uses_module_and_skips(judged_module):
 '''
 
 
+SCOPED_SUITE = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+
+@pytest.fixture(scope="module")
+def model_ready():
+    assert_judge_score("module fixture: what is the capital of France?", "bananas", min=4)
+
+
+def test_one(model_ready):
+    pass
+
+
+def test_two(model_ready):
+    pass
+
+
+def test_plain():
+    pass
+
+
+def test_three(model_ready):
+    pass
+
+
+class TestC:
+    @pytest.fixture(scope="class")
+    def cls_ready(self):
+        assert_judge_score("class fixture: what is the capital of Italy?", "bananas", min=4)
+
+    def test_c1(self, cls_ready):
+        pass
+
+    def test_c2(self, cls_ready):
+        pass
+'''
+
+
 def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.Pytester,
                                                               faulty_server: LocalJudgeServer) -> None:
     """Assertions before a skip / xfail, in fixtures, in subtests: each mode reports what immediate mode does."""
-    pytester.makepyfile(test_edges=EDGE_SUITE)
+    pytester.makepyfile(test_edges=EDGE_SUITE, test_scoped=SCOPED_SUITE)
     runs = {mode: run_inner(pytester, faulty_server, mode) for mode in ("immediate", "deferred", "batch")}
     immediate_result, immediate = runs["immediate"]
     assert immediate["test_judge_then_skip"][0] == "failed"
@@ -225,6 +264,9 @@ def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.
     assert immediate["test_setup_assertion"][0] == "error"
     assert immediate["test_teardown_assertion"][0] == "error"
     immediate_result.stdout.fnmatch_lines(["ERROR test_edges.py::test_last_uses_module_and_skips - *"])
+    for name in ("test_one", "test_two", "test_three", "test_c1", "test_c2"):  # pytest re-raises a fixture's error
+        assert immediate[name][0] == "error", name
+    assert immediate["test_plain"][0] == "passed"
     assert immediate["test_expects_the_judge_to_refuse"][0] == "passed"
     counts = immediate_result.parseoutcomes()
     for mode in ("deferred", "batch"):
@@ -247,7 +289,8 @@ def test_long_tracebacks_are_the_same_in_every_mode(pytester: pytest.Pytester, f
         from pytest_pai_judge import assert_judge_score
 
         def judged(tag, answer):
-            assert_judge_score(f"{tag}: what is the capital of France?", answer, min=4)
+            prompt = f"{tag}: what is the capital of France?"
+            assert_judge_score(prompt, answer, min=4)
 
         @pytest.mark.parametrize("a", ["Bananas are yellow fruit."])
         def test_p(a):
@@ -257,12 +300,33 @@ def test_long_tracebacks_are_the_same_in_every_mode(pytester: pytest.Pytester, f
     def failure_section(*args: str) -> str:
         result, _ = run_inner(pytester, faulty_server, *args)
         text = result.stdout.str()
-        return text[text.index("___ test_p["):text.index("rerun only this test")]
+        start = text.index("___ test_p[")
+        return text[start:text.index("JudgeAssertionError\n", text.index("test_args.py:", text.index("def judged", start)))]
 
     immediate = failure_section("immediate")
     assert "a = 'Bananas are yellow fruit.'" in immediate and "tag = 'x', answer = " in immediate
     assert failure_section("deferred") == immediate
     assert failure_section("batch", "-n", "1") == immediate
+    with_locals = failure_section("immediate", "-l")
+    assert "prompt     = 'x: what is the capital of France?'" in with_locals
+    assert failure_section("deferred", "-l") == with_locals  # --showlocals: the same locals
+
+
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_stepwise_stop_is_not_a_ctrl_c(pytester: pytest.Pytester, faulty_server: LocalJudgeServer, mode: str) -> None:
+    """--sw (and xdist's -x) stop with pytest.Session.Interrupted, a KeyboardInterrupt: held tests still settle."""
+    pytester.makepyfile(test_sw='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_good():
+            assert_judge_score("What is the capital of France?", "Paris is the capital of France.", min=1)
+
+        def test_plain():
+            assert 0
+    ''')
+    result, outcomes = run_inner(pytester, faulty_server, mode, "--sw", "-p", "cacheprovider")
+    assert outcomes["test_good"][0] == "passed", outcomes
+    assert "interrupted" not in result.stdout.str().lower().replace("interrupted: ", "")
 
 
 def test_a_failed_call_shows_no_client_frames(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:

@@ -278,9 +278,33 @@ def test_unreadable_verdict_fails_with_raw_text(pytester, make_judge_server):
         def test_unreadable_value(judge):
             judge.score("GARBLE what is 1+1?", "2")
     """))
-    result = run(pytester, server)
+    result = run(pytester, server, "--tb=long", "--judge-report=r.json")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*UnreadableVerdict*", "*raw*"])
+    text = result.stdout.str()
+    assert "verdict.py" not in text and "def parse_reply" not in text  # the test's line, not the parser's source
+    # an unreadable reply was still a reply (counted, tokens spent); the value read reuses it from the cache
+    result.stdout.fnmatch_lines(["1 judged assertion and 1 verdict read as a value in 2 tests (2 not met); "
+                                 "verdicts: 1 fresh, 1 from cache; tokens used: 1*"])
+    again = run(pytester, server, "--judge-report=r.json")
+    again.assert_outcomes(failed=2)
+    again.stdout.fnmatch_lines(["*verdicts: 0 fresh, 2 from cache; tokens used: 0*"])
+    rows = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    assert [row["cached"] for row in rows] == [True, True] and all(row["error"] for row in rows)
+
+
+def test_a_fixture_error_shows_no_plugin_frame(pytester, server):
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            assert 1 == 2, "plain"
+    """)
+    pytester.makepyfile("def test_z(broken):\n    pass\n")
+    result = run(pytester, server, "--tb=long")
+    result.assert_outcomes(errors=1)
+    assert "plugin.py" not in result.stdout.str() and "current_item" not in result.stdout.str()
 
 
 @pytest.mark.parametrize("fault,exception,status", [("500", "ModelServiceFailed", 500),
@@ -453,6 +477,8 @@ def test_cache_prune_never_runs_on_a_path_or_node_id_subset(pytester, server):
         result.stdout.fnmatch_lines([f"*--judge-cache-prune skipped: {why}*"])
         assert "pruned" not in result.stdout.str()
     run(pytester, server, "--judge-cache=replay").assert_outcomes(passed=1, failed=1)  # nothing was dropped
+    result = run(pytester, server, "--ignore=test_b.py")
+    result.stdout.fnmatch_lines(["*--judge-cache-prune skipped: --ignore left part of the suite out*"])
     result = run(pytester, server, "--no-judge-cache-prune", "test_a.py")  # the command line wins over the ini
     assert "--judge-cache-prune skipped" not in result.stdout.str()
     result = run(pytester, server, str(pytester.path))  # the rootdir itself is the whole suite
