@@ -79,6 +79,13 @@ class JudgeSession:
         if retries < 0 or not float(retries).is_integer():
             raise _usage(f"judge_retries must be a whole number of retries, 0 or more, got {retries:g}")
         self.retries = int(retries)
+        # Checked in every mode, so a bad value in the ini file fails today, not the day the mode changes.
+        concurrency = _float("judge_concurrency", opt("judge_concurrency"), config.getini("judge_concurrency"), 8)
+        if concurrency < 1 or not float(concurrency).is_integer():
+            raise _usage(f"judge_concurrency must be a whole number of calls, 1 or more, got {concurrency:g}")
+        for name, default in (("judge_batch_poll", 2.0), ("judge_batch_timeout", 86400.0)):
+            if _float(name, opt(name), config.getini(name), default) <= 0:
+                raise _usage(f"{name} must be a positive number of seconds")
         if os.environ.get(TOKEN_ENV) and not (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
                                                or config.getini("judge_base_url")):
             self.warnings.append(f"${TOKEN_ENV} is set but no judge base URL is (--judge-base-url, ${BASE_URL_ENV} or "
@@ -109,9 +116,11 @@ class JudgeSession:
         self.cache_dir = Path(config.rootpath, cache_dir) if not Path(cache_dir).is_absolute() else Path(cache_dir)
         prune = opt("judge_cache_prune")
         if prune is None:
+            from pytest import UsageError
+
             try:
                 prune = config.getini("judge_cache_prune")
-            except ValueError as exc:  # pytest says "invalid truth value 'maybe'" without naming the key
+            except (ValueError, UsageError) as exc:  # pytest says "invalid truth value 'maybe'", not which key
                 raise _usage(f"ini key judge_cache_prune must be true or false: {exc}") from None
         self.prune: bool = bool(prune)
         self.deselected = 0
