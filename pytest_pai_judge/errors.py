@@ -61,6 +61,12 @@ class InvalidParameter(JudgeError):
     code = "InvalidParameter"
 
 
+class ContextLengthExceeded(JudgeError):
+    """The prompt plus max_tokens is over the model's context (not a PAI error code: see protocol)."""
+
+    code = "ContextLengthExceeded"
+
+
 class GreenNetFilter(JudgeError): code = "GreenNetFilter"
 class ModelNotFound(JudgeError): code = "ModelNotFound"
 class ModelServiceFailed(JudgeError): code = "ModelServiceFailed"
@@ -81,8 +87,8 @@ class BatchError(JudgeError):
 
 BY_CODE: dict[str, type[JudgeError]] = {cls.code: cls for cls in (
     MessagesError, ContentError, ResponseFormatError, ModeError, QuestionError, AnswerError, SceneError,
-    ScoreError, InvalidToken, InvalidBody, InvalidParameter, GreenNetFilter, ModelNotFound, ModelServiceFailed, RateLimited,
-    JudgeTimeout, JudgeConnectionError, ReplayMiss, BatchError)}
+    ScoreError, InvalidToken, InvalidBody, InvalidParameter, ContextLengthExceeded, GreenNetFilter, ModelNotFound,
+    ModelServiceFailed, RateLimited, JudgeTimeout, JudgeConnectionError, ReplayMiss, BatchError)}
 BY_STATUS: dict[int, type[JudgeError]] = {401: InvalidToken, 402: InvalidBody, 403: GreenNetFilter,
                                           404: ModelNotFound, 429: RateLimited, 500: ModelServiceFailed}
 

@@ -396,6 +396,18 @@ def test_token_without_a_base_url_warns(pytester, monkeypatch):
     assert "secret-token-value" not in result.stdout.str()
 
 
+def test_context_length_exceeded_has_its_own_exception(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        from pytest_pai_judge import errors
+
+        def test_long():
+            with pytest.raises(errors.ContextLengthExceeded) as info:
+                assert_judge_score("q", "a", max_tokens=40000)
+            assert info.value.status == 400 and "maximum context length" in info.value.message
+    """))
+    run(pytester, server).assert_outcomes(passed=1)
+
+
 def test_invalid_token(pytester, make_judge_server, monkeypatch):
     server = make_judge_server(token="s3cret-token")
     pytester.makepyfile(HEADER + judge_test("test_good", GOOD))
