@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
            "The token comes from env JUDGE_MODEL_TOKEN only")
     option("judge-min-score", "string", "minimum score for assert_judge_score (default 4)", type=float)
     option("judge-timeout", "string", "seconds to wait for one judge reply, per attempt (default 60)", type=float)
-    option("judge-retries", "string", "retries of a judge call after a 429, 5xx, timeout or connection error, with "
+    option("judge-retries", "string", "retries of a judge call after a 408, 409, 429, 5xx, timeout or connection error, with "
            "backoff (default 3); after 2 calls in a row could not reach the judge, later ones fail fast", type=int)
     option("judge-cache", "string", "verdict cache: use (read+write, default), refresh (write only), off, "
            "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
