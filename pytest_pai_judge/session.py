@@ -67,6 +67,7 @@ class JudgeSession:
         self.config = config
         opt = config.getoption
         self.warnings: list[str] = []
+        self._rerun_paths: dict[str, str] = {}
         self.model: str = opt("judge_model") or config.getini("judge_model") or "pai-judge"
         self.min_score: float = _float("judge_min_score", opt("judge_min_score"), config.getini("judge_min_score"),
                                        DEFAULT_MIN_SCORE)
@@ -232,11 +233,14 @@ class JudgeSession:
     def rerun_id(self, item: "pytest.Item") -> str:
         """The node id as the user types it: relative to the directory pytest was started in, not the rootdir."""
         path, sep, rest = item.nodeid.partition("::")
-        try:
-            rel = os.path.relpath(Path(self.config.rootpath, path), self.config.invocation_params.dir)
-        except ValueError:  # another drive (Windows)
-            return item.nodeid
-        return rel.replace(os.sep, "/") + sep + rest
+        rel = self._rerun_paths.get(path)
+        if rel is None:  # once per file: relpath costs more than the rest of a cached assertion
+            try:
+                rel = os.path.relpath(Path(self.config.rootpath, path), self.config.invocation_params.dir)
+            except ValueError:  # another drive (Windows)
+                rel = path
+            rel = self._rerun_paths[path] = rel.replace(os.sep, "/")
+        return rel + sep + rest
 
     def check_markers(self, item: "pytest.Item") -> None:
         """A judge marker with a typo would silently leave the default threshold: refuse it at collection."""
