@@ -64,6 +64,7 @@ _PENDING = pytest.StashKey[list["Pending"]]()
 _IN_OUR_PROTOCOL = pytest.StashKey[bool]()
 _PHASE = pytest.StashKey[str]()
 _SCOPED = pytest.StashKey[list[tuple["Pending", Any]]]()
+_INHERITED = pytest.StashKey[list["Pending"]]()
 """Held assertions made inside a module / class / session fixture's setup, with that FixtureDef."""
 PHASES = ("setup", "call", "teardown")
 _FRAMEWORK_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (pytest, pluggy)) + (
@@ -621,16 +622,13 @@ class DeferredSettler:
 
         if may_rerun(item):
             return None  # pytest-rerunfailures runs it; its judge assertions are synchronous (needs_verdict_now)
-        # A wider-scoped fixture whose held assertion an earlier test made: this test reuses its value.
-        self._shared = [(fd, cached, p) for fd, cached, p in self._shared if fd.cached_result is cached]
-        inherited = [dataclasses.replace(p, when="setup", shared=True)
-                     for fd, cached, p in self._shared if _uses_fixture(item, fd)]
         item.stash[_IN_OUR_PROTOCOL] = True
         try:
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
         finally:
             item.stash[_IN_OUR_PROTOCOL] = False
-        pending = inherited + (item.stash.get(_PENDING, None) or [])
+        pending = item.stash.get(_INHERITED, []) + (item.stash.get(_PENDING, None) or [])
+        item.stash[_INHERITED] = []
         item.stash[_PENDING] = []
         for own, fixturedef in item.stash.get(_SCOPED, []):
             if fixturedef.cached_result is not None:  # still set up: later tests in its scope reuse it
@@ -656,6 +654,11 @@ class DeferredSettler:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
         item.stash[_PHASE] = "call"
+        # Setup is done: a wider-scoped fixture still holding the very value whose assertion an earlier
+        # test held was reused by this test (a new param or a new scope would have made a new value).
+        self._shared = [(fd, cached, p) for fd, cached, p in self._shared if fd.cached_result is cached]
+        item.stash[_INHERITED] = [dataclasses.replace(p, when="setup", shared=True)
+                                  for fd, cached, p in self._shared if _uses_fixture(item, fd)]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:

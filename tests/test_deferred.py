@@ -252,10 +252,45 @@ class TestC:
 '''
 
 
+PARAMS_SUITE = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+
+@pytest.fixture(scope="module", params=["bananas", "Paris is the capital of France."], ids=["bad", "good"])
+def answer(request):
+    assert_judge_score("param fixture: what is the capital of France?", request.param, min=4,
+                       ref_answer="Paris is the capital of France.")
+    return request.param
+
+
+def test_pa(answer):
+    pass
+
+
+def test_pb(answer):
+    pass
+
+
+@pytest.fixture(scope="session")
+def sess():
+    yield 1
+    assert_judge_score("session teardown: what is the capital of France?", "bananas", min=4)
+
+
+def test_s1(sess):
+    pass
+
+
+def test_s2(sess):
+    pass
+'''
+
+
 def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.Pytester,
                                                               faulty_server: LocalJudgeServer) -> None:
     """Assertions before a skip / xfail, in fixtures, in subtests: each mode reports what immediate mode does."""
-    pytester.makepyfile(test_edges=EDGE_SUITE, test_scoped=SCOPED_SUITE)
+    pytester.makepyfile(test_edges=EDGE_SUITE, test_scoped=SCOPED_SUITE, test_params=PARAMS_SUITE)
     runs = {mode: run_inner(pytester, faulty_server, mode) for mode in ("immediate", "deferred", "batch")}
     immediate_result, immediate = runs["immediate"]
     assert immediate["test_judge_then_skip"][0] == "failed"
@@ -267,6 +302,8 @@ def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.
     for name in ("test_one", "test_two", "test_three", "test_c1", "test_c2"):  # pytest re-raises a fixture's error
         assert immediate[name][0] == "error", name
     assert immediate["test_plain"][0] == "passed"
+    assert [immediate[f"{t}[{p}]"][0] for p in ("bad", "good") for t in ("test_pa", "test_pb")] == \
+        ["error", "error", "passed", "passed"]  # a new param value is a new fixture value
     assert immediate["test_expects_the_judge_to_refuse"][0] == "passed"
     counts = immediate_result.parseoutcomes()
     for mode in ("deferred", "batch"):
