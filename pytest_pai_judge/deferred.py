@@ -65,6 +65,7 @@ _IN_OUR_PROTOCOL = pytest.StashKey[bool]()
 _PHASE = pytest.StashKey[str]()
 _SCOPED = pytest.StashKey[list[tuple["Pending", Any]]]()
 _INHERITED = pytest.StashKey[list["Pending"]]()
+_INHERITED_FROM = pytest.StashKey[list["Pending"]]()
 """Held assertions made inside a module / class / session fixture's setup, with that FixtureDef."""
 PHASES = ("setup", "call", "teardown")
 _FRAMEWORK_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (pytest, pluggy)) + (
@@ -187,6 +188,7 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
     """
     code = _function_code(item)
     show_locals = bool(item.config.getoption("showlocals", False))
+    verbosity = item.config.get_verbosity()
     stack = []
     frame = sys._getframe(1)
     while frame is not None and frame.f_code is not code:
@@ -204,33 +206,38 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
             break
         if f.f_locals.get("__tracebackhide__", f.f_globals.get("__tracebackhide__", False)) and chain:
             continue
-        entry = [f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name, _arg_reprs(f)]
+        entry = [f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name,
+                 _arg_reprs(f, full=verbosity > 2)]
         if show_locals:
-            entry.append(_local_reprs(f, entry[4]))
+            entry.append(_local_reprs(f, entry[4], full=verbosity > 1))
         chain.append(entry)
     return chain
 
 
-def _arg_reprs(frame: Any) -> dict[str, str]:
-    """The frame's arguments as pytest would print them (``saferepr``), in signature order."""
-    code = frame.f_code
-    count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
-    return _reprs(frame, [n for n in code.co_varnames[:count] if n in frame.f_locals])
-
-
-def _local_reprs(frame: Any, args: dict[str, str]) -> dict[str, str]:
-    """The frame's other locals, for ``-l`` / ``--showlocals``."""
-    return _reprs(frame, [n for n in frame.f_locals if n not in args and n.isidentifier() and not keyword.iskeyword(n)
-                          and not n.startswith("@")])
-
-
-def _reprs(frame: Any, names: list[str]) -> dict[str, str]:
+def _arg_reprs(frame: Any, *, full: bool) -> dict[str, str]:
+    """The frame's arguments as pytest would print them, in signature order (in full from ``-vvv``)."""
     from _pytest._io.saferepr import saferepr  # what pytest's traceback uses for ``name = value`` lines
 
+    code = frame.f_code
+    count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+    return _reprs(frame, [n for n in code.co_varnames[:count] if n in frame.f_locals],
+                  (lambda v: saferepr(v, maxsize=None)) if full else saferepr)
+
+
+def _local_reprs(frame: Any, args: dict[str, str], *, full: bool) -> dict[str, str]:
+    """The frame's other locals, for ``-l`` / ``--showlocals`` (pretty-printed in full from ``-vv``)."""
+    from _pytest._io.saferepr import safeformat, saferepr
+
+    names = [n for n in frame.f_locals
+             if n not in args and n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("@")]
+    return _reprs(frame, names, safeformat if full else saferepr)
+
+
+def _reprs(frame: Any, names: list[str], render: Callable[[Any], str]) -> dict[str, str]:
     out = {}
     for name in names:
         try:
-            out[name] = saferepr(frame.f_locals[name])
+            out[name] = render(frame.f_locals[name])
         except Exception:  # noqa: BLE001 - a broken __repr__ costs one line, never the failure
             continue
     return out
@@ -288,8 +295,8 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
             if local and lineno - firstlineno < 2:
                 binds, assign = "".join(f"({a} := __pai_judge_arg{i + len(args)}__) and "
                                         for i, a in enumerate(local)), ""
-            if nxt is not None:
-                head, tail = f"({binds}__pai_judge_raise__(", "))"
+            if nxt is not None:  # the call must span the whole line, or pytest underlines part of it
+                head, tail = (f"({binds}__pai_judge_raise__(", "))") if binds else ("__pai_judge_raise__(", ")")
             else:
                 head, tail = f"raise ({binds}__pai_judge_exc__", ")"
             statement = head + " " * max(0, width - len(head) - len(tail)) + tail
@@ -571,7 +578,7 @@ class DeferredSettler:
             return
         pending = Pending(expectation, list(keys), capture_callsite(item), item.stash.get(_PHASE, "call"))
         item.stash.setdefault(_PENDING, []).append(pending)
-        fixturedef = _running_fixture() if pending.when == "setup" else None
+        fixturedef = _running_fixture() if pending.when != "teardown" else None  # call: request.getfixturevalue
         if fixturedef is not None and getattr(fixturedef, "scope", "function") != "function":
             item.stash.setdefault(_SCOPED, []).append((pending, fixturedef))
         for key, request in zip(keys, expectation.requests):
@@ -629,6 +636,7 @@ class DeferredSettler:
             item.stash[_IN_OUR_PROTOCOL] = False
         pending = item.stash.get(_INHERITED, []) + (item.stash.get(_PENDING, None) or [])
         item.stash[_INHERITED] = []
+        item.stash[_INHERITED_FROM] = []
         item.stash[_PENDING] = []
         for own, fixturedef in item.stash.get(_SCOPED, []):
             if fixturedef.cached_result is not None:  # still set up: later tests in its scope reuse it
@@ -654,15 +662,29 @@ class DeferredSettler:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
         item.stash[_PHASE] = "call"
-        # Setup is done: a wider-scoped fixture still holding the very value whose assertion an earlier
-        # test held was reused by this test (a new param or a new scope would have made a new value).
-        self._shared = [(fd, cached, p) for fd, cached, p in self._shared if fd.cached_result is cached]
-        item.stash[_INHERITED] = [dataclasses.replace(p, when="setup", shared=True)
-                                  for fd, cached, p in self._shared if _uses_fixture(item, fd)]
+        self._inherit(item, "setup")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        self._inherit(item, "call")  # fixtures the body fetched with request.getfixturevalue()
         item.stash[_PHASE] = "teardown"
+
+    def _inherit(self, item: pytest.Item, when: str) -> None:
+        """Take over the held assertions of wider-scoped fixture values this test reused.
+
+        pytest re-raises a fixture's cached error in every test that reuses the value, so such a test
+        fails where it got the value: in setup, or in the body for ``request.getfixturevalue()``. A
+        new param value, a new scope instance or an overriding fixture is a different value.
+        """
+        if not self._shared:
+            return
+        self._shared = [(fd, cached, p) for fd, cached, p in self._shared if fd.cached_result is cached]
+        inherited = item.stash.setdefault(_INHERITED, [])
+        taken = {id(p) for p in item.stash.get(_INHERITED_FROM, [])}
+        for fd, _cached, p in self._shared:
+            if id(p) not in taken and _used_fixture(item, fd):
+                inherited.append(dataclasses.replace(p, when=when, shared=True))
+                item.stash.setdefault(_INHERITED_FROM, []).append(p)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -1080,13 +1102,15 @@ def _running_fixture() -> Any:
     return None
 
 
-def _uses_fixture(item: pytest.Item, fixturedef: Any) -> bool:
-    """Whether ``item`` requests (directly or through other fixtures) this very fixture definition."""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = getattr(info, "name2fixturedefs", None)
-    if defs is not None:
-        return any(fd is fixturedef for fd in defs.get(fixturedef.argname, ()))
-    return fixturedef.argname in getattr(item, "fixturenames", ())
+def _used_fixture(item: pytest.Item, fixturedef: Any) -> bool:
+    """Whether ``item`` got its ``argname`` from this very fixture definition so far (its request records
+    every fixture it resolved, getfixturevalue included; an override is another definition)."""
+    request = getattr(item, "_request", None)
+    used = getattr(request, "_fixture_defs", None)  # private pytest state; the fallback below is coarser
+    if isinstance(used, dict):
+        return used.get(fixturedef.argname) is fixturedef
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(fixturedef.argname, ())
+    return bool(defs) and defs[-1] is fixturedef
 
 
 def _xdist_workers(config: pytest.Config) -> int:

@@ -557,7 +557,7 @@ def _expects_failure(item: "pytest.Item") -> bool:
 def needs_verdict_now(item: "pytest.Item") -> bool:
     """Tests whose outcome pytest decides while they run are judged synchronously in deferred/batch mode.
 
-    xfail-marked tests (the xfail verdict needs the exception), tests using ``subtests`` or unittest
+    Every test under ``--sw``; xfail-marked tests (the xfail verdict needs the exception), tests using ``subtests`` or unittest
     ``TestCase`` tests (subtest reports and ``expectedFailure`` are decided inside the test), tests
     pytest-rerunfailures may rerun (a rerun needs the failure now), and ``@pytest.mark.judge(defer=False)``
     (e.g. ``pytest.raises(JudgeAssertionError)`` around an assertion).
@@ -567,6 +567,8 @@ def needs_verdict_now(item: "pytest.Item") -> bool:
         return not marker.kwargs["defer"]
     if item.get_closest_marker("xfail") is not None or "subtests" in getattr(item, "fixturenames", ()):
         return True
+    if item.config.getoption("stepwise", False) or item.config.getoption("stepwise_skip", False):
+        return True  # --sw stops at, and next time resumes from, the first failure: it must be known now
     unittest = sys.modules.get("unittest")
     cls = getattr(item, "cls", None)
     if unittest is not None and isinstance(cls, type) and issubclass(cls, unittest.TestCase):

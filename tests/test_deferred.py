@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -252,6 +253,56 @@ class TestC:
 '''
 
 
+DYNAMIC_SUITE = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+
+def bad():
+    assert_judge_score("dynamic: what is the capital of France?", "Bananas are yellow fruit.",
+                       ref_answer="Paris is the capital of France.")
+
+
+@pytest.fixture(scope="module")
+def shared():
+    bad()
+    return "base"
+
+
+def test_d1_arg(shared):
+    pass
+
+
+def test_d2_dynamic(request):
+    request.getfixturevalue("shared")
+
+
+class TestOverride:
+    @pytest.fixture
+    def shared(self):
+        return "own"
+
+    def test_d3_override(self, shared):
+        assert shared == "own"
+'''
+DYNAMIC_FIRST_SUITE = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+
+@pytest.fixture(scope="module")
+def shared():
+    assert_judge_score("dynamic first: what is the capital of France?", "Bananas are yellow fruit.",
+                       ref_answer="Paris is the capital of France.")
+
+
+def test_f1_dynamic_first(request):
+    request.getfixturevalue("shared")
+
+
+def test_f2_arg(shared):
+    pass
+'''
 PARAMS_SUITE = '''
 import pytest
 from pytest_pai_judge import assert_judge_score
@@ -290,7 +341,8 @@ def test_s2(sess):
 def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.Pytester,
                                                               faulty_server: LocalJudgeServer) -> None:
     """Assertions before a skip / xfail, in fixtures, in subtests: each mode reports what immediate mode does."""
-    pytester.makepyfile(test_edges=EDGE_SUITE, test_scoped=SCOPED_SUITE, test_params=PARAMS_SUITE)
+    pytester.makepyfile(test_edges=EDGE_SUITE, test_scoped=SCOPED_SUITE, test_params=PARAMS_SUITE,
+                        test_dynamic=DYNAMIC_SUITE, test_dynamic_first=DYNAMIC_FIRST_SUITE)
     runs = {mode: run_inner(pytester, faulty_server, mode) for mode in ("immediate", "deferred", "batch")}
     immediate_result, immediate = runs["immediate"]
     assert immediate["test_judge_then_skip"][0] == "failed"
@@ -304,6 +356,9 @@ def test_modes_agree_on_skips_fixtures_subtests_and_sync_tests(pytester: pytest.
     assert immediate["test_plain"][0] == "passed"
     assert [immediate[f"{t}[{p}]"][0] for p in ("bad", "good") for t in ("test_pa", "test_pb")] == \
         ["error", "error", "passed", "passed"]  # a new param value is a new fixture value
+    assert (immediate["test_d1_arg"][0], immediate["test_d2_dynamic"][0], immediate["test_d3_override"][0],
+            immediate["test_f1_dynamic_first"][0], immediate["test_f2_arg"][0]) == \
+        ("error", "failed", "passed", "failed", "error")  # getfixturevalue fails in the body; an override is new
     assert immediate["test_expects_the_judge_to_refuse"][0] == "passed"
     counts = immediate_result.parseoutcomes()
     for mode in ("deferred", "batch"):
@@ -347,6 +402,49 @@ def test_long_tracebacks_are_the_same_in_every_mode(pytester: pytest.Pytester, f
     with_locals = failure_section("immediate", "-l")
     assert "prompt     = 'x: what is the capital of France?'" in with_locals
     assert failure_section("deferred", "-l") == with_locals  # --showlocals: the same locals
+
+
+def test_verbose_tracebacks_show_values_in_full_in_every_mode(pytester: pytest.Pytester,
+                                                              faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_long='''
+        from pytest_pai_judge import assert_judge_score
+
+        def judged(answer):
+            context = {"k": list(range(60))}
+            assert_judge_score("What is the capital of France?", answer, min=4)
+
+        def test_long():
+            judged("Bananas are yellow fruit. " * 20)
+    ''')
+
+    def failures(mode: str) -> str:
+        result, _ = run_inner(pytester, faulty_server, mode, "-l", "-vvv")
+        text = result.stdout.str()
+        return text[text.index("___ test_long"):text.index("rerun only this test")]
+
+    immediate = failures("immediate")
+    assert "yellow fruit. ' * 20" not in immediate and immediate.count("Bananas are yellow fruit.") >= 20
+    assert failures("deferred") == immediate
+
+
+def test_stepwise_resumes_from_the_first_failure_in_every_mode(pytester: pytest.Pytester,
+                                                              faulty_server: LocalJudgeServer) -> None:
+    """--sw needs each failure as it happens: its tests are judged synchronously, so the resume point is the same."""
+    pytester.makepyfile(test_sw='''
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_bad(i):
+            assert_judge_score(f"What is the capital of France? ({i})", "bananas", min=4)
+    ''')
+    resume = {}
+    for mode in ("immediate", "deferred", "batch"):
+        shutil.rmtree(pytester.path / ".pytest_cache", ignore_errors=True)
+        result, _ = run_inner(pytester, faulty_server, mode, "--sw", "-p", "cacheprovider")
+        result.assert_outcomes(failed=1)
+        resume[mode] = json.loads((pytester.path / ".pytest_cache/v/cache/stepwise").read_text())["last_failed"]
+    assert resume["deferred"] == resume["batch"] == resume["immediate"]
 
 
 @pytest.mark.parametrize("mode", ["deferred", "batch"])
