@@ -281,6 +281,7 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
             lineno, firstlineno = int(lineno), int(firstlineno)
             if lineno < firstlineno or firstlineno < 1:
                 raise ValueError("bad call site")
+            shown_name = str(name)  # "<lambda>", "<listcomp>": pytest prints it as "in <lambda>"
             if not name.isidentifier() or keyword.iskeyword(name):
                 name = "test"
             # Span the whole real line, so pytest draws no ^^^ under it (as for the real call).
@@ -312,6 +313,9 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
                                          **{f"__pai_judge_arg{i}__": _Repr(r) for i, r in enumerate(shown.values())}}
             exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own two-line source
             nxt = namespace[name]
+            if shown_name != name:
+                nxt.__code__ = nxt.__code__.replace(co_name=shown_name, co_qualname=shown_name) \
+                    if sys.version_info >= (3, 11) else nxt.__code__.replace(co_name=shown_name)
         if nxt is None:
             raise exc
         nxt()

@@ -404,6 +404,24 @@ def test_long_tracebacks_are_the_same_in_every_mode(pytester: pytest.Pytester, f
     assert failure_section("deferred", "-l") == with_locals  # --showlocals: the same locals
 
 
+def test_lambda_and_comprehension_frames_keep_their_names(pytester: pytest.Pytester,
+                                                          faulty_server: LocalJudgeServer) -> None:
+    pytester.makepyfile(test_names='''
+        from pytest_pai_judge import assert_judge_score
+
+        def test_lambda():
+            check = lambda a: assert_judge_score("What is the capital of France?", a, min=4)
+            check("bananas")
+
+        def test_comp():
+            [assert_judge_score(f"capital of France? {i}", "bananas", min=4) for i in range(1)]
+    ''')
+    for mode in ("immediate", "deferred"):
+        result, _ = run_inner(pytester, faulty_server, mode, "--tb=short")
+        result.stdout.fnmatch_lines(["test_names.py:4: in <lambda>"])
+        assert any(line.startswith("test_names.py:8: in <") for line in result.stdout.lines), mode
+
+
 def test_verbose_tracebacks_show_values_in_full_in_every_mode(pytester: pytest.Pytester,
                                                               faulty_server: LocalJudgeServer) -> None:
     pytester.makepyfile(test_long='''
