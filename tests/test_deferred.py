@@ -416,10 +416,12 @@ def test_lambda_and_comprehension_frames_keep_their_names(pytester: pytest.Pytes
         def test_comp():
             [assert_judge_score(f"capital of France? {i}", "bananas", min=4) for i in range(1)]
     ''')
+    frames = {}
     for mode in ("immediate", "deferred"):
         result, _ = run_inner(pytester, faulty_server, mode, "--tb=short")
         result.stdout.fnmatch_lines(["test_names.py:4: in <lambda>"])
-        assert any(line.startswith("test_names.py:8: in <") for line in result.stdout.lines), mode
+        frames[mode] = [line for line in result.stdout.lines if line.startswith("test_names.py:")]
+    assert frames["deferred"] == frames["immediate"]  # "<listcomp>" where Python has that frame (< 3.12)
 
 
 def test_verbose_tracebacks_show_values_in_full_in_every_mode(pytester: pytest.Pytester,
