@@ -84,8 +84,9 @@ class Expectation:
         """Records for the report and the exception the test must fail with (None = it holds)."""
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:
-            cached = bool(getattr(failure, "judge_cached", False))
-            tokens = 0 if cached else int((getattr(failure, "judge_usage", None) or {}).get("total_tokens") or 0)
+            cached = all(bool(getattr(o, "judge_cached", getattr(o, "cached", False))) for o in outcomes)
+            tokens = sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
+                             .get("total_tokens") or 0) for o in outcomes)  # every call of the assertion
             return [self._record(self.requests[0], None, error=f"{type(failure).__name__}: {failure}", cached=cached,
                                  tokens=tokens)], failure
         if self.assertion == "score":
@@ -293,6 +294,15 @@ class Judge:
         __tracebackhide__ = True
         model = model or self.model
         request = JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields)
+        try:
+            return self._compare(request, question, answer1, answer2, model, both_orders, fields)
+        except Exception as exc:  # an unreadable order: one row that says so, as for a failed score()
+            self._session.record_value_failure(request, exc, self._item)
+            raise
+
+    def _compare(self, request: JudgeRequest, question: str, answer1: str, answer2: str, model: str,
+                 both_orders: bool, fields: dict[str, Any]) -> Comparison:
+        __tracebackhide__ = True
         forward = self._session.value(request, self._item, record=False)
         if not both_orders:
             result = Comparison(forward.winner or "tie", True, forward, forward)  # type: ignore[arg-type]

@@ -96,8 +96,16 @@ def cases(source: Any, question: str | None = None, answer: str | None = None, r
             case_marks = ()
         elif not isinstance(case_marks, (list, tuple)):
             case_marks = (case_marks,)
+        bad = [m for m in case_marks if not isinstance(m, (pytest.MarkDecorator, pytest.Mark))]
+        if bad:
+            raise CasesError(f"cases(): marks= for case {case_id!r} gave {bad[0]!r}; give pytest marks, "
+                             "e.g. pytest.mark.xfail(strict=True) or a list of them")
         params.append(pytest.param(*values, id=case_id, marks=tuple(case_marks)))
     if isinstance(marks, Mapping):
+        not_ids = [k for k in marks if not isinstance(k, str)]
+        if not_ids:
+            raise CasesError(f"cases(): marks= keys are case ids, which are strings; got {not_ids[0]!r} "
+                             f"(write {str(not_ids[0])!r})")
         unknown = sorted(set(marks) - {p.id for p in params})
         if unknown:
             raise CasesError(f"cases(): marks= names cases that do not exist: {', '.join(unknown)}")

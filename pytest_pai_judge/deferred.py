@@ -610,7 +610,13 @@ class DeferredSettler:
         """A verdict the test body reads now: an error naming the mode, or a synchronous call on request."""
         __tracebackhide__ = True
         if self.fallback == "immediate":
-            verdict = self.session.lookup(key, request, item) or self.session.fresh(key, request, item)
+            try:
+                verdict = self.session.lookup(key, request, item) or self.session.fresh(key, request, item)
+            except Exception as exc:  # as in immediate mode: counted, and a row that says why
+                self.session.observe(exc, item)
+                if record:
+                    self.session.record_value_failure(request, exc, item)
+                raise
             self.session.observe(verdict, item)
             if record:
                 self.session.record_value(request, verdict, item)  # reported as in immediate mode

@@ -359,8 +359,11 @@ class JudgeSession:
             raise type(first)(f"not sent: the judge failed the last {len(self._unreachable)} calls of this run the "
                               f"same way (first: {first.message}); later tests fail fast instead of waiting "
                               f"{self.retries} retries each", status=first.status, code=first.code, hint=first.hint)
+        online = getattr(self.deferred, "online", None)
+        future = online.futures.get(key) if online is not None else None
         try:
-            reply = self.client.complete(request)
+            # A held test already asked this in deferred mode: wait for that call rather than pay twice.
+            reply = future.result() if future is not None else self.client.complete(request)
         except (errors.JudgeConnectionError, errors.JudgeTimeout) as exc:
             self._unreachable.append(exc)
             raise
@@ -467,15 +470,20 @@ class JudgeSession:
         try:
             verdict = self.verdict(request, item)
         except Exception as exc:  # an unreadable reply or a judge error: a row that says so, then the error
-            if record and not isinstance(exc, _FAIL_FAST):
-                cached = bool(getattr(exc, "judge_cached", False))
-                usage = getattr(exc, "judge_usage", None) or {}
-                self.record_value(request, None, item, error=f"{type(exc).__name__}: {exc}", cached=cached,
-                                  tokens=0 if cached else int(usage.get("total_tokens") or 0))
+            if record:
+                self.record_value_failure(request, exc, item)
             raise
         if record:
             self.record_value(request, verdict, item)
         return verdict
+
+    def record_value_failure(self, request: JudgeRequest, exc: BaseException, item: "pytest.Item | None") -> None:
+        """A value read that got no verdict is a report row too (not for a request refused before sending)."""
+        if isinstance(exc, _FAIL_FAST):
+            return
+        usage = getattr(exc, "judge_usage", None) or {}
+        self.record_value(request, None, item, error=f"{type(exc).__name__}: {exc}",
+                          cached=bool(getattr(exc, "judge_cached", False)), tokens=int(usage.get("total_tokens") or 0))
 
     def record_value(self, request: JudgeRequest, verdict: "Verdict | None", item: "pytest.Item | None",
                      **columns: Any) -> None:
@@ -527,7 +535,7 @@ def _partial_selection(config: "pytest.Config") -> str | None:
             return f"{arg} names single tests"
         path = Path(config.invocation_params.dir, arg).resolve()
         if not any(path == t or t.is_relative_to(path) for t in testpaths):
-            return f"{arg} is only part of the suite"
+            return f"{arg} is only part of the suite (if it is the whole suite, say so with testpaths in the ini)"
     return None
 
 

@@ -300,3 +300,15 @@ def test_a_numeric_csv_answer_is_judged_as_text(pytester: pytest.Pytester, judge
                                 "-p", "no:cacheprovider")
     assert "ContentError" not in result.stdout.str()
     result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize("marks, message", [
+    ({2: pytest.mark.xfail}, "marks= keys are case ids, which are strings; got 2 (write '2')"),
+    ({"2": "xfail"}, "marks= for case '2' gave 'xfail'; give pytest marks"),
+    (lambda row: "skip", "marks= for case '1' gave 'skip'; give pytest marks"),
+])
+def test_bad_marks_are_clear_errors(marks, message) -> None:
+    frame = pd.DataFrame({"id": ["1", "2"], "question": ["q1", "q2"], "answer": ["a1", "a2"]})
+    with pytest.raises(CasesError) as info:
+        cases(frame, question="question", answer="answer", id="id", marks=marks)
+    assert message in str(info.value)

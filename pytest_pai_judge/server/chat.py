@@ -63,12 +63,18 @@ def trim_logprobs(logprobs: dict[str, Any] | None, length: int) -> dict[str, Any
     return {**logprobs, "content": kept}
 
 
-def finish(reply: str | EngineReply, params: GenerationParams) -> Choice:
-    """Apply ``stop`` (cut before the first stop string) and ``max_tokens`` (finish_reason "length")."""
+def finish(reply: str | EngineReply, params: GenerationParams, *, by_model: bool = False) -> Choice:
+    """Apply ``stop`` (cut before the first stop string) and ``max_tokens`` (finish_reason "length").
+
+    ``by_model``: a model that counted its own tokens already applied both (they were forwarded to it);
+    cutting again by the server's estimate would shorten a reply the model finished within its limit.
+    """
     if isinstance(reply, EngineReply):
         text, reason, logprobs = reply.text, reply.finish_reason, reply.logprobs
     else:
         text, reason, logprobs = reply, "stop", None
+    if by_model:
+        return Choice(text, reason, logprobs)
     cuts = [text.find(s) for s in params.stop if s and s in text]
     if cuts:
         return Choice(text[:min(cuts)], "stop", trim_logprobs(logprobs, min(cuts)))
@@ -154,7 +160,7 @@ class ChatService:
                                                       for i in range(call.params.n))))
             else:
                 replies, model_usage = self._check_whole(whole, call.params.n, request_id, stage)
-        return Completion(request_id, call.model, [finish(r, call.params) for r in replies], prompt_tokens, now(),
+        return Completion(request_id, call.model, [finish(r, call.params, by_model=model_usage is not None) for r in replies], prompt_tokens, now(),
                           model_usage)
 
     def _check_whole(self, whole: Any, n: int, request_id: str,

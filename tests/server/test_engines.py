@@ -64,6 +64,18 @@ def test_openai_engine_round_trip(upstream_pair):
     assert completion.usage.completion_tokens == sum(protocol.count_tokens(t) for t in texts)
 
 
+def test_a_request_the_upstream_refuses_is_a_400_not_a_retried_500(make_judge_server):
+    """An upstream 4xx (here: its context is too small) is the caller's to fix; a 500 would be retried."""
+    upstream = make_judge_server(models={"pai-judge-plus": 1200})
+    front = make_judge_server(engine="openai", upstream_base_url=upstream.url, upstream_model="pai-judge-plus",
+                              upstream_max_retries=0)
+    client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="pai-judge", max_tokens=1000, messages=judge(question="q", answer="a"))
+    assert info.value.code == "InvalidParameter" and "the upstream model refused it" in str(info.value)
+    assert upstream.stats["chat_completions"] == 1
+
+
 def test_openai_engine_forwards_parameters(upstream_pair):
     upstream, front = upstream_pair
     client = openai.OpenAI(api_key="unused", base_url=front.url, max_retries=0)

@@ -20,7 +20,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
 
-from ...protocol import ChatCall
+from ...protocol import ChatCall, invalid_parameter
 from ..config import ServerConfig
 from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine
 
@@ -112,6 +112,9 @@ class OpenAIEngine(JudgeEngine):
         assert self._client is not None
         try:
             return await self._client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:  # a parameter the upstream refuses: the caller's to fix, not a 500
+            raise invalid_parameter(str(getattr(exc, "param", None) or "request"),
+                                    f"the upstream model refused it: {_short(exc.message)}") from None
         except openai.APIStatusError as exc:
             raise EngineError(f"upstream model answered {exc.status_code}: {_short(exc.message)}") from None
         except openai.APIError as exc:
