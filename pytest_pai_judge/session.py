@@ -559,7 +559,14 @@ def _expects_failure(item: "pytest.Item") -> bool:
         from _pytest.skipping import xfailed_key  # private, but it honours xfail(condition)
     except ImportError:  # pragma: no cover - moved in a later pytest
         return item.get_closest_marker("xfail") is not None
-    return item.stash.get(xfailed_key, None) is not None
+    xfailed = item.stash.get(xfailed_key, None)
+    raises = getattr(xfailed, "raises", None)
+    if xfailed is not None and raises is not None:  # xfail(raises=X): a failed judgement is not an X
+        from .assertions import JudgeAssertionError
+
+        return isinstance(raises, type) and issubclass(JudgeAssertionError, raises) or \
+            isinstance(raises, tuple) and any(issubclass(JudgeAssertionError, r) for r in raises)
+    return xfailed is not None
 
 
 def needs_verdict_now(item: "pytest.Item") -> bool:

@@ -192,6 +192,21 @@ def test_rerun_hint_works_from_where_pytest_was_started(pytester, server, monkey
     result.stdout.fnmatch_lines(['*rerun only this test: pytest "suite/test_it.py::test_bad"'])
 
 
+def test_xfail_raises_decides_whether_a_failed_judgement_is_expected(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        @pytest.mark.xfail(raises=ZeroDivisionError)
+        def test_other_exception():
+            assert_judge_score("What is the capital of France?", "bananas", min=4)
+
+        @pytest.mark.xfail(raises=AssertionError)
+        def test_assertion_expected():
+            assert_judge_score("What is the capital of France?", "bananas again", min=4)
+    """))
+    result = run(pytester, server)
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["2 judged assertions in 2 tests (1 not met)*", "*xfail ?/5 (min 4)*test_assertion_expected"])
+
+
 def test_marker_is_registered_for_strict_markers(pytester, server):
     pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
     run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
