@@ -32,8 +32,10 @@ def test_release_not_worse_than_baseline(question: str, candidate: str, baseline
     assert_judge_not_worse(question, candidate, baseline)
 
 
+@pytest.mark.judge(defer=False)
 def test_judge_fixture_reads_a_verdict(judge) -> None:
-    """A verdict read as a value. In --judge-mode=deferred / batch it is not known until the end of the
-    run, so this test errors there unless --judge-batch-fallback=immediate (the assertions above defer)."""
+    """A verdict read as a value. In --judge-mode=deferred / batch verdicts are known only at the end of
+    the run, so a test that reads one says so: defer=False judges this test synchronously in every mode
+    (the assertions above still defer)."""
     verdict = judge.score("What is the capital of France?", "Paris.", ref_answer="Paris")
     assert 1 <= verdict.score <= verdict.max_score
