@@ -624,9 +624,9 @@ class DeferredSettler:
         raise DeferredVerdictError(
             f"this test reads a judge verdict as a value ({request.describe()}), but --judge-mode={self.mode} "
             "defers verdicts to the end of the run, so it is not known yet. Use assert_judge_score / "
-            "assert_judge_prefers / assert_judge_not_worse (they are deferred), run this test with "
-            "--judge-mode=immediate, or pass --judge-batch-fallback=immediate to judge values read in the "
-            "test body with a synchronous call.")
+            "assert_judge_prefers / assert_judge_not_worse (they are deferred), mark this test "
+            "@pytest.mark.judge(defer=False) to judge it synchronously, or pass --judge-batch-fallback=immediate "
+            "to judge every value read in a test body with a synchronous call.")
 
     # ------------------------------------------------------------------ hooks: hold
 
@@ -778,6 +778,9 @@ class DeferredSettler:
         else:
             wanted = self._wanted(held)
             stop: KeyboardInterrupt | None = None
+            if not wanted and self.mode == "deferred" and _xdist_workers(self.config):
+                console.line(f"pai-judge: {plural(len(held), 'held test')} settled with the verdicts the xdist "
+                             "workers judged (each worker waited for its own calls)")
             try:
                 if wanted:
                     if self.mode == "batch":

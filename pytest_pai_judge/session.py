@@ -408,6 +408,15 @@ class JudgeSession:
         expectation.run_mode = self.run_mode
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
+        try:
+            return self._submit(expectation, item)
+        except _FAIL_FAST as exc:  # refused before sending: still a row (and a "not met") in the reports
+            self.add_records([expectation._record(expectation.requests[0], None,
+                                                  error=f"{type(exc).__name__}: {exc}")], item)
+            raise
+
+    def _submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
+        __tracebackhide__ = True
         if self.deferred is not None and item is not None and not needs_verdict_now(item):
             keys = [self.prepare(r, item) for r in expectation.requests]
             cached: list[Any] = []

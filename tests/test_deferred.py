@@ -566,7 +566,7 @@ def test_value_in_the_body_is_a_clear_error(pytester: pytest.Pytester, faulty_se
     assert outcomes["test_reads_a_value"][0] == "failed"
     message = outcomes["test_reads_a_value"][1]
     assert "DeferredVerdictError" in message and f"--judge-mode={mode}" in message
-    assert "--judge-batch-fallback=immediate" in message
+    assert "--judge-batch-fallback=immediate" in message and "@pytest.mark.judge(defer=False)" in message
 
 
 @pytest.mark.parametrize("mode", ["deferred", "batch"])

@@ -372,8 +372,11 @@ def test_bad_requests_fail_fast_without_network(pytester, server, call, exceptio
                 {call}
             assert info.value.status == 400
     """))
-    run(pytester, server).assert_outcomes(passed=1)
+    result = run(pytester, server, "--judge-report=r.json")
+    result.assert_outcomes(passed=1)
     assert server.stats["chat_completions"] == 0
+    rows = json.loads((pytester.path / "r.json").read_text("utf-8"))  # refused, but still a row that says why
+    assert len(rows) == 1 and rows[0]["error"].startswith(exception) and rows[0]["passed"] is None
 
 
 def test_an_unreachable_judge_fails_fast_after_two_calls(pytester):
