@@ -797,7 +797,10 @@ class DeferredSettler:
                 self._drain()
                 self._log(held, self._interrupted_text())
                 raise stop
-        self._log(held, unavailable)
+        from .batch import _ctrl_c_after
+
+        with _ctrl_c_after():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
+            self._log(held, unavailable)
 
     def _interrupted_text(self) -> str:
         batch = getattr(self, "_batch", None)

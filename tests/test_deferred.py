@@ -763,6 +763,31 @@ def test_reruns_work_in_every_mode(pytester: pytest.Pytester, faulty_server: Loc
     assert (outcomes.get("passed"), outcomes.get("rerun"), outcomes.get("failed")) == (2, 2, None), outcomes
 
 
+def test_ctrl_c_while_the_verdicts_are_logged_loses_no_test(pytester: pytest.Pytester,
+                                                            faulty_server: LocalJudgeServer) -> None:
+    """A Ctrl-C landing while held tests are being logged waits until all of them are (a few ms)."""
+    pytester.makeconftest('''
+        import os
+        import signal
+
+        def pytest_runtest_logreport(report):
+            if report.when == "call" and report.nodeid.endswith("[0]"):
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first held test is logged
+    ''')
+    pytester.makepyfile(test_many='''
+        import pytest
+        from pytest_pai_judge import assert_judge_score
+
+        @pytest.mark.parametrize("i", range(5))
+        def test_judged(i):
+            assert_judge_score(f"What is the capital of France? ({i})", "Paris is the capital of France.", min=1)
+    ''')
+    result, outcomes = run_inner(pytester, faulty_server, "batch", subprocess=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert sorted(outcomes) == [f"test_judged[{i}]" for i in range(5)], result.stdout.str()
+    assert all(outcome == "passed" for outcome, _ in outcomes.values())  # judged before the Ctrl-C came
+
+
 def test_another_protocol_owner_still_gets_judged(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
     """If a plugin like rerunfailures runs the protocol itself, the verdict is judged at once, not lost."""
     pytester.makeconftest('''
