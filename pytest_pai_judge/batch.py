@@ -39,8 +39,6 @@ MAX_NODEID_CHARS = 180
 FIRST_POLL_S = 0.2
 """Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
 MAX_POLL_FAILURES = 5
-DEFAULT_POLL_S = 2.0
-DEFAULT_TIMEOUT_S = 86400.0
 
 
 # --------------------------------------------------------------------------- custom_id
@@ -236,9 +234,8 @@ class BatchJudge:
         self.console = console
         self.run_id = run_id
         self.identity = session.cache_identity
-        self.poll = _positive(config.getoption("judge_batch_poll"), config.getini("judge_batch_poll"), DEFAULT_POLL_S)
-        self.timeout = _positive(config.getoption("judge_batch_timeout"), config.getini("judge_batch_timeout"),
-                                 DEFAULT_TIMEOUT_S)
+        self.poll = session.batch_poll
+        self.timeout = session.batch_timeout
         self.resume_id: str | None = config.getoption("judge_batch_resume")
         self.ledger = BatchLedger(session.cache_dir)
         self.persistent = not session.embedded
@@ -585,26 +582,7 @@ class BatchJudge:
         return "; ".join(messages)
 
 
-def check_batch_options(config: Any) -> None:
-    """Refuse a zero or negative --judge-batch-poll / --judge-batch-timeout before any test runs."""
-    import pytest
-
-    for name, default in (("judge_batch_poll", DEFAULT_POLL_S), ("judge_batch_timeout", DEFAULT_TIMEOUT_S)):
-        try:
-            _positive(config.getoption(name), config.getini(name), default)
-        except ValueError as exc:
-            raise pytest.UsageError(f"--{name.replace('_', '-')} {exc}") from None
-
-
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB"
 
 
-def _positive(cli: Any, ini: Any, default: float) -> float:
-    for value in (cli, ini):
-        if value not in (None, ""):
-            number = float(value)
-            if number <= 0:
-                raise ValueError(f"must be positive, got {value!r}")
-            return number
-    return default

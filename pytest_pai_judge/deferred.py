@@ -52,7 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import JudgeSession
     from .verdict import Verdict
 
-DEFAULT_CONCURRENCY = 8
 PROGRESS_EVERY_S = 5.0
 """Without a terminal (CI logs), a progress line at most this often."""
 
@@ -531,10 +530,6 @@ class DeferredSettler:
         if fallback not in ("error", "immediate"):
             raise pytest.UsageError(f"judge_batch_fallback must be error or immediate, got {fallback!r}")
         self.fallback: str = fallback
-        if self.mode == "batch":
-            from .batch import check_batch_options
-
-            check_batch_options(config)
         self.held: list[Held] = []
         self.results: dict[str, RawOutcome] = {}
         """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors."""
@@ -552,12 +547,7 @@ class DeferredSettler:
             config.pluginmanager.register(XdistHooks(self), "pai_judge_deferred_xdist")
 
     def _concurrency(self) -> int:
-        value = self.config.getoption("judge_concurrency")
-        if value is None:
-            value = self.config.getini("judge_concurrency")
-        total = int(value) if value not in (None, "") else DEFAULT_CONCURRENCY
-        if total < 1:
-            raise pytest.UsageError(f"--judge-concurrency must be at least 1, got {total}")
+        total = self.session.concurrency  # validated by the session
         if self.workerinput is not None:  # the limit is per run: split it across the xdist workers
             workers = max(1, int(self.workerinput.get("workercount") or 1))
             return max(1, total // workers)

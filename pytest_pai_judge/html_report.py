@@ -206,7 +206,7 @@ def _sign(value: Any) -> str:
 
 
 def _table_section(df: pd.DataFrame) -> str:
-    out = [f"<section id='verdicts'><h2>Verdicts <span class='meta'>failing first</span></h2>",
+    out = ["<section id='verdicts'><h2>Verdicts <span class='meta'>failing first</span></h2>",
            "<table class='results'><thead><tr><th>status</th><th>test</th><th>model · scene</th>"
            "<th class='n'>score</th><th class='n'>threshold</th><th>criteria</th><th class='n'>tokens · cache · time</th>"
            "<th>judge reasons, question and answer</th></tr></thead><tbody>"]

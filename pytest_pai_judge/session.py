@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MODES = ("immediate", "deferred", "batch")
 CACHE_MODES = ("use", "refresh", "off", "replay")
 DEFAULT_MIN_SCORE = 4.0
+DEFAULT_CONCURRENCY = 8
+DEFAULT_BATCH_POLL_S = 2.0
+DEFAULT_BATCH_TIMEOUT_S = 86400.0
 UNREACHABLE_AFTER = 2
 """Consecutive synchronous calls that could not reach the judge (after retries) before later ones fail fast."""
 EMBEDDED_IDENTITY = "<embedded lexical engine>"
@@ -81,11 +84,18 @@ class JudgeSession:
             raise _usage(f"judge_retries must be a whole number of retries, 0 or more, got {retries:g}")
         self.retries = int(retries)
         # Checked in every mode, so a bad value in the ini file fails today, not the day the mode changes.
-        concurrency = _float("judge_concurrency", opt("judge_concurrency"), config.getini("judge_concurrency"), 8)
+        concurrency = _float("judge_concurrency", opt("judge_concurrency"), config.getini("judge_concurrency"),
+                             DEFAULT_CONCURRENCY)
         if concurrency < 1 or not float(concurrency).is_integer():
             raise _usage(f"judge_concurrency must be a whole number of calls, 1 or more, got {concurrency:g}")
-        for name, default in (("judge_batch_poll", 2.0), ("judge_batch_timeout", 86400.0)):
-            if _float(name, opt(name), config.getini(name), default) <= 0:
+        self.concurrency = int(concurrency)
+        """Deferred mode: judge calls in flight at once, for the whole run."""
+        self.batch_poll, self.batch_timeout = (
+            _float(name, opt(name), config.getini(name), default)
+            for name, default in (("judge_batch_poll", DEFAULT_BATCH_POLL_S), ("judge_batch_timeout",
+                                                                              DEFAULT_BATCH_TIMEOUT_S)))
+        for name, value in (("judge_batch_poll", self.batch_poll), ("judge_batch_timeout", self.batch_timeout)):
+            if value <= 0:
                 raise _usage(f"{name} must be a positive number of seconds")
         if os.environ.get(TOKEN_ENV) and not (opt("judge_base_url") or os.environ.get(BASE_URL_ENV)
                                                or config.getini("judge_base_url")):

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ...protocol import ChatCall, GenerationParams
+from ...protocol import ChatCall
 from ..config import ServerConfig
 from ..scenes import is_chinese, json_instruction, judge_prompt
 
