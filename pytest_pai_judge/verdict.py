@@ -333,6 +333,23 @@ def _agree(values: list[float], what: str) -> float | None:
     return distinct[0] if distinct else None
 
 
+def _winner_and_scores(winners: list[Any], scores: dict[str, list[float]], *, missing: str, marker: str
+                       ) -> tuple[Winner, float | None, float | None]:
+    """The pairwise verdict from its winner marks and per-answer overall scores (text and JSON replies alike):
+    the scores decide when no winner is marked; a winner the scores contradict is unreadable, never a guess."""
+    score1 = _agree(scores["1"], "overall scores for answer 1")
+    score2 = _agree(scores["2"], "overall scores for answer 2")
+    winner: Winner | None = winners[0] if winners else None
+    if winner is None:
+        if score1 is None or score2 is None:
+            raise _Bad(missing)
+        winner = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
+    elif score1 is not None and score2 is not None:
+        if (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1):
+            raise _Bad(f"{marker} names answer {winner} but the overall scores are {_fmt(score1)} vs {_fmt(score2)}")
+    return winner, score1, score2
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "N/A"
@@ -516,17 +533,9 @@ def _parse_pairwise_text(text: str, max_score: int) -> tuple[Winner, float | Non
                 value = _value(m.group(2), m.group(3), max_score, f"overall score of answer {lab}")
             scores[lab].append(value)
             spans.append(m.span())
-    score1 = _agree(scores["1"], "overall scores for answer 1")
-    score2 = _agree(scores["2"], "overall scores for answer 2")
-    winner: Winner | None = winners[0] if winners else None  # type: ignore[assignment]
-    if winner is None:
-        if score1 is None or score2 is None:
-            raise _Bad("no winner marker (e.g. [[回复1更好]], [[A]]) and no overall score for both answers")
-        winner = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
-    elif score1 is not None and score2 is not None:
-        if (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1):
-            raise _Bad(f"the winner marker names answer {winner} but the overall scores are "
-                       f"{_fmt(score1)} vs {_fmt(score2)}")
+    winner, score1, score2 = _winner_and_scores(
+        winners, scores, missing="no winner marker (e.g. [[回复1更好]], [[A]]) and no overall score for both answers",
+        marker="the winner marker")
     return winner, score1, score2, _pairwise_criteria(text, max_score, spans)
 
 
@@ -756,16 +765,8 @@ def _parse_json_pairwise(obj: dict[str, Any], max_score: int) -> tuple[Winner, f
                 lab2 = _answer_label(_key(kk))
                 if lab2 is not None and not isinstance(vv, (dict, list)):
                     add(lab2, _json_score(vv, max_score, f"overall score of answer {lab2}"), f"{k}.{kk}")
-    score1 = _agree(scores["1"], "overall scores for answer 1")
-    score2 = _agree(scores["2"], "overall scores for answer 2")
-    winner: Winner | None = winners[0] if winners else None
-    if winner is None:
-        if score1 is None or score2 is None:
-            raise _Bad("JSON reply without a winner key and without both overall scores")
-        winner = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
-    elif score1 is not None and score2 is not None:
-        if (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1):
-            raise _Bad(f"the winner names answer {winner} but the overall scores are {_fmt(score1)} vs {_fmt(score2)}")
+    winner, score1, score2 = _winner_and_scores(
+        winners, scores, missing="JSON reply without a winner key and without both overall scores", marker="the winner")
     criteria = _json_criteria(obj, max_score, _OVERALL_KEYS | _REASON_KEYS, pairwise=True)
     return winner, score1, score2, tuple(criteria), reason
 
