@@ -60,6 +60,19 @@ def consensus(forward: "Verdict", backward: "Verdict") -> Comparison:
     return Comparison("tie", False, forward, backward)
 
 
+def failure_columns(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Report columns of an assertion or value read that got no verdict: why, and what its calls cost.
+
+    An unreadable reply carries ``judge_usage`` / ``judge_cached`` (set by the session); tokens add up
+    over every call of the assertion, readable orders included.
+    """
+    failure = next(o for o in outcomes if isinstance(o, BaseException))
+    cached = all(bool(getattr(o, "judge_cached", getattr(o, "cached", False))) for o in outcomes)
+    tokens = sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
+                     .get("total_tokens") or 0) for o in outcomes)
+    return {"error": f"{type(failure).__name__}: {failure}", "cached": cached, "tokens": tokens}
+
+
 def _trim(text: str | None, limit: int) -> str:
     text = (text or "").strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -84,11 +97,7 @@ class Expectation:
         """Records for the report and the exception the test must fail with (None = it holds)."""
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:
-            cached = all(bool(getattr(o, "judge_cached", getattr(o, "cached", False))) for o in outcomes)
-            tokens = sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
-                             .get("total_tokens") or 0) for o in outcomes)  # every call of the assertion
-            return [self._record(self.requests[0], None, error=f"{type(failure).__name__}: {failure}", cached=cached,
-                                 tokens=tokens)], failure
+            return [self._record(self.requests[0], None, **failure_columns(outcomes))], failure
         if self.assertion == "score":
             return self._evaluate_score(outcomes[0])
         return self._evaluate_pairwise(outcomes[0], outcomes[1])

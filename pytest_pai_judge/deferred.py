@@ -596,21 +596,11 @@ class DeferredSettler:
                 outcomes.append(exc)
         self.session.settle(expectation, outcomes, item)
 
-    def value(self, request: JudgeRequest, key: str, item: pytest.Item, *, record: bool = True) -> "Verdict":
+    def value(self, request: JudgeRequest, item: pytest.Item, *, record: bool = True) -> "Verdict":
         """A verdict the test body reads now: an error naming the mode, or a synchronous call on request."""
         __tracebackhide__ = True
         if self.fallback == "immediate":
-            try:
-                verdict = self.session.lookup(key, request, item) or self.session.fresh(key, request, item)
-            except Exception as exc:  # as in immediate mode: counted, and a row that says why
-                self.session.observe(exc, item)
-                if record:
-                    self.session.record_value_failure(request, exc, item)
-                raise
-            self.session.observe(verdict, item)
-            if record:
-                self.session.record_value(request, verdict, item)  # reported as in immediate mode
-            return verdict
+            return self.session.value_now(request, item, record=record)  # counted and reported as in immediate mode
         raise DeferredVerdictError(
             f"this test reads a judge verdict as a value ({request.describe()}), but --judge-mode={self.mode} "
             "defers verdicts to the end of the run, so it is not known yet. Use assert_judge_score / "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .assertions import Expectation
+from .assertions import Expectation, failure_columns
 from .client import BASE_URL_ENV, TOKEN_ENV, JudgeClient, JudgeReply
 from .records import JudgeRecord
 from .request import JudgeRequest, judge_identity
@@ -421,8 +421,7 @@ class JudgeSession:
         try:
             return self._submit(expectation, item)
         except _FAIL_FAST as exc:  # refused before sending: still a row (and a "not met") in the reports
-            self.add_records([expectation._record(expectation.requests[0], None,
-                                                  error=f"{type(exc).__name__}: {exc}")], item)
+            self.add_records([expectation._record(expectation.requests[0], None, **failure_columns([exc]))], item)
             raise
 
     def _submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
@@ -485,7 +484,13 @@ class JudgeSession:
         """
         __tracebackhide__ = True
         if self.deferred is not None and item is not None and not needs_verdict_now(item):
-            return self.deferred.value(request, self.prepare(request, item), item, record=record)
+            self.prepare(request, item)  # a request the judge would refuse is refused now, whatever the mode
+            return self.deferred.value(request, item, record=record)
+        return self.value_now(request, item, record=record)
+
+    def value_now(self, request: JudgeRequest, item: "pytest.Item | None", *, record: bool = True) -> "Verdict":
+        """The cached or a fresh verdict, read now (immediate mode, or deferred mode's fallback)."""
+        __tracebackhide__ = True
         try:
             verdict = self.verdict(request, item)
         except Exception as exc:  # an unreadable reply or a judge error: a row that says so, then the error
@@ -498,11 +503,8 @@ class JudgeSession:
 
     def record_value_failure(self, request: JudgeRequest, exc: BaseException, item: "pytest.Item | None") -> None:
         """A value read that got no verdict is a report row too (not for a request refused before sending)."""
-        if isinstance(exc, _FAIL_FAST):
-            return
-        usage = getattr(exc, "judge_usage", None) or {}
-        self.record_value(request, None, item, error=f"{type(exc).__name__}: {exc}",
-                          cached=bool(getattr(exc, "judge_cached", False)), tokens=int(usage.get("total_tokens") or 0))
+        if not isinstance(exc, _FAIL_FAST):
+            self.record_value(request, None, item, **failure_columns([exc]))
 
     def record_value(self, request: JudgeRequest, verdict: "Verdict | None", item: "pytest.Item | None",
                      **columns: Any) -> None:
