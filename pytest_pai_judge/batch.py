@@ -110,7 +110,7 @@ def outcome_of_line(row: dict[str, Any]) -> "RawOutcome":
 
 
 @contextlib.contextmanager
-def _ctrl_c_after() -> Iterator[None]:
+def hold_ctrl_c() -> Iterator[None]:
     """Hold a first Ctrl-C until the block is done (a second one goes through at once)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -369,7 +369,7 @@ class BatchJudge:
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
             self._fail_all(requests, results, exc)
             return None
-        with _ctrl_c_after():  # a job the server made but the ledger does not know would be paid for twice
+        with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
                 batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
                                                 completion_window=protocol.COMPLETION_WINDOW)

@@ -65,7 +65,7 @@ _PHASE = pytest.StashKey[str]()
 _SCOPED = pytest.StashKey[list[tuple["Pending", Any]]]()
 _INHERITED = pytest.StashKey[list["Pending"]]()
 _INHERITED_FROM = pytest.StashKey[list["Pending"]]()
-"""Held assertions made inside a module / class / session fixture's setup, with that FixtureDef."""
+"""Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
 PHASES = ("setup", "call", "teardown")
 _FRAMEWORK_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (pytest, pluggy)) + (
     os.path.dirname(os.path.abspath(_pytest.__file__)) + os.sep,)
@@ -137,7 +137,7 @@ class Pending:
     when: str = "call"
     """The phase that made the assertion (a fixture's is setup or teardown): a failure is reported there."""
     shared: bool = False
-    """Made by a module / class / session fixture during an earlier test's setup: this test reuses the
+    """Made by a module / class / session fixture created for an earlier test: this test reuses the
     fixture's value, so if the assertion fails its setup errors too (as pytest re-raises a cached fixture
     error), but the assertion is reported (and counted) only once, with the test that made it."""
 
@@ -777,9 +777,9 @@ class DeferredSettler:
                 self._drain()
                 self._log(held, self._interrupted_text())
                 raise stop
-        from .batch import _ctrl_c_after
+        from .batch import hold_ctrl_c
 
-        with _ctrl_c_after():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
+        with hold_ctrl_c():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
             self._log(held, unavailable)
 
     def _interrupted_text(self) -> str:
@@ -1052,7 +1052,7 @@ class DeferredSettler:
 
     def _adopt_leftover_spools(self) -> None:
         """xdist controller: held tests of workers that never reported back (Ctrl-C, a lost node) are still ours."""
-        if self.is_worker or not self.config.pluginmanager.hasplugin("dsession"):
+        if self.is_worker or not _xdist_workers(self.config):
             return
         known = {test.nodeid for test in self.held}
         for spool in sorted((self.session.cache_dir / "spool").glob(f"{self.run_id}-*.jsonl")):

@@ -369,17 +369,17 @@ def test_ledger_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
     import os
 
-    from pytest_pai_judge.batch import _ctrl_c_after
+    from pytest_pai_judge.batch import hold_ctrl_c
 
     steps = []
     with pytest.raises(KeyboardInterrupt):
-        with _ctrl_c_after():
+        with hold_ctrl_c():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             steps.append("remembered")  # the block finishes: the job id is in the ledger
     assert steps == ["remembered"]
     with pytest.raises(KeyboardInterrupt):
-        with _ctrl_c_after():
+        with hold_ctrl_c():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C is not held
