@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .assertions import (Comparison, Judge, JudgeAssertionError, assert_judge_not_worse, assert_judge_prefers,
-                         assert_judge_score)
+from .assertions import (
+    Comparison,
+    Judge,
+    JudgeAssertionError,
+    assert_judge_not_worse,
+    assert_judge_prefers,
+    assert_judge_score,
+)
 from .errors import JudgeError
 from .request import JudgeRequest
 

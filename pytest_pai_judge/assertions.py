@@ -35,8 +35,8 @@ class Comparison:
 
     winner: Literal["1", "2", "tie"]
     consistent: bool
-    forward: "Verdict"
-    backward: "Verdict"
+    forward: Verdict
+    backward: Verdict
 
     @property
     def score1(self) -> float | None:
@@ -52,7 +52,7 @@ def _mean(a: float | None, b: float | None) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def consensus(forward: "Verdict", backward: "Verdict") -> Comparison:
+def consensus(forward: Verdict, backward: Verdict) -> Comparison:
     """Combine A-vs-B and B-vs-A: agreement wins, disagreement (position bias) is a tie."""
     swapped = {"1": "2", "2": "1", "tie": "tie", None: None}[backward.winner]
     if forward.winner == swapped and forward.winner is not None:
@@ -102,7 +102,7 @@ class Expectation:
             return self._evaluate_score(outcomes[0])
         return self._evaluate_pairwise(outcomes[0], outcomes[1])
 
-    def _record(self, request: JudgeRequest, verdict: "Verdict | None", **extra: Any) -> JudgeRecord:
+    def _record(self, request: JudgeRequest, verdict: Verdict | None, **extra: Any) -> JudgeRecord:
         fields = request.fields
         record = JudgeRecord(
             nodeid=self.nodeid, run_mode=self.run_mode, kind=request.kind, assertion=self.assertion,
@@ -124,7 +124,7 @@ class Expectation:
             setattr(record, key, value)
         return record
 
-    def _evaluate_score(self, verdict: "Verdict") -> tuple[list[JudgeRecord], BaseException | None]:
+    def _evaluate_score(self, verdict: Verdict) -> tuple[list[JudgeRecord], BaseException | None]:
         request = self.requests[0]
         passed = self.threshold is None or (verdict.score is not None and verdict.score >= self.threshold)
         record = self._record(request, verdict, passed=passed)
@@ -144,7 +144,7 @@ class Expectation:
                   f"  rerun only this test: pytest \"{self.labels.get('rerun', self.nodeid)}\""]
         return [record], JudgeAssertionError("\n".join(lines))
 
-    def _evaluate_pairwise(self, forward: "Verdict", backward: "Verdict"
+    def _evaluate_pairwise(self, forward: Verdict, backward: Verdict
                            ) -> tuple[list[JudgeRecord], BaseException | None]:
         result = consensus(forward, backward)
         # requests[0] puts the candidate ("better" / "candidate") first.
@@ -186,7 +186,7 @@ def _fmt(value: float | None) -> str:
 # --------------------------------------------------------------------------- building expectations
 
 
-def score_expectation(session: "JudgeSession", item: "pytest.Item | None", question: str, answer: str,
+def score_expectation(session: JudgeSession, item: pytest.Item | None, question: str, answer: str,
                       minimum: float | None, model: str | None, fields: dict[str, Any]) -> Expectation:
     settings = session.settings_for(item)
     request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
@@ -208,7 +208,7 @@ def score_expectation(session: "JudgeSession", item: "pytest.Item | None", quest
     return Expectation("score", [request], threshold, _nodeid(item))
 
 
-def pairwise_expectation(session: "JudgeSession", item: "pytest.Item | None", assertion: str, question: str,
+def pairwise_expectation(session: JudgeSession, item: pytest.Item | None, assertion: str, question: str,
                          first: str, second: str, model: str | None, fields: dict[str, Any],
                          labels: dict[str, str]) -> Expectation:
     settings = session.settings_for(item)
@@ -218,14 +218,14 @@ def pairwise_expectation(session: "JudgeSession", item: "pytest.Item | None", as
     return Expectation(assertion, [forward, backward], None, _nodeid(item), labels=labels)  # type: ignore[arg-type]
 
 
-def _nodeid(item: "pytest.Item | None") -> str:
+def _nodeid(item: pytest.Item | None) -> str:
     return item.nodeid if item is not None else "<outside a test>"
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def _active() -> tuple["JudgeSession", "pytest.Item | None"]:
+def _active() -> tuple[JudgeSession, pytest.Item | None]:
     from .session import active_session
 
     session = active_session()
@@ -235,7 +235,7 @@ def _active() -> tuple["JudgeSession", "pytest.Item | None"]:
 def assert_judge_score(question: str, answer: str, min: float | None = None, *,  # noqa: A002 - the documented name
                        ref_answer: str | None = None, scene: str | None = None, scene_desc: str | None = None,
                        metric: str | None = None, max_score: int | None = None, score_desc: str | None = None,
-                       steps: str | None = None, model: str | None = None, **params: Any) -> "Verdict | None":
+                       steps: str | None = None, model: str | None = None, **params: Any) -> Verdict | None:
     """Fail the test unless the judge scores ``answer`` at least ``min``.
 
     ``min`` defaults to the marker / ``--judge-min-score`` / ini / 4. Extra keyword arguments are
@@ -279,7 +279,7 @@ def _assert_pairwise(assertion: str, question: str, first: str, second: str, mod
 class Judge:
     """The ``judge`` fixture: verdicts as values, bound to the test's model and thresholds."""
 
-    def __init__(self, session: "JudgeSession", item: "pytest.Item | None") -> None:
+    def __init__(self, session: JudgeSession, item: pytest.Item | None) -> None:
         self._session = session
         self._item = item
 
@@ -291,7 +291,7 @@ class Judge:
     def min_score(self) -> float:
         return self._session.settings_for(self._item).min_score
 
-    def score(self, question: str, answer: str, *, model: str | None = None, **fields: Any) -> "Verdict":
+    def score(self, question: str, answer: str, *, model: str | None = None, **fields: Any) -> Verdict:
         """Judge one answer (single mode) and return the verdict, whatever its score."""
         __tracebackhide__ = True
         request = JudgeRequest.single(question, answer, model=model or self.model, **fields)
@@ -326,7 +326,7 @@ class Judge:
         return result
 
     def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,
-               **params: Any) -> "Verdict":
+               **params: Any) -> Verdict:
         """Judge with your own template (system / user messages); the reply's score is read from prose."""
         __tracebackhide__ = True
         request = JudgeRequest.custom(messages, model=model or self.model, **params)
@@ -335,7 +335,7 @@ class Judge:
         return self._session.value(request, self._item)
 
     def assert_score(self, question: str, answer: str, min: float | None = None, **kwargs: Any  # noqa: A002
-                     ) -> "Verdict | None":
+                     ) -> Verdict | None:
         return assert_judge_score(question, answer, min, **kwargs)
 
     def assert_prefers(self, question: str, better: str, worse: str, **kwargs: Any) -> Comparison | None:

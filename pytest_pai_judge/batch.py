@@ -90,7 +90,7 @@ def split_files(lines: list[tuple[str, bytes]], limit: int | None = None
     return files, too_big
 
 
-def outcome_of_line(row: dict[str, Any]) -> "RawOutcome":
+def outcome_of_line(row: dict[str, Any]) -> RawOutcome:
     """A line of the output or error file -> the reply, or the JudgeError an online call would have raised."""
     response = row.get("response") if isinstance(row.get("response"), dict) else {}
     status = response.get("status_code")
@@ -228,7 +228,7 @@ def _attr(obj: Any, name: str, default: Any = None) -> Any:
 class BatchJudge:
     """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
 
-    def __init__(self, session: "JudgeSession", console: "Console", *, run_id: str) -> None:
+    def __init__(self, session: JudgeSession, console: Console, *, run_id: str) -> None:
         config = session.config
         self.session = session
         self.console = console
@@ -253,7 +253,7 @@ class BatchJudge:
     # ------------------------------------------------------------------ the whole flow
 
     def judge(self, wanted: dict[str, tuple[JudgeRequest, str]],
-              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, "RawOutcome"]:
+              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
         results: dict[str, RawOutcome] = {}
         self._store_extra = store_extra
@@ -293,7 +293,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ remembered jobs
 
-    def _resume(self, results: dict[str, "RawOutcome"], wanted: set[str]) -> list[Job]:
+    def _resume(self, results: dict[str, RawOutcome], wanted: set[str]) -> list[Job]:
         """Check every remembered job once; return the running ones holding requests this run needs.
 
         Finished jobs are collected now (their verdicts go to the cache even if no test wants
@@ -361,7 +361,7 @@ class BatchJudge:
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
     def _submit(self, chunk: list[tuple[str, bytes]], requests: dict[str, JudgeRequest],
-                results: dict[str, "RawOutcome"]) -> Job | None:
+                results: dict[str, RawOutcome]) -> Job | None:
         data = b"".join(line for _, line in chunk)
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
@@ -390,7 +390,7 @@ class BatchJudge:
         return job
 
     @staticmethod
-    def _fail_all(requests: dict[str, JudgeRequest], results: dict[str, "RawOutcome"], exc: Exception) -> None:
+    def _fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
         error = translate_exception(exc)
         for key in requests:
             results[key] = error
@@ -408,7 +408,7 @@ class BatchJudge:
         if counts is not None:
             job.counts = {k: int(_attr(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
 
-    def _wait(self, results: dict[str, "RawOutcome"]) -> None:
+    def _wait(self, results: dict[str, RawOutcome]) -> None:
         interval = min(FIRST_POLL_S, self.poll)
         while True:
             open_jobs = [j for j in self.jobs if not j.done]
@@ -495,7 +495,7 @@ class BatchJudge:
         except (OSError, ValueError):
             return str(self.ledger.path)
 
-    def _give_up(self, job: Job, results: dict[str, "RawOutcome"], text: str) -> None:
+    def _give_up(self, job: Job, results: dict[str, RawOutcome], text: str) -> None:
         job.done = True
         for key in job.need or job.keys:
             results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
@@ -520,7 +520,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ step 5: download, map back
 
-    def _collect(self, job: Job, info: Any, results: dict[str, "RawOutcome"], *, final: bool) -> set[str]:
+    def _collect(self, job: Job, info: Any, results: dict[str, RawOutcome], *, final: bool) -> set[str]:
         """Download the output and error files, map lines back by custom_id, then forget the job.
 
         Returns the keys the files answered (empty if a download failed: the job stays remembered).

@@ -70,7 +70,7 @@ def _as_dict(completion: Any) -> dict[str, Any]:
     raise errors.ModelServiceFailed(f"the judge's reply is not a JSON object: {str(completion)[:200]!r}", status=200)
 
 
-def translate_exception(exc: BaseException, client: "JudgeClient | None" = None) -> errors.JudgeError:
+def translate_exception(exc: BaseException, client: JudgeClient | None = None) -> errors.JudgeError:
     """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
     import openai
 
@@ -114,14 +114,14 @@ class JudgeClient:
                 "max_retries": self.max_retries}
 
     @property
-    def sdk(self) -> "openai.OpenAI":
+    def sdk(self) -> openai.OpenAI:
         if self._sync is None:
             import openai
 
             self._sync = openai.OpenAI(**self._kwargs())
         return self._sync
 
-    def async_sdk(self) -> "openai.AsyncOpenAI":
+    def async_sdk(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop (an httpx pool must not cross loops)."""
         import openai
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import concurrent.futures
+import dataclasses
 import json
 import keyword
 import linecache
@@ -146,7 +146,7 @@ class Pending:
                 "when": self.when, "shared": self.shared}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Pending":
+    def from_dict(cls, data: dict[str, Any]) -> Pending:
         return cls(expectation_from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
                    str(data.get("when") or "call"), bool(data.get("shared", False)))
 
@@ -391,7 +391,7 @@ class OnlineJudge:
     (the cache's sqlite connection is not thread-safe).
     """
 
-    def __init__(self, client: Callable[[], "JudgeClient"], limit: int) -> None:
+    def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
         self._client_factory = client
         self.limit = max(1, int(limit))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -518,7 +518,7 @@ class DeferredSettler:
     ``--sw`` and ``--pdb`` cannot react to a deferred failure until the end of the run.
     """
 
-    def __init__(self, session: "JudgeSession") -> None:
+    def __init__(self, session: JudgeSession) -> None:
         self.session = session
         self.config = session.config
         self.mode = session.run_mode
@@ -596,7 +596,7 @@ class DeferredSettler:
                 outcomes.append(exc)
         self.session.settle(expectation, outcomes, item)
 
-    def value(self, request: JudgeRequest, item: pytest.Item, *, record: bool = True) -> "Verdict":
+    def value(self, request: JudgeRequest, item: pytest.Item, *, record: bool = True) -> Verdict:
         """A verdict the test body reads now: an error naming the mode, or a synchronous call on request."""
         __tracebackhide__ = True
         if self.fallback == "immediate":

@@ -14,8 +14,18 @@ from typing import Any
 
 import pandas as pd
 
-from .report import (_coerce, _isna, clean_text, failing_first, fmt_change, fmt_score, no_shared_cases, status_of,
-                     summarize, NO_SCENE)
+from .report import (
+    NO_SCENE,
+    _coerce,
+    _isna,
+    clean_text,
+    failing_first,
+    fmt_change,
+    fmt_score,
+    no_shared_cases,
+    status_of,
+    summarize,
+)
 
 COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "no threshold": "#607d8b",
           "xfailed": "#8d6e63", "xpassed": "#ef6c00"}

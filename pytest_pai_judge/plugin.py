@@ -6,7 +6,8 @@ Heavy imports (openai, pandas, the server) happen on first use, never at startup
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -130,7 +131,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 
 @pytest.fixture
-def judge(request: pytest.FixtureRequest) -> "Judge":
+def judge(request: pytest.FixtureRequest) -> Judge:
     """Verdicts as values: ``judge.score(q, a)``, ``judge.compare(q, a1, a2)``, ``judge.custom(messages)``."""
     from .assertions import Judge
 

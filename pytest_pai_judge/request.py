@@ -39,24 +39,24 @@ class JudgeRequest:
 
     @classmethod
     def single(cls, question: str, answer: str, *, model: str = protocol.DEFAULT_MODEL, **fields_and_params: Any
-               ) -> "JudgeRequest":
+               ) -> JudgeRequest:
         return cls._judge("single", model, {"question": question, "answer": answer}, fields_and_params)
 
     @classmethod
     def pairwise(cls, question: str, answer1: str, answer2: str, *, model: str = protocol.DEFAULT_MODEL,
-                 **fields_and_params: Any) -> "JudgeRequest":
+                 **fields_and_params: Any) -> JudgeRequest:
         return cls._judge("pairwise", model, {"question": question, "answer1": answer1, "answer2": answer2},
                           fields_and_params)
 
     @classmethod
     def custom(cls, messages: list[dict[str, Any]] | str, *, model: str = protocol.DEFAULT_MODEL,
-               **params: Any) -> "JudgeRequest":
+               **params: Any) -> JudgeRequest:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         return cls("custom", model, messages=[dict(m) for m in messages], params=_only_params(params))
 
     @classmethod
-    def _judge(cls, kind: Kind, model: str, base: dict[str, Any], extra: dict[str, Any]) -> "JudgeRequest":
+    def _judge(cls, kind: Kind, model: str, base: dict[str, Any], extra: dict[str, Any]) -> JudgeRequest:
         fields = dict(base)
         params: dict[str, Any] = {}
         for name, value in extra.items():

@@ -55,7 +55,7 @@ class _Stack:
 _SESSIONS = _Stack()
 
 
-def active_session() -> "JudgeSession":
+def active_session() -> JudgeSession:
     if not _SESSIONS.items:
         raise RuntimeError("pytest-pai-judge is not active: judge assertions run inside a pytest session with the "
                            "plugin enabled (this is not one: the code runs outside pytest, or pytest ran with "
@@ -66,7 +66,7 @@ def active_session() -> "JudgeSession":
 class JudgeSession:
     """Everything the judge needs for one pytest process (controller or xdist worker)."""
 
-    def __init__(self, config: "pytest.Config") -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
         opt = config.getoption
         self.warnings: list[str] = []
@@ -153,7 +153,7 @@ class JudgeSession:
     def push(self) -> None:
         _SESSIONS.items.append(self)
 
-    def prune_cache(self, session: "pytest.Session") -> int:
+    def prune_cache(self, session: pytest.Session) -> int:
         """Drop cache entries no test of this run used (all xdist workers share the run id).
 
         Only after a complete run: with deselected tests (-k, -m, --lf) or an interrupted / -x run,
@@ -216,7 +216,7 @@ class JudgeSession:
             return self._client
 
     @property
-    def cache(self) -> "VerdictCache":
+    def cache(self) -> VerdictCache:
         if self._cache is None:
             from .cache import VerdictCache
 
@@ -230,7 +230,7 @@ class JudgeSession:
 
     # ------------------------------------------------------------------ settings
 
-    def settings_for(self, item: "pytest.Item | None") -> Settings:
+    def settings_for(self, item: pytest.Item | None) -> Settings:
         model, min_score = None, None
         if item is not None:
             for marker in item.iter_markers("judge"):  # closest first: function, class, module
@@ -240,7 +240,7 @@ class JudgeSession:
                     min_score = float(marker.kwargs["min_score"])
         return Settings(model or self.model, self.min_score if min_score is None else min_score)
 
-    def rerun_id(self, item: "pytest.Item") -> str:
+    def rerun_id(self, item: pytest.Item) -> str:
         """The node id as the user types it: relative to the directory pytest was started in, not the rootdir."""
         path, sep, rest = item.nodeid.partition("::")
         rel = self._rerun_paths.get(path)
@@ -252,7 +252,7 @@ class JudgeSession:
             rel = self._rerun_paths[path] = rel.replace(os.sep, "/")
         return rel + sep + rest
 
-    def check_markers(self, item: "pytest.Item") -> None:
+    def check_markers(self, item: pytest.Item) -> None:
         """A judge marker with a typo would silently leave the default threshold: refuse it at collection."""
         for marker in item.iter_markers("judge"):
             problem = None
@@ -275,7 +275,7 @@ class JudgeSession:
 
     # ------------------------------------------------------------------ requests -> verdicts
 
-    def prepare(self, request: JudgeRequest, item: "pytest.Item | None") -> str:
+    def prepare(self, request: JudgeRequest, item: pytest.Item | None) -> str:
         """Let plugins amend the request, fail fast on a bad one, and return its cache key."""
         __tracebackhide__ = True
         self.config.hook.pytest_judge_request(request=request, item=item)
@@ -287,7 +287,7 @@ class JudgeSession:
             JudgeClient(self.base_url or "").check(request)
         return request.cache_key(self.cache_identity)
 
-    def lookup(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict | None":
+    def lookup(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict | None:
         """A cached verdict (re-parsed from the stored raw reply), or None."""
         if self.cache_mode in ("off", "refresh"):
             return None
@@ -315,7 +315,7 @@ class JudgeSession:
         self._memo(key, variant, verdict)
         return replace(verdict, cached=True)
 
-    def _memo(self, key: str, variant: str | None, verdict: "Verdict") -> None:
+    def _memo(self, key: str, variant: str | None, verdict: Verdict) -> None:
         """Keep the parsed verdict beside its raw reply, so the next hit skips the parser."""
         if not variant or self.cache_mode not in ("use", "refresh"):
             return
@@ -337,12 +337,12 @@ class JudgeSession:
             return None
         return f"{self._variant_prefix}{request.kind}|{request.max_score}|{int(request.json_mode)}"
 
-    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: "pytest.Item | None") -> None:
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: pytest.Item | None) -> None:
         if self.cache_mode in ("use", "refresh"):
             self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=request.body(),
                            nodeid=item.nodeid if item is not None else None)
 
-    def parse(self, reply: JudgeReply, request: JudgeRequest) -> "Verdict":
+    def parse(self, reply: JudgeReply, request: JudgeRequest) -> Verdict:
         __tracebackhide__ = True
         from .verdict import parse_reply
 
@@ -356,7 +356,7 @@ class JudgeSession:
             raise
         return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=reply.latency_s)
 
-    def fresh(self, key: str, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+    def fresh(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
         """Ask the judge now (immediate mode, or an xfail test in deferred mode)."""
         __tracebackhide__ = True
         if self.cache_mode == "replay":
@@ -383,11 +383,11 @@ class JudgeSession:
         self._memo(key, self._parse_variant(request), verdict)
         return verdict
 
-    def observe(self, verdict: "Verdict | BaseException", item: "pytest.Item | None") -> None:
+    def observe(self, verdict: Verdict | BaseException, item: pytest.Item | None) -> None:
         """Count a verdict (fresh or cached, tokens) and tell the hooks; an unreadable reply is counted too."""
         if isinstance(verdict, BaseException):
             if hasattr(verdict, "judge_cached"):
-                cached = bool(getattr(verdict, "judge_cached"))
+                cached = bool(verdict.judge_cached)
                 self.stats["cached" if cached else "fresh"] += 1
                 if not cached:
                     self.stats["tokens"] += int((getattr(verdict, "judge_usage", None) or {}).get("total_tokens") or 0)
@@ -399,7 +399,7 @@ class JudgeSession:
             self.stats["tokens"] += int((verdict.usage or {}).get("total_tokens") or 0)
         self.config.hook.pytest_judge_verdict(verdict=verdict, item=item)
 
-    def verdict(self, request: JudgeRequest, item: "pytest.Item | None") -> "Verdict":
+    def verdict(self, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
         __tracebackhide__ = True
         key = self.prepare(request, item)
         try:
@@ -412,7 +412,7 @@ class JudgeSession:
 
     # ------------------------------------------------------------------ assertions
 
-    def submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
+    def submit(self, expectation: Expectation, item: pytest.Item | None) -> list[Any]:
         """Judge now and raise on failure, or hand the expectation to the deferred settler."""
         __tracebackhide__ = True
         expectation.run_mode = self.run_mode
@@ -424,7 +424,7 @@ class JudgeSession:
             self.add_records([expectation._record(expectation.requests[0], None, **failure_columns([exc]))], item)
             raise
 
-    def _submit(self, expectation: Expectation, item: "pytest.Item | None") -> list[Any]:
+    def _submit(self, expectation: Expectation, item: pytest.Item | None) -> list[Any]:
         __tracebackhide__ = True
         if self.deferred is not None and item is not None and not needs_verdict_now(item):
             keys = [self.prepare(r, item) for r in expectation.requests]
@@ -454,14 +454,14 @@ class JudgeSession:
         self.settle(expectation, outcomes, item)
         return outcomes
 
-    def settle(self, expectation: Expectation, outcomes: list[Any], item: "pytest.Item | None") -> None:
+    def settle(self, expectation: Expectation, outcomes: list[Any], item: pytest.Item | None) -> None:
         __tracebackhide__ = True
         records, failure = expectation.evaluate(outcomes)
         self.add_records(records, item)
         if failure is not None:
             raise failure
 
-    def add_records(self, records: list[JudgeRecord], item: "pytest.Item | None") -> None:
+    def add_records(self, records: list[JudgeRecord], item: pytest.Item | None) -> None:
         if item is not None and hasattr(item, "stash") and _expects_failure(item):  # not the xdist controller's sink
             for record in records:
                 record.xfail = True  # reports show it as xfailed / xpassed, not as a failure
@@ -475,7 +475,7 @@ class JudgeSession:
                 if record.winner is not None:
                     item.user_properties.append(("judge_winner", record.winner))
 
-    def value(self, request: JudgeRequest, item: "pytest.Item | None", *, record: bool = True) -> "Verdict":
+    def value(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:
         """A verdict the test body reads as a value (the ``judge`` fixture).
 
         In deferred / batch mode this is an error (or, with the fallback, a synchronous call) whether
@@ -488,7 +488,7 @@ class JudgeSession:
             return self.deferred.value(request, item, record=record)
         return self.value_now(request, item, record=record)
 
-    def value_now(self, request: JudgeRequest, item: "pytest.Item | None", *, record: bool = True) -> "Verdict":
+    def value_now(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:
         """The cached or a fresh verdict, read now (immediate mode, or deferred mode's fallback)."""
         __tracebackhide__ = True
         try:
@@ -501,12 +501,12 @@ class JudgeSession:
             self.record_value(request, verdict, item)
         return verdict
 
-    def record_value_failure(self, request: JudgeRequest, exc: BaseException, item: "pytest.Item | None") -> None:
+    def record_value_failure(self, request: JudgeRequest, exc: BaseException, item: pytest.Item | None) -> None:
         """A value read that got no verdict is a report row too (not for a request refused before sending)."""
         if not isinstance(exc, _FAIL_FAST):
             self.record_value(request, None, item, **failure_columns([exc]))
 
-    def record_value(self, request: JudgeRequest, verdict: "Verdict | None", item: "pytest.Item | None",
+    def record_value(self, request: JudgeRequest, verdict: Verdict | None, item: pytest.Item | None,
                      **columns: Any) -> None:
         """A verdict read as a value is reported too (no threshold, so neither passed nor failed)."""
         expectation = Expectation("score", [request], None, item.nodeid if item is not None else "<outside a test>",
@@ -532,7 +532,7 @@ def _mark_reply(exc: BaseException, *, usage: dict[str, Any] | None = None, cach
         pass
 
 
-def _partial_selection(config: "pytest.Config") -> str | None:
+def _partial_selection(config: pytest.Config) -> str | None:
     """Why the paths on the command line select less than the whole suite, or None when they do not.
 
     The whole suite is what a bare ``pytest`` in the rootdir runs: its ``testpaths``, or the rootdir.
@@ -560,7 +560,7 @@ def _partial_selection(config: "pytest.Config") -> str | None:
     return None
 
 
-def _run_id(config: "pytest.Config") -> str:
+def _run_id(config: pytest.Config) -> str:
     """One id for the whole run, shared by xdist workers (it is xdist's own test-run uid)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and workerinput.get("testrunuid"):
@@ -572,7 +572,7 @@ def _run_id(config: "pytest.Config") -> str:
     return uuid.uuid4().hex
 
 
-def _expects_failure(item: "pytest.Item") -> bool:
+def _expects_failure(item: pytest.Item) -> bool:
     """Whether pytest treats this test as an expected failure: an xfail mark whose condition holds."""
     if item.config.option.runxfail:
         return False
@@ -590,7 +590,7 @@ def _expects_failure(item: "pytest.Item") -> bool:
     return xfailed is not None
 
 
-def needs_verdict_now(item: "pytest.Item") -> bool:
+def needs_verdict_now(item: pytest.Item) -> bool:
     """Tests whose outcome pytest decides while they run are judged synchronously in deferred/batch mode.
 
     Every test under ``--sw``; xfail-marked tests (the xfail verdict needs the exception), tests using ``subtests`` or unittest
@@ -612,7 +612,7 @@ def needs_verdict_now(item: "pytest.Item") -> bool:
     return may_rerun(item)
 
 
-def may_rerun(item: "pytest.Item") -> bool:
+def may_rerun(item: pytest.Item) -> bool:
     """pytest-rerunfailures would rerun this test if it failed (``--reruns`` or a ``flaky`` marker)."""
     config = item.config
     if not config.pluginmanager.hasplugin("rerunfailures"):

@@ -18,14 +18,13 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
+from test_deferred import SUITE, junit_outcomes, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
 
 from pytest_pai_judge import errors, protocol
 from pytest_pai_judge.batch import BatchLedger, custom_id, encode_line, key_of, outcome_of_line, split_files
 from pytest_pai_judge.client import JudgeReply
 from pytest_pai_judge.request import JudgeRequest
 from pytest_pai_judge.server import Fault, LocalJudgeServer
-
-from test_deferred import SUITE, junit_outcomes, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
 
 PARAMETRIZED = '''
 import pytest
@@ -372,17 +371,15 @@ def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
     from pytest_pai_judge.batch import hold_ctrl_c
 
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with hold_ctrl_c():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            steps.append("remembered")  # the block finishes: the job id is in the ledger
+    with pytest.raises(KeyboardInterrupt), hold_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        steps.append("remembered")  # the block finishes: the job id is in the ledger
     assert steps == ["remembered"]
-    with pytest.raises(KeyboardInterrupt):
-        with hold_ctrl_c():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C is not held
-            time.sleep(0.05)
-            steps.append("not reached")
+    with pytest.raises(KeyboardInterrupt), hold_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C is not held
+        time.sleep(0.05)
+        steps.append("not reached")
     assert steps == ["remembered"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -187,7 +187,6 @@ def test_package_level_cases_is_the_function_whatever_was_imported_first() -> No
     is named ``dataset_cases`` so that importing it never shadows the package attribute)."""
     import pytest_pai_judge
     import pytest_pai_judge.dataset_cases  # noqa: F401
-
     from pytest_pai_judge import cases as public
 
     assert public is cases, f"pytest_pai_judge.cases is {public!r}"

@@ -12,9 +12,22 @@ import pytest
 from pytest_pai_judge import reporting
 from pytest_pai_judge.html_report import histogram_svg, render_html
 from pytest_pai_judge.records import JudgeRecord
-from pytest_pai_judge.report import (COLUMNS, READABLE_SUFFIXES, REPORT_SUFFIXES, clean_text, compute_drift,
-                                     drops_beyond, failing_first, no_shared_cases, read_report, records_to_frame,
-                                     render_markdown, status_of, summarize, write_report)
+from pytest_pai_judge.report import (
+    COLUMNS,
+    READABLE_SUFFIXES,
+    REPORT_SUFFIXES,
+    clean_text,
+    compute_drift,
+    drops_beyond,
+    failing_first,
+    no_shared_cases,
+    read_report,
+    records_to_frame,
+    render_markdown,
+    status_of,
+    summarize,
+    write_report,
+)
 
 
 def rec(nodeid: str = "t.py::test_a", score: float | None = 8.0, **kw) -> JudgeRecord:

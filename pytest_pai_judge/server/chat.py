@@ -16,8 +16,18 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..protocol import (ChatCall, GenerationParams, ProtocolError, context_length_exceeded, count_tokens,
-                        green_net_filter, model_service_failed, parse_body_bytes, parse_chat_body, rate_limited)
+from ..protocol import (
+    ChatCall,
+    GenerationParams,
+    ProtocolError,
+    context_length_exceeded,
+    count_tokens,
+    green_net_filter,
+    model_service_failed,
+    parse_body_bytes,
+    parse_chat_body,
+    rate_limited,
+)
 from .config import ServerConfig
 from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply

@@ -22,7 +22,7 @@ class Fault:
     kind: FaultKind
 
     @classmethod
-    def parse(cls, spec: str) -> "Fault":
+    def parse(cls, spec: str) -> Fault:
         """Parse ``PATTERN=KIND`` (the CLI's ``--fault``); the pattern may itself contain ``=``."""
         pattern, sep, kind = spec.rpartition("=")
         if not sep or not pattern:

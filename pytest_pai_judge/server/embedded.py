@@ -125,7 +125,7 @@ class LocalJudgeServer:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 
-    def __enter__(self) -> "LocalJudgeServer":
+    def __enter__(self) -> LocalJudgeServer:
         self.start()
         return self
 

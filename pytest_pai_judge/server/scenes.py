@@ -20,8 +20,16 @@ import json
 import re
 from typing import Any, Literal
 
-from ..protocol import (DEFAULT_SCORE_DESC, DEFAULT_STEPS, INNER_SCENES, OPEN_QUESTION_METRIC,
-                        OPEN_QUESTION_SCENE_DESC, PAIRWISE_TEMPLATE, SINGLE_TEMPLATE, fill_template)
+from ..protocol import (
+    DEFAULT_SCORE_DESC,
+    DEFAULT_STEPS,
+    INNER_SCENES,
+    OPEN_QUESTION_METRIC,
+    OPEN_QUESTION_SCENE_DESC,
+    PAIRWISE_TEMPLATE,
+    SINGLE_TEMPLATE,
+    fill_template,
+)
 
 DEFAULT_SCENE = "回答开放性问题"
 

@@ -158,7 +158,7 @@ class Store:
                 self._conn.close()
                 self._conn = None
 
-    def _tx(self) -> "_Transaction":
+    def _tx(self) -> _Transaction:
         if self._conn is None:
             raise RuntimeError("store is not open")
         return _Transaction(self._conn, self._lock)

@@ -19,11 +19,11 @@ import openai
 import pytest
 from openai.types import Batch
 from openai.types.chat import ChatCompletion
+from spec_examples import SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
 
 from pytest_pai_judge.server import Fault, LocalJudgeServer
 from pytest_pai_judge.server.store import Store
 
-from spec_examples import QUESTION, SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 BATCH_ID = re.compile(r"^batch_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SCORE = re.compile(r"\[\[(\d+)\]\]")

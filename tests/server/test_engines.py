@@ -9,7 +9,6 @@ import textwrap
 import httpx
 import openai
 import pytest
-
 from openai.types import CompletionUsage
 from upstream_engines import UPSTREAM_USAGE, fake_logprobs  # tests/server is on sys.path
 
@@ -20,9 +19,18 @@ from pytest_pai_judge.server.engines import EngineReply, JudgeEngine, load_engin
 from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, is_chinese, pairwise_reply, scale_of
 from pytest_pai_judge.server.engines.openai_engine import _add_usage
 from pytest_pai_judge.server.responses import Choice, Completion, delta_logprobs, split_deltas
-from pytest_pai_judge.server.scenes import (REPLY_TEMPLATE_INTRO, SCENE_DEFAULTS, classify, json_instruction,
-                                            json_layout, reply_template, reply_template_notes, resolve,
-                                            template_values, with_reply_template)
+from pytest_pai_judge.server.scenes import (
+    REPLY_TEMPLATE_INTRO,
+    SCENE_DEFAULTS,
+    classify,
+    json_instruction,
+    json_layout,
+    reply_template,
+    reply_template_notes,
+    resolve,
+    template_values,
+    with_reply_template,
+)
 from pytest_pai_judge.verdict import UnreadableVerdict, parse_reply
 
 ZH_QUESTION = '请给出"常德德山山有德"对应的下联'

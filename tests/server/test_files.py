@@ -7,11 +7,11 @@ import re
 import httpx
 import openai
 import pytest
+from spec_examples import SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
 
 from pytest_pai_judge import protocol
 from pytest_pai_judge.server import LocalJudgeServer
 
-from spec_examples import QUESTION, SPEC_JSONL  # noqa: E402 - tests/server is on sys.path
 FILE_ID = re.compile(r"^file-batch-[0-9A-F]{32}$")
 
 
