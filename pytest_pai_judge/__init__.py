@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .assertions import (
-    Comparison,
-    Judge,
-    JudgeAssertionError,
-    assert_judge_not_worse,
-    assert_judge_prefers,
-    assert_judge_score,
-)
-from .errors import JudgeError
+from .assertions import Comparison, Judge, assert_judge_not_worse, assert_judge_prefers, assert_judge_score
+from .errors import JudgeAssertionError, JudgeError
 from .request import JudgeRequest
 
 __version__ = "0.1.0"

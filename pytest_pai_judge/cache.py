@@ -28,6 +28,7 @@ The connection opens lazily on first use (pytest start-up stays fast) and once p
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -37,13 +38,35 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["CachedReply", "VerdictCache", "cache_key", "canonical_json", "default_cache_dir",
-           "CACHE_MODES", "DB_FILENAME", "DEFAULT_DIRNAME"]
+__all__ = ["CacheMode", "CachedReply", "VerdictCache", "cache_key", "canonical_json", "DB_FILENAME",
+           "DEFAULT_DIRNAME"]
 
-CacheMode = Literal["use", "refresh", "off", "replay"]
-CACHE_MODES: tuple[str, ...] = ("use", "refresh", "off", "replay")
+
+class CacheMode(str, enum.Enum):
+    """What the cache may do in a run; the rules live here once, for the cache and its callers."""
+
+    USE = "use"
+    REFRESH = "refresh"
+    OFF = "off"
+    REPLAY = "replay"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def reads(self) -> bool:
+        """Lookups can hit (use, replay)."""
+        return self in (CacheMode.USE, CacheMode.REPLAY)
+
+    @property
+    def writes(self) -> bool:
+        """Replies, uses and parse memos are stored, and pruning can delete (use, refresh)."""
+        return self in (CacheMode.USE, CacheMode.REFRESH)
+
+
+CACHE_MODES: tuple[str, ...] = tuple(m.value for m in CacheMode)
 DEFAULT_DIRNAME = ".pai_judge_cache"
 DB_FILENAME = "verdicts.sqlite3"
 SCHEMA_VERSION = 1
@@ -113,22 +136,19 @@ def _refuse_secrets(request: Any) -> None:
                          "a cache key and never stored")
 
 
-def cache_key(request: dict[str, Any]) -> str:
-    """sha256 (hex) of the canonical JSON of the FULL request.
+def cache_key(body: dict[str, Any], judge: str) -> str:
+    """sha256 (hex) over the FULL request body and the judge service that answers it.
 
-    The caller puts in everything that can change the reply: model, judge fields (question,
-    answers, scene, metric, max_score, score_desc, steps ...) or custom messages, generation
-    parameters (temperature, seed, response_format ...) and the base-URL host. The token is
-    never part of it -- a request with an ``Authorization``/``api_key``-like key is refused
-    (``ValueError``) -- so rotating a token keeps the cache and the file holds no secret.
+    ``body`` is the ``/v1/chat/completions`` body (model, judge fields or custom messages,
+    generation parameters); ``judge`` names the service (a base URL's host:port, or the embedded
+    server's fixed name), so two services never share a verdict. The token is never part of it --
+    a body with an ``Authorization``/``api_key``-like key is refused (``ValueError``) before any
+    call is paid for -- so rotating a token keeps the cache and the file holds no secret.
     """
-    _refuse_secrets(request)
-    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
-
-
-def default_cache_dir(rootdir: Path | str) -> Path:
-    """``<rootdir>/.pai_judge_cache`` -- where the plugin keeps the cache unless told otherwise."""
-    return Path(rootdir) / DEFAULT_DIRNAME
+    _refuse_secrets(body)
+    canonical = json.dumps({"host": judge, "body": body}, sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -156,9 +176,10 @@ class VerdictCache:
     same one (the default is ``$PYTEST_XDIST_TESTRUNUID`` or a fresh uuid).
     """
 
-    def __init__(self, path: Path | str, *, mode: CacheMode = "use", run_id: str | None = None) -> None:
+    def __init__(self, path: Path | str, *, mode: CacheMode | str = CacheMode.USE, run_id: str | None = None) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"cache mode must be one of {', '.join(CACHE_MODES)}; got {mode!r}")
+        mode = CacheMode(mode)
         p = Path(path)
         if p.suffix in (".sqlite3", ".sqlite", ".db"):
             self.dir, self.db_path = p.parent, p
@@ -167,7 +188,7 @@ class VerdictCache:
         self.mode: CacheMode = mode
         self.run_id: str = run_id or os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
         self.warning: str | None = None
-        self._off = mode == "off"
+        self._off = mode is CacheMode.OFF
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._lock = threading.RLock()
@@ -176,8 +197,8 @@ class VerdictCache:
         self._pending_memos: list[tuple[str, str, str]] = []
 
     def __repr__(self) -> str:
-        state = "disabled" if self._off and self.mode != "off" else "open" if self._db else "closed"
-        return f"VerdictCache({str(self.db_path)!r}, mode={self.mode!r}, {state})"
+        state = "disabled" if self._off and self.mode is not CacheMode.OFF else "open" if self._db else "closed"
+        return f"VerdictCache({str(self.db_path)!r}, mode={self.mode.value!r}, {state})"
 
     # ------------------------------------------------------------------ connection
 
@@ -203,7 +224,7 @@ class VerdictCache:
     def _connection(self) -> sqlite3.Connection | None:
         if self._db is None and not self._off:
             try:
-                self._db = self._open_replay() if self.mode == "replay" else self._open_rw()
+                self._db = self._open_replay() if self.mode is CacheMode.REPLAY else self._open_rw()
             except (sqlite3.Error, OSError, ValueError) as exc:
                 self._disable(self._describe(exc))
         return self._db
@@ -308,7 +329,7 @@ class VerdictCache:
 
         ``variant`` names a parse memo (see :meth:`remember_parse`) to return with the reply.
         """
-        if self.mode == "refresh" or not self._ready():
+        if not self.mode.reads or not self._ready():
             return None
         with self._lock:
             db = self._db or self._connection()
@@ -331,7 +352,7 @@ class VerdictCache:
 
     def remember_parse(self, key: str, variant: str, verdict_json: str) -> None:
         """Keep a parsed verdict next to its raw reply (buffered; a lost memo is just parsed again)."""
-        if self.mode == "replay" or not self._ready():
+        if not self.mode.writes or not self._ready():
             return
         with self._lock:
             self._pending_memos.append((key, variant, verdict_json))
@@ -366,7 +387,7 @@ class VerdictCache:
             raise TypeError(f"raw must be the judge's text, not {type(raw).__name__}")
         request_json = canonical_json(request)
         usage_json = json.dumps(usage, sort_keys=True) if usage is not None else None
-        if self.mode == "replay" or not self._ready():
+        if not self.mode.writes or not self._ready():
             return
         now = time.time()
         with self._lock:
@@ -388,7 +409,7 @@ class VerdictCache:
         Buffered and flushed in batches and at :meth:`close`: a warm hit costs no write. A
         process killed before the flush loses only these marks (prune then keeps less, never more).
         """
-        if self.mode == "replay" or not self._ready():
+        if not self.mode.writes or not self._ready():
             return
         with self._lock:
             self._pending_uses.append((key, nodeid or "", self.run_id, time.time()))
@@ -408,7 +429,7 @@ class VerdictCache:
         nothing: that is far likelier a wrong run id or an empty selection than a wish to
         empty the cache. No-op (0) in modes off and replay.
         """
-        if self.mode == "replay" or not self._ready():
+        if not self.mode.writes or not self._ready():
             return 0
         with self._lock:
             self._flush()

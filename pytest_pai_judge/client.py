@@ -38,6 +38,14 @@ class JudgeReply:
     usage: dict[str, int] | None
     latency_s: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (xdist workers hand their replies to the controller)."""
+        return {"raw": self.raw, "model": self.model, "usage": self.usage, "latency_s": self.latency_s}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JudgeReply:
+        return cls(data["raw"], data.get("model") or "", data.get("usage"), float(data.get("latency_s") or 0))
+
 
 def clean_token(token: str | None) -> str | None:
     """Accept a token pasted with the vendor sample's ``Authorization: Bearer`` prefix."""
@@ -141,14 +149,17 @@ class JudgeClient:
     def check(self, request: JudgeRequest) -> None:
         """Fail fast, before any network, with the code the server would give."""
         __tracebackhide__ = True
-        try:
-            request.validate(self.models)
-        except protocol.ProtocolError as exc:
-            raise errors.from_code(exc.status, exc.code, exc.message, exc.param, local=True) from None
+        check_request(request, self.models)
 
     def complete(self, request: JudgeRequest) -> JudgeReply:
+        """Check the request, then send it."""
         __tracebackhide__ = True
         self.check(request)
+        return self.send(request)
+
+    def send(self, request: JudgeRequest) -> JudgeReply:
+        """Send a request already checked with :func:`check_request` (the plugin checks before its cache lookup)."""
+        __tracebackhide__ = True
         started = time.perf_counter()
         try:
             completion = self.sdk.post(CHAT_PATH, body=request.body(), cast_to=object)
@@ -157,10 +168,24 @@ class JudgeClient:
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)
 
     async def acomplete(self, request: JudgeRequest) -> JudgeReply:
+        """Check the request, then send it on the running event loop."""
         self.check(request)
+        return await self.asend(request)
+
+    async def asend(self, request: JudgeRequest) -> JudgeReply:
+        """:meth:`send` on the running event loop (deferred mode's concurrent calls)."""
         started = time.perf_counter()
         try:
             completion = await self.async_sdk().post(CHAT_PATH, body=request.body(), cast_to=object)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a JudgeError
             raise translate_exception(exc, self) from None
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)
+
+
+def check_request(request: JudgeRequest, models: dict[str, int] | None) -> None:
+    """Refuse a request the server would refuse, with its code; ``models``: the server's model list, if known."""
+    __tracebackhide__ = True
+    try:
+        request.validate(models)
+    except protocol.ProtocolError as exc:
+        raise errors.from_code(exc.status, exc.code, exc.message, exc.param, local=True) from None

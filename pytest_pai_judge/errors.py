@@ -1,8 +1,19 @@
-"""Exceptions for every documented PAI judge error code, so tests can catch exactly what went wrong."""
+"""Every exception the plugin raises: one per documented PAI judge error code, and the plugin's own.
+
+Tests catch exactly what went wrong: ``pytest.raises(SceneError)``, ``pytest.raises(JudgeAssertionError)``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+
+class JudgeAssertionError(AssertionError):
+    """A verdict that did not meet its threshold (the failure text says what the judge said)."""
+
+
+class DeferredVerdictError(RuntimeError):
+    """A verdict read as a value in the test body while verdicts are deferred to the end of the run."""
 
 
 class JudgeError(Exception):
@@ -45,16 +56,46 @@ def _rebuild(cls: type[JudgeError], message: str, status: int | None, code: str,
     return cls(message, status=status, code=code, param=param, hint=hint, local=local)
 
 
-class MessagesError(JudgeError): code = "MessagesError"
-class ContentError(JudgeError): code = "ContentError"
-class ResponseFormatError(JudgeError): code = "ResponseFormatError"
-class ModeError(JudgeError): code = "ModeError"
-class QuestionError(JudgeError): code = "QuestionError"
-class AnswerError(JudgeError): code = "AnswerError"
-class SceneError(JudgeError): code = "SceneError"
-class ScoreError(JudgeError): code = "ScoreError"
-class InvalidToken(JudgeError): code = "InvalidToken"
-class InvalidBody(JudgeError): code = "InvalidBody"
+class MessagesError(JudgeError):
+    code = "MessagesError"
+
+
+class ContentError(JudgeError):
+    code = "ContentError"
+
+
+class ResponseFormatError(JudgeError):
+    code = "ResponseFormatError"
+
+
+class ModeError(JudgeError):
+    code = "ModeError"
+
+
+class QuestionError(JudgeError):
+    code = "QuestionError"
+
+
+class AnswerError(JudgeError):
+    code = "AnswerError"
+
+
+class SceneError(JudgeError):
+    code = "SceneError"
+
+
+class ScoreError(JudgeError):
+    code = "ScoreError"
+
+
+class InvalidToken(JudgeError):
+    code = "InvalidToken"
+
+
+class InvalidBody(JudgeError):
+    code = "InvalidBody"
+
+
 class InvalidParameter(JudgeError):
     """A generation parameter outside the spec's table (type or range); not a PAI error code (see protocol)."""
 
@@ -67,12 +108,30 @@ class ContextLengthExceeded(JudgeError):
     code = "ContextLengthExceeded"
 
 
-class GreenNetFilter(JudgeError): code = "GreenNetFilter"
-class ModelNotFound(JudgeError): code = "ModelNotFound"
-class ModelServiceFailed(JudgeError): code = "ModelServiceFailed"
-class RateLimited(JudgeError): code = "RateLimited"
-class JudgeTimeout(JudgeError): code = "Timeout"
-class JudgeConnectionError(JudgeError): code = "ConnectionError"
+class GreenNetFilter(JudgeError):
+    code = "GreenNetFilter"
+
+
+class ModelNotFound(JudgeError):
+    code = "ModelNotFound"
+
+
+class ModelServiceFailed(JudgeError):
+    code = "ModelServiceFailed"
+
+
+class RateLimited(JudgeError):
+    code = "RateLimited"
+
+
+class JudgeTimeout(JudgeError):
+    code = "Timeout"
+
+
+class JudgeConnectionError(JudgeError):
+    code = "ConnectionError"
+
+
 class ReplayMiss(JudgeError):
     """``--judge-cache=replay`` and the verdict is not in the cache: offline CI must not call the judge."""
 
@@ -83,6 +142,32 @@ class BatchError(JudgeError):
     """A batch job that failed, expired or was cancelled, or a batch line without a result."""
 
     code = "BatchError"
+
+
+def error_to_dict(exc: BaseException) -> dict[str, Any]:
+    """JSON-safe form of a failed call (any exception becomes a JudgeError naming it), for xdist."""
+    error = exc if isinstance(exc, JudgeError) else JudgeError(f"{type(exc).__name__}: {exc}")
+    return {"type": type(error).__name__, "message": error.message, "status": error.status, "code": error.code,
+            "param": error.param, "hint": error.hint, "local": error.local}
+
+
+def error_from_dict(data: dict[str, Any]) -> JudgeError:
+    """The JudgeError of :func:`error_to_dict` again (of its class when it is one of ours)."""
+    cls = globals().get(str(data.get("type")))
+    if not (isinstance(cls, type) and issubclass(cls, JudgeError)):
+        cls = JudgeError
+    extra = {k: data[k] for k in ("hint", "local") if data.get(k)}
+    return cls(data.get("message") or "", status=data.get("status"), code=data.get("code"), param=data.get("param"),
+               **extra)
+
+
+VERDICT_UNAVAILABLE = "VerdictUnavailable"
+"""Error code of a held test's verdict that never came (batch failed / expired / timed out, Ctrl-C)."""
+
+
+def verdict_unavailable(text: str, *, batch: bool) -> JudgeError:
+    """The error a held request resolves to when no verdict came back for it."""
+    return (BatchError if batch else JudgeError)(text, code=VERDICT_UNAVAILABLE)
 
 
 BY_CODE: dict[str, type[JudgeError]] = {cls.code: cls for cls in (
@@ -116,3 +201,10 @@ def from_code(status: int | None, code: str | None, message: str, param: str | N
         hint = ("set JUDGE_MODEL_TOKEN to the token of the judge service" if not os.environ.get("JUDGE_MODEL_TOKEN")
                 else "JUDGE_MODEL_TOKEN is set but the service refused it")
     return cls(message, status=status, code=code or cls.code, param=param, hint=hint, local=local)
+
+
+REFUSED_BEFORE_SENDING: tuple[type[JudgeError], ...] = (
+    MessagesError, ContentError, ResponseFormatError, ModeError, QuestionError, AnswerError, SceneError, ScoreError,
+    InvalidParameter)
+"""Errors of the request itself (not of the judge's answer): raised as they are in every mode, so
+``pytest.raises(SceneError)`` works whether verdicts are immediate, deferred or batched."""

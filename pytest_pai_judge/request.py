@@ -1,15 +1,14 @@
-"""Judge requests: what a test asks the judge, as one value that builds the HTTP body and the cache key.
+"""Judge requests: what a test asks the judge, as one value that builds the HTTP body (and its JSON form).
 
 A :class:`JudgeRequest` is the first step of the data flow (request → cache / client → verdict
-→ assertion → report). It is validated with the same rules as the server
-(:func:`pytest_pai_judge.protocol.parse_chat_body`), so a bad request fails before any network.
+→ expectation → report). It is validated with the same rules as the server
+(:func:`pytest_pai_judge.protocol.parse_chat_body`), so a bad request fails before any network;
+its cache key is :func:`pytest_pai_judge.cache.cache_key` of its body.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -110,15 +109,15 @@ class JudgeRequest:
         users = [m.get("content") for m in self.messages if m.get("role") == "user"]
         return users[-1] if users and isinstance(users[-1], str) else None
 
-    def cache_key(self, judge: str) -> str:
-        """sha256 over the full request: model, judge fields, generation parameters and ``judge``.
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for xdist workers, spool files and the batch ledger."""
+        return {"kind": self.kind, "model": self.model, "fields": self.fields, "messages": self.messages,
+                "params": self.params}
 
-        ``judge`` names the judge service (the base URL's host, see :func:`judge_identity`), so two
-        services never share a verdict. The token is never part of it (it is not in the request).
-        """
-        canonical = json.dumps({"host": judge, "body": self.body()}, sort_keys=True, ensure_ascii=False,
-                               separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JudgeRequest:
+        return cls(data["kind"], data["model"], dict(data.get("fields") or {}), list(data.get("messages") or []),
+                   dict(data.get("params") or {}))
 
     def describe(self) -> str:
         """A short label for failure messages and reports."""

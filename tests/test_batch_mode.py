@@ -21,7 +21,8 @@ import pytest
 from test_deferred import SUITE, junit_outcomes, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
 
 from pytest_pai_judge import errors, protocol
-from pytest_pai_judge.batch import BatchLedger, custom_id, encode_line, key_of, outcome_of_line, split_files
+from pytest_pai_judge.deferred.batch_files import custom_id, encode_line, key_of, outcome_of_line, split_files
+from pytest_pai_judge.deferred.ledger import BatchLedger
 from pytest_pai_judge.client import JudgeReply
 from pytest_pai_judge.request import JudgeRequest
 from pytest_pai_judge.server import Fault, LocalJudgeServer
@@ -368,7 +369,7 @@ def test_ledger_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
     import os
 
-    from pytest_pai_judge.batch import hold_ctrl_c
+    from pytest_pai_judge.deferred.ctrl_c import hold_ctrl_c
 
     steps = []
     with pytest.raises(KeyboardInterrupt), hold_ctrl_c():

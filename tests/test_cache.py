@@ -17,7 +17,8 @@ import pytest
 
 from pytest_pai_judge.cache import DB_FILENAME, CachedReply, VerdictCache, cache_key, canonical_json
 
-REQUEST = {"model": "pai-judge", "host": "aiservice.cn-hangzhou.aliyuncs.com", "mode": "single",
+HOST = "aiservice.cn-hangzhou.aliyuncs.com"
+REQUEST = {"model": "pai-judge", "mode": "single",
            "json": {"question": "常德德山山有德", "answer": "长沙沙水水无沙", "max_score": 5},
            "params": {"temperature": 0.2, "max_tokens": 2048, "response_format": "text"}}
 USAGE = {"prompt_tokens": 790, "completion_tokens": 333, "total_tokens": 1123}
@@ -28,7 +29,7 @@ def req(i: int) -> dict:
 
 
 def put(cache: VerdictCache, i: int, nodeid: str | None = "t.py::test") -> str:
-    key = cache_key(req(i))
+    key = cache_key(req(i), HOST)
     cache.put(key, raw=f"综合评分为[[{i % 5 + 1}]]", model="pai-judge", usage=USAGE, request=req(i), nodeid=nodeid)
     return key
 
@@ -42,12 +43,12 @@ def rows(db_path: Path, sql: str) -> list:
 
 
 def test_cache_key_is_canonical_and_complete() -> None:
-    a = cache_key(REQUEST)
-    assert len(a) == 64 and a == cache_key(dict(reversed(list(REQUEST.items()))))
-    assert a != cache_key({**REQUEST, "model": "pai-judge-plus"})
-    assert a != cache_key({**REQUEST, "host": "localhost"})
-    assert a != cache_key({**REQUEST, "params": {**REQUEST["params"], "temperature": 0.3}})
-    assert a != cache_key({**REQUEST, "json": {**REQUEST["json"], "answer": "长沙沙水水无沙 "}})
+    a = cache_key(REQUEST, HOST)
+    assert len(a) == 64 and a == cache_key(dict(reversed(list(REQUEST.items()))), HOST)
+    assert a != cache_key({**REQUEST, "model": "pai-judge-plus"}, HOST)
+    assert a != cache_key(REQUEST, "localhost")
+    assert a != cache_key({**REQUEST, "params": {**REQUEST["params"], "temperature": 0.3}}, HOST)
+    assert a != cache_key({**REQUEST, "json": {**REQUEST["json"], "answer": "长沙沙水水无沙 "}}, HOST)
     assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
 
 
@@ -60,12 +61,12 @@ def test_credentials_are_refused(tmp_path: Path, secret: dict, mode: str) -> Non
     with pytest.raises(ValueError, match="credential"):
         cache.put("k", raw="[[3]]", model="pai-judge", usage=None, request=bad, nodeid=None)
     with pytest.raises(ValueError, match="credential"):
-        cache_key(bad)
+        cache_key(bad, HOST)
     cache.close()
 
 
 def test_max_tokens_is_not_a_token() -> None:
-    cache_key({"max_tokens": 10, "usage": {"prompt_tokens": 1}})
+    cache_key({"max_tokens": 10, "usage": {"prompt_tokens": 1}}, HOST)
 
 
 # --------------------------------------------------------------------------- basics and modes
@@ -127,7 +128,7 @@ def test_mode_replay_reads_only(tmp_path: Path) -> None:
     key = put(writer, 1)
     writer.close()
     replay = VerdictCache(tmp_path, mode="replay")
-    assert replay.get(key) is not None and replay.get(cache_key(req(2))) is None
+    assert replay.get(key) is not None and replay.get(cache_key(req(2), HOST)) is None
     put(replay, 2)  # no-op
     replay.touch(key, "other")  # no-op
     assert replay.prune_unused(replay.run_id) == 0
@@ -240,7 +241,7 @@ def test_four_processes_write_at_once(tmp_path: Path) -> None:
     assert cache.warning is None
     for w in range(4):
         for i in range(200):
-            got = cache.get(cache_key(req(w * 10_000 + i)))
+            got = cache.get(cache_key(req(w * 10_000 + i), HOST))
             assert got is not None and got.raw == f"综合评分为[[{(w * 10_000 + i) % 5 + 1}]]"
     assert rows(tmp_path / DB_FILENAME, "SELECT count(*) FROM replies") == [(801,)]
     assert rows(tmp_path / DB_FILENAME, "SELECT count(*) FROM uses WHERE run_id = 'xdist-run'") == [(801,)]

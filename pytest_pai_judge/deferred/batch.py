@@ -1,195 +1,37 @@
-"""Batch mode: every uncached judge request of a run as one PAI batch job (spec, batch steps 1-5).
+"""Batch mode's verdict source: every uncached request of a run as ONE PAI batch job (spec, batch steps 1-5).
 
-Why a separate module: the settler (:mod:`.deferred`) only needs "verdicts for these keys"; this
-module owns the job's life — JSONL, upload, create, poll, download, map lines back — and its
-memory across runs: the ids of unfinished jobs are kept in ``<cache dir>/batches.json`` the
-moment they are created, so an interrupted run's next run (or ``--judge-batch-resume ID``)
-collects the results instead of paying for them again. A run waits only for the jobs holding
-requests it needs; other remembered jobs are checked once (collected into the cache if done,
-else left for later). Jobs on the embedded server are never remembered: they die with the run.
+This module owns the job's life: upload the JSONL, create the job, poll it, download the
+output and error files and map their lines back by ``custom_id``. Its memory across runs is the
+ledger (:mod:`.ledger`): a run waits only for the jobs holding requests it needs; other
+remembered jobs are checked once (collected into the cache if done, else left for later). Jobs on
+the embedded server are never remembered: they die with the run.
 
 Everything here runs on the main thread (the cache's sqlite connection is per thread).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import errors, protocol
-from .client import JudgeReply, reply_from_completion, translate_exception
-from .request import JudgeRequest
+from .. import errors, protocol
+from ..client import JudgeClient, JudgeReply, translate_exception
+from ..options import Options
+from ..request import JudgeRequest
+from ..terminal import Console, plural
+from .batch_files import custom_id, encode_line, key_of, outcome_of_line, split_files
+from .ctrl_c import hold_ctrl_c
+from .held import RawOutcome
+from .ledger import BatchLedger
+from .sources import VerdictSource, Wanted
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .deferred import Console, RawOutcome
-    from .session import JudgeSession
-
-LEDGER_NAME = "batches.json"
-UNAVAILABLE = "VerdictUnavailable"
-MAX_NODEID_CHARS = 180
 FIRST_POLL_S = 0.2
 """Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
 MAX_POLL_FAILURES = 5
-
-
-# --------------------------------------------------------------------------- custom_id
-
-
-def custom_id(nodeid: str, key: str) -> str:
-    """``<node id>#<cache key>``: a person finds the test, the plugin finds the request, both stable."""
-    if len(nodeid) > MAX_NODEID_CHARS:
-        half = MAX_NODEID_CHARS // 2
-        nodeid = nodeid[:half] + "…" + nodeid[-half:]
-    return f"{nodeid}#{key}"
-
-
-def key_of(cid: str) -> str:
-    return cid.rpartition("#")[2]
-
-
-# --------------------------------------------------------------------------- JSONL files
-
-
-def encode_line(cid: str, request: JudgeRequest) -> bytes:
-    """One line of the spec's input format: ``{"custom_id": ..., "body": <chat request>}``."""
-    return (json.dumps({"custom_id": cid, "body": request.body()}, ensure_ascii=False,
-                       separators=(",", ":")) + "\n").encode("utf-8")
-
-
-def split_files(lines: list[tuple[str, bytes]], limit: int | None = None
-                ) -> tuple[list[list[tuple[str, bytes]]], list[tuple[str, int]]]:
-    """Pack lines into as few files as the size limit allows (one, unless the run is over 10 MB).
-
-    Returns the files (lists of ``(key, line)``) and the keys whose single line alone is too big.
-    """
-    limit = protocol.MAX_BATCH_FILE_BYTES if limit is None else limit
-    files: list[list[tuple[str, bytes]]] = []
-    too_big: list[tuple[str, int]] = []
-    current: list[tuple[str, bytes]] = []
-    size = 0
-    for key, line in lines:
-        if len(line) > limit:
-            too_big.append((key, len(line)))
-            continue
-        if current and size + len(line) > limit:
-            files.append(current)
-            current, size = [], 0
-        current.append((key, line))
-        size += len(line)
-    if current:
-        files.append(current)
-    return files, too_big
-
-
-def outcome_of_line(row: dict[str, Any]) -> RawOutcome:
-    """A line of the output or error file -> the reply, or the JudgeError an online call would have raised."""
-    response = row.get("response") if isinstance(row.get("response"), dict) else {}
-    status = response.get("status_code")
-    body = response.get("body")
-    line_error = row.get("error") if isinstance(row.get("error"), dict) else {}
-    if status == 200 and isinstance(body, dict) and not line_error:
-        try:
-            return reply_from_completion(body)
-        except errors.JudgeError as exc:
-            return exc
-    envelope = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-    code = envelope.get("code") or line_error.get("code")
-    message = envelope.get("message") or line_error.get("message") or f"HTTP {status}"
-    if isinstance(status, int) and status >= 400:
-        return errors.from_code(status, str(code) if code else None, str(message), envelope.get("param"))
-    return errors.BatchError(f"batch line failed: {message}", code=str(code) if code else None)
-
-
-@contextlib.contextmanager
-def hold_ctrl_c() -> Iterator[None]:
-    """Hold a first Ctrl-C until the block is done (a second one goes through at once)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-
-    def hold(signum: int, frame: Any) -> None:
-        caught.append(signum)
-        signal.signal(signal.SIGINT, previous)
-
-    try:
-        signal.signal(signal.SIGINT, hold)
-    except ValueError:  # pragma: no cover - not the main interpreter
-        yield
-        return
-    try:
-        yield
-    finally:
-        if not caught:
-            signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-# --------------------------------------------------------------------------- ledger
-
-
-class BatchLedger:
-    """Unfinished batch jobs, remembered in ``<cache dir>/batches.json`` until their results are collected.
-
-    Each entry keeps the requests of its lines, so results that no test of the collecting run
-    needs can still be stored in the cache.
-    """
-
-    def __init__(self, cache_dir: Path) -> None:
-        self.path = Path(cache_dir) / LEDGER_NAME
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {"version": 1, "batches": {}}
-        if not isinstance(data, dict) or not isinstance(data.get("batches"), dict):
-            return {"version": 1, "batches": {}}
-        return data
-
-    def _write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".batches-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-    def entries(self, identity: str) -> dict[str, dict[str, Any]]:
-        return {bid: e for bid, e in self._read()["batches"].items() if e.get("identity") == identity}
-
-    def remember(self, batch_id: str, identity: str, requests: dict[str, JudgeRequest]) -> None:
-        from .deferred import request_to_dict
-
-        data = self._read()
-        data["batches"][batch_id] = {"identity": identity, "created": int(time.time()),
-                                     "requests": {k: request_to_dict(r) for k, r in requests.items()}}
-        self._write(data)
-
-    def forget(self, batch_id: str) -> None:
-        data = self._read()
-        if data["batches"].pop(batch_id, None) is not None:
-            self._write(data)
-
-
-# --------------------------------------------------------------------------- jobs
 
 
 @dataclass
@@ -228,17 +70,18 @@ def _attr(obj: Any, name: str, default: Any = None) -> Any:
 class BatchJudge:
     """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
 
-    def __init__(self, session: JudgeSession, console: Console, *, run_id: str) -> None:
-        config = session.config
-        self.session = session
+    def __init__(self, options: Options, client: Callable[[], JudgeClient], console: Console, *, run_id: str,
+                 warnings: list[str]) -> None:
+        self.client = client
         self.console = console
         self.run_id = run_id
-        self.identity = session.cache_identity
-        self.poll = session.batch_poll
-        self.timeout = session.batch_timeout
-        self.resume_id: str | None = config.getoption("judge_batch_resume")
-        self.ledger = BatchLedger(session.cache_dir)
-        self.persistent = not session.embedded
+        self.warnings = warnings
+        self.identity = options.cache_identity
+        self.poll = options.batch_poll
+        self.timeout = options.batch_timeout
+        self.resume_id: str | None = options.batch_resume
+        self.ledger = BatchLedger(options.cache_dir)
+        self.persistent = not options.embedded
         """The embedded server's batches live in a temp dir that dies with this run: nothing to resume."""
         self.jobs: list[Job] = []
         """The jobs this run waits for (its own, and remembered ones holding requests it needs)."""
@@ -248,7 +91,7 @@ class BatchJudge:
 
     @property
     def sdk(self) -> Any:
-        return self.session.client.sdk
+        return self.client().sdk
 
     # ------------------------------------------------------------------ the whole flow
 
@@ -277,8 +120,6 @@ class BatchJudge:
         return results
 
     def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
-        from .deferred import plural
-
         parts = []
         if files:
             text = f"judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
@@ -299,8 +140,6 @@ class BatchJudge:
         Finished jobs are collected now (their verdicts go to the cache even if no test wants
         them); running jobs this run does not need are left in the ledger without waiting.
         """
-        from .deferred import plural, request_from_dict
-
         if not self.persistent:
             self._refuse_resume_on_embedded()
             return []
@@ -309,7 +148,7 @@ class BatchJudge:
             remembered[self.resume_id] = {"requests": {}}
         running: list[Job] = []
         for batch_id, entry in remembered.items():
-            requests = {k: request_from_dict(r) for k, r in (entry.get("requests") or {}).items()}
+            requests = {k: JudgeRequest.from_dict(r) for k, r in (entry.get("requests") or {}).items()}
             job = Job(batch_id, set(requests), requests, resumed=True)
             try:
                 info = self.sdk.batches.retrieve(batch_id)
@@ -324,7 +163,7 @@ class BatchJudge:
                     self.ledger.forget(batch_id)
                     self.console.line(f"pai-judge: the server no longer knows batch {batch_id}; forgetting it")
                 else:
-                    self.session.warnings.append(f"could not check remembered batch {batch_id}: {error}")
+                    self.warnings.append(f"could not check remembered batch {batch_id}: {error}")
                 continue
             self._update(job, info)
             job.need = job.keys if batch_id == self.resume_id else job.keys & wanted
@@ -382,7 +221,7 @@ class BatchJudge:
                     self.ledger.remember(batch.id, self.identity, requests)
                 except OSError as exc:
                     job.remembered = False
-                    self.session.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
+                    self.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
                                                  f"({exc}); if this run is interrupted, resume it with "
                                                  f"--judge-batch-resume {batch.id}")
             self._update(job, batch)
@@ -437,7 +276,7 @@ class BatchJudge:
                 for job in self.jobs:
                     if not job.done:
                         self._give_up(job, results, f"batch {job.id} is still {job.raw_status} after "
-                                      f"{self.timeout:g}s (--judge-batch-timeout; {self._lines_done(job)}, results "
+                                      f"{self.timeout:g}s (--judge-batch-timeout; {lines_done(job)}, results "
                                       "come only when the whole job ends); " + self._kept(job))
                 self.console.end()
                 return
@@ -449,30 +288,12 @@ class BatchJudge:
         jobs = self.jobs
         total = completed = failed = 0
         for job in jobs:
-            c, f, t = self._counts(job)
+            c, f, t = needed_counts(job)
             completed, failed, total = completed + c, failed + f, total + t
         status = ", ".join(sorted({j.raw_status for j in jobs}))
         name = jobs[0].id if len(jobs) == 1 else f"{len(jobs)} batch jobs"
         self.console.progress(f"pai-judge: {name} {status}: {completed:,}/{total:,} completed, {failed:,} failed, "
                               f"{time.perf_counter() - self.started:.1f}s elapsed", force=final)
-
-    @staticmethod
-    def _counts(job: Job) -> tuple[int, int, int]:
-        """(completed, failed, total) of the requests this run needs from ``job``.
-
-        The server counts a whole job; for a remembered job this run needs only part of, which
-        of its lines are done is known only once the job ends.
-        """
-        if not job.keys or job.need == job.keys:
-            total = job.counts.get("total", len(job.keys))
-            return job.counts.get("completed", 0), job.counts.get("failed", 0), total
-        completed, failed = job.need_counts or (0, 0)
-        return completed, failed, len(job.need)
-
-    @staticmethod
-    def _lines_done(job: Job) -> str:
-        done = job.counts.get("completed", 0) + job.counts.get("failed", 0)
-        return f"{done:,} of its {job.counts.get('total', len(job.keys)):,} lines done"
 
     def _kept(self, job: Job) -> str:
         """What happens to an unfinished job after this run, said exactly."""
@@ -498,7 +319,7 @@ class BatchJudge:
     def _give_up(self, job: Job, results: dict[str, RawOutcome], text: str) -> None:
         job.done = True
         for key in job.need or job.keys:
-            results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
+            results.setdefault(key, errors.verdict_unavailable(text, batch=True))
 
     def interrupted_text(self) -> str:
         """Why held tests fail when Ctrl-C stops the wait, and what becomes of the unfinished jobs."""
@@ -559,30 +380,70 @@ class BatchJudge:
             if isinstance(outcome, JudgeReply) and key in job.requests:
                 self._store_extra(key, job.requests[key], outcome)
         if job.status != "completed":
-            reason = self._batch_errors(info) or f"the batch ended {job.raw_status}"
+            reason = batch_errors(info) or f"the batch ended {job.raw_status}"
             text = f"batch {job.id} {job.raw_status.lower()}: {reason}"
             for key in job.need or job.keys:
                 if key not in got:
                     if final:
-                        results.setdefault(key, errors.BatchError(text, code=UNAVAILABLE))
+                        results.setdefault(key, errors.verdict_unavailable(text, batch=True))
         if self.persistent:
             self.ledger.forget(job.id)
         return set(got)
-
-    @staticmethod
-    def _batch_errors(info: Any) -> str:
-        errs = _attr(info, "errors")
-        data = _attr(errs, "data") if errs is not None and not isinstance(errs, list) else errs
-        messages = []
-        for err in (data or [])[:3]:
-            message = _attr(err, "message")
-            line = _attr(err, "line")
-            if message:
-                messages.append(f"{message}" + (f" (line {line})" if line else ""))
-        return "; ".join(messages)
-
 
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB"
 
 
+def needed_counts(job: Job) -> tuple[int, int, int]:
+    """(completed, failed, total) of the requests this run needs from ``job``.
+
+    The server counts a whole job; for a remembered job this run needs only part of, which
+    of its lines are done is known only once the job ends.
+    """
+    if not job.keys or job.need == job.keys:
+        total = job.counts.get("total", len(job.keys))
+        return job.counts.get("completed", 0), job.counts.get("failed", 0), total
+    completed, failed = job.need_counts or (0, 0)
+    return completed, failed, len(job.need)
+
+
+def lines_done(job: Job) -> str:
+    done = job.counts.get("completed", 0) + job.counts.get("failed", 0)
+    return f"{done:,} of its {job.counts.get('total', len(job.keys)):,} lines done"
+
+
+def batch_errors(info: Any) -> str:
+    errs = _attr(info, "errors")
+    data = _attr(errs, "data") if errs is not None and not isinstance(errs, list) else errs
+    messages = []
+    for err in (data or [])[:3]:
+        message = _attr(err, "message")
+        line = _attr(err, "line")
+        if message:
+            messages.append(f"{message}" + (f" (line {line})" if line else ""))
+    return "; ".join(messages)
+
+
+
+class BatchSource(VerdictSource):
+    """:class:`BatchJudge` behind the verdict-source interface: nothing is sent until the run ends."""
+
+    batch = True
+
+    def __init__(self, options: Options, client: Callable[[], JudgeClient], *, run_id: str,
+                 warnings: list[str]) -> None:
+        self.options = options
+        self.client = client
+        self.run_id = run_id
+        self.warnings = warnings
+        self.job: BatchJudge | None = None
+
+    def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
+                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+        self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings)
+        return self.job.judge(wanted, store_extra=store)
+
+    def interrupted_text(self) -> str:
+        if self.job is not None:
+            return self.job.interrupted_text()
+        return "interrupted (Ctrl-C) while waiting for the deferred verdicts"

@@ -1,0 +1,100 @@
+"""What a held test is: its held judge assertions, its unlogged reports, and their JSON forms.
+
+JSON so that a held test can cross from an xdist worker to the controller, or wait in a
+worker's spool file in case the worker crashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .. import errors
+from ..client import JudgeReply
+from ..expectation import Expectation
+
+RawOutcome = JudgeReply | BaseException
+"""What the judge answered for one request (not parsed yet), or why it did not."""
+PHASES = ("setup", "call", "teardown")
+
+
+def outcome_to_dict(outcome: RawOutcome) -> dict[str, Any]:
+    """A reply or an error as JSON, so an xdist worker can hand its online verdicts to the controller."""
+    if isinstance(outcome, JudgeReply):
+        return outcome.to_dict()
+    return {"error": errors.error_to_dict(outcome)}
+
+
+def outcome_from_dict(data: dict[str, Any]) -> RawOutcome:
+    if "error" not in data:
+        return JudgeReply.from_dict(data)
+    return errors.error_from_dict(data["error"])
+
+
+@dataclass
+class Pending:
+    """One held judge assertion: the expectation, the cache key of each request, and where it was made."""
+
+    expectation: Expectation
+    keys: list[str]
+    callsite: list[list[Any]] = field(default_factory=list)
+    """``[filename, lineno, co_firstlineno, function, args, (locals)]`` from the test function inwards."""
+    when: str = "call"
+    """The phase that made the assertion (a fixture's is setup or teardown): a failure is reported there."""
+    shared: bool = False
+    """Made by a module / class / session fixture created for an earlier test: this test reuses the
+    fixture's value, so if the assertion fails its setup errors too (as pytest re-raises a cached fixture
+    error), but the assertion is reported (and counted) only once, with the test that made it."""
+
+    @property
+    def phase(self) -> str:
+        return self.when if self.when in PHASES else "call"
+
+    def requests(self) -> list[tuple[str, Any]]:
+        """(cache key, request) of each call the assertion waits for."""
+        return list(zip(self.keys, self.expectation.requests))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expectation": self.expectation.to_dict(), "keys": self.keys, "callsite": self.callsite,
+                "when": self.when, "shared": self.shared}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pending:
+        return cls(Expectation.from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
+                   str(data.get("when") or "call"), bool(data.get("shared", False)))
+
+
+@dataclass
+class Held:
+    """A test that ran to its end and waits for verdicts before its reports are logged."""
+
+    nodeid: str
+    location: tuple[str, int | None, str]
+    reports: list[pytest.TestReport]
+    pending: list[Pending]
+    item: pytest.Item | None = None
+    """The item in a single process (for ``repr_failure`` and conftest-scoped hooks); None on the xdist controller."""
+
+    def to_dict(self, config: pytest.Config) -> dict[str, Any]:
+        hook = config.hook
+        return {"nodeid": self.nodeid, "location": list(self.location),
+                "reports": [hook.pytest_report_to_serializable(config=config, report=r) for r in self.reports],
+                "pending": [p.to_dict() for p in self.pending]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: pytest.Config) -> Held:
+        hook = config.hook
+        reports = [hook.pytest_report_from_serializable(config=config, data=d) for d in data["reports"]]
+        location = tuple(data["location"])
+        return cls(data["nodeid"], location, reports, [Pending.from_dict(p) for p in data["pending"]],  # type: ignore[arg-type]
+                   None)
+
+
+class PropertySink:
+    """Receives ``user_properties`` from the session's report rows when no item is at hand (xdist controller)."""
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.user_properties: list[tuple[str, object]] = []

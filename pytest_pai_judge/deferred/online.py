@@ -1,0 +1,197 @@
+"""Deferred mode's verdict source: concurrent online judge calls on a background event loop.
+
+Each held request is sent the moment a test holds it, while later tests still run; at most
+``--judge-concurrency`` calls are in flight (split across xdist workers). Replies are only
+collected here; the settler stores them in the cache on the main thread (the cache's sqlite
+connection is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from .. import errors
+from ..client import JudgeClient, JudgeReply
+from ..request import JudgeRequest
+from ..terminal import Console, plural
+from .held import RawOutcome
+from .sources import VerdictSource, Wanted
+
+
+class OnlineJudge:
+    """Concurrent online judge calls on a background event loop, at most ``limit`` in flight.
+
+    Results are only collected here; the caller stores them in the cache on the main thread
+    (the cache's sqlite connection is not thread-safe).
+    """
+
+    def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
+        self._client_factory = client
+        self.limit = max(1, int(limit))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._client: JudgeClient | None = None
+        self.futures: dict[str, concurrent.futures.Future[JudgeReply]] = {}
+        self.finished: collections.deque[str] = collections.deque()
+        """Keys whose call ended, in the order they ended (appended by the loop thread, drained by the main one)."""
+        self.first_call: float | None = None
+        """perf_counter() of the first call started, and of the last answer in: the judging span."""
+        self.last_answer: float | None = None
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            # Import the SDK here, on the main thread, before the loop thread exists: openai imported
+            # from two threads at once fails with "partially initialized module" errors.
+            import openai  # noqa: F401
+
+            self._client = self._client_factory()  # main thread: may start the embedded server
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                self._slots = asyncio.Semaphore(self.limit)
+                ready.set()
+                loop.run_forever()
+
+            self._thread = threading.Thread(target=run, name="pai-judge-deferred", daemon=True)
+            self._thread.start()
+            ready.wait()
+            self._loop = loop
+        return self._loop
+
+    def submit(self, key: str, request: JudgeRequest) -> None:
+        """Start judging ``request`` unless it is already in flight or done."""
+        if key not in self.futures:
+            loop = self._start()
+            future = asyncio.run_coroutine_threadsafe(self._call(request), loop)
+            self.futures[key] = future
+            future.add_done_callback(lambda _f, key=key: self.finished.append(key))
+
+    async def _call(self, request: JudgeRequest) -> JudgeReply:
+        __tracebackhide__ = True
+        assert self._slots is not None and self._client is not None
+        async with self._slots:
+            if self.first_call is None:
+                self.first_call = time.perf_counter()
+            try:
+                return await self._client.asend(request)  # checked when it was held
+            finally:
+                self.last_answer = time.perf_counter()
+
+    def outcome(self, key: str) -> RawOutcome | None:
+        """The finished outcome for ``key``, or None while it is in flight (or was never sent)."""
+        future = self.futures.get(key)
+        if future is None or not future.done():
+            return None
+        if future.cancelled():
+            return errors.JudgeError("the judge call was cancelled", code="Cancelled")
+        exc = future.exception()
+        return exc if exc is not None else future.result()
+
+    def wait(self, keys: Iterable[str], tick: Callable[[int, int], None]) -> None:
+        """Block until every ``key`` is done, calling ``tick(done, total)`` about once a second."""
+        futures = [self.futures[k] for k in keys if k in self.futures]
+        total = len(futures)
+        while True:
+            done, not_done = concurrent.futures.wait(futures, timeout=1.0)
+            tick(len(done), total)
+            if not not_done:
+                return
+
+    def close(self) -> None:
+        """Cancel what is still in flight, close the async HTTP pool on its own loop, stop the thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        for future in self.futures.values():
+            future.cancel()
+        if self._client is not None:
+            client = self._client
+
+            async def aclose() -> None:
+                await client.async_sdk().close()
+
+            try:
+                asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+        self._loop = None
+
+
+class OnlineSource(VerdictSource):
+    """:class:`OnlineJudge` behind the verdict-source interface."""
+
+    calls_on_workers = True
+
+    def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
+        self.calls = OnlineJudge(client, limit)
+
+    def submit(self, key: str, request: JudgeRequest) -> None:
+        self.calls.submit(key, request)
+
+    def in_flight(self, key: str) -> concurrent.futures.Future[JudgeReply] | None:
+        return self.calls.futures.get(key)
+
+    def outcome(self, key: str) -> RawOutcome | None:
+        return self.calls.outcome(key)
+
+    def drain(self) -> Iterator[tuple[str, RawOutcome]]:
+        finished = self.calls.finished
+        while finished:  # only the calls that ended since the last drain: O(1) per test, not O(calls)
+            key = finished.popleft()
+            outcome = self.calls.outcome(key)
+            if outcome is not None:
+                yield key, outcome
+
+    def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
+                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+        """Send what is not in flight yet, then wait for every wanted call (``needed``: all the run waits for)."""
+        calls = self.calls
+        for key, (request, _nodeid) in wanted.items():
+            calls.submit(key, request)
+        keys = list(wanted)
+        waiting = sum(1 for k in keys if calls.outcome(k) is None)
+        needed = max(needed, len(keys))
+        console.line(f"pai-judge: judging {plural(needed, 'deferred verdict')} "
+                     f"({needed - waiting:,} already in; up to {calls.limit} concurrent calls)…")
+        started = time.perf_counter()
+
+        def tick(done: int, total: int) -> None:
+            on_progress()
+            console.progress(f"pai-judge: {done:,}/{total:,} verdicts in, {time.perf_counter() - started:.1f}s")
+
+        calls.wait(keys, tick)
+        on_progress()
+        console.end()
+        if calls.first_call is not None and calls.last_answer is not None:
+            span = calls.last_answer - calls.first_call
+            console.line(f"pai-judge: {plural(len(calls.futures), 'verdict')} judged in {span:.2f}s from the "
+                         f"first call to the last answer (up to {calls.limit} concurrent calls)")
+        return {k: o for k in keys if (o := calls.outcome(k)) is not None}
+
+    def worker_outcomes(self, keys: Iterable[str], *, wait: bool) -> dict[str, RawOutcome]:
+        keys = [k for k in keys if k in self.calls.futures]
+        if wait:
+            try:
+                self.calls.wait(keys, lambda done, total: None)
+            except KeyboardInterrupt:
+                pass
+        return {k: o for k in keys if (o := self.calls.outcome(k)) is not None}
+
+    def interrupted_text(self) -> str:
+        return "interrupted (Ctrl-C) while waiting for the deferred verdicts"
+
+    def close(self) -> None:
+        self.calls.close()

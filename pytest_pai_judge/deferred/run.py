@@ -1,0 +1,338 @@
+"""Settling: the held tests of a run get their verdicts, then their reports are decided and logged.
+
+:class:`DeferredRun` is what the session talks to in deferred and batch mode: it holds an
+assertion whose verdicts are not cached (:meth:`DeferredRun.hold`) and, at the end of the run
+loop, asks its verdict source for every verdict still missing, decides each held test phase by
+phase exactly as immediate mode would have met its assertions, and logs it. Which source
+(concurrent online calls or one batch job) is decided once, when the run is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .. import errors
+from ..client import JudgeReply
+from ..expectation import Expectation
+from ..options import defer_marker
+from ..pytest_compat import fixture_scope, may_rerun, repr_phase_failure, running_fixture, stepwise, xdist_workers
+from ..request import JudgeRequest
+from ..terminal import Console, plural
+from .callsite import capture_callsite, locate
+from .ctrl_c import hold_ctrl_c
+from .held import PHASES, Held, Pending, PropertySink, RawOutcome
+from .sources import VerdictSource, Wanted
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..session import JudgeSession
+    from .xdist import WorkerSpool
+
+PHASE = pytest.StashKey[str]()
+"""The phase a test is in (setup, call, teardown), as the holding hooks see it."""
+PENDING = pytest.StashKey[list[Pending]]()
+"""The test's own held assertions."""
+SCOPED = pytest.StashKey[list[tuple[Pending, Any]]]()
+"""Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
+
+
+def needs_verdict_now(item: pytest.Item) -> bool:
+    """Tests whose outcome pytest decides while they run are judged synchronously in deferred/batch mode.
+
+    Every test under ``--sw`` (it stops at, and next time resumes from, the first failure);
+    xfail-marked tests (the xfail verdict needs the exception); tests using ``subtests`` and
+    unittest ``TestCase`` tests (subtest reports and ``expectedFailure`` are decided inside the
+    test); tests pytest-rerunfailures may rerun (a rerun needs the failure now); and
+    ``@pytest.mark.judge(defer=False)`` (e.g. ``pytest.raises(JudgeAssertionError)`` around an assertion).
+    """
+    defer = defer_marker(item)
+    if defer is not None:
+        return not defer
+    if item.get_closest_marker("xfail") is not None or "subtests" in getattr(item, "fixturenames", ()):
+        return True
+    if stepwise(item.config):
+        return True
+    import sys
+
+    unittest = sys.modules.get("unittest")
+    cls = getattr(item, "cls", None)
+    if unittest is not None and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+        return True
+    return may_rerun(item)
+
+
+class DeferredRun:
+    """Holds tests whose judge assertions wait for verdicts and settles them at the end of the run.
+
+    One per pytest process in deferred and batch mode. ``-x``, ``--maxfail``, ``--sw`` and
+    ``--pdb`` cannot react to a deferred failure until the end of the run.
+    """
+
+    def __init__(self, session: JudgeSession, source: VerdictSource, *, is_worker: bool) -> None:
+        self.session = session
+        self.config = session.config
+        self.source = source
+        self.is_worker = is_worker
+        self.held: list[Held] = []
+        self.results: dict[str, RawOutcome] = {}
+        """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors."""
+        self.requests: dict[str, tuple[JudgeRequest, str]] = {}
+        """Every request a held test waits for: cache key -> (request, the first node id that asked)."""
+        self.spool: WorkerSpool | None = None
+        """xdist worker: where each held test is also written, in case the worker crashes."""
+        self.adopt_leftovers: Any = None
+        """xdist controller: takes over the spools of workers that never reported back (set by the xdist side)."""
+        self._used: set[str] = set()
+        self._stored: set[str] = set()
+        self.settled = False
+
+    # ------------------------------------------------------------------ called by JudgeSession
+
+    def can_hold(self, item: pytest.Item) -> bool:
+        return not needs_verdict_now(item)
+
+    def hold(self, expectation: Expectation, keys: list[str], item: pytest.Item) -> None:
+        """Record a judge assertion whose verdicts are not cached; the test body continues."""
+        __tracebackhide__ = True
+        pending = Pending(expectation, list(keys), capture_callsite(item), item.stash.get(PHASE, "call"))
+        item.stash.setdefault(PENDING, []).append(pending)
+        fixturedef = running_fixture() if pending.when != "teardown" else None  # call: request.getfixturevalue
+        if fixturedef is not None and fixture_scope(fixturedef) != "function":
+            item.stash.setdefault(SCOPED, []).append((pending, fixturedef))
+        for key, request in pending.requests():
+            self.requests.setdefault(key, (request, item.nodeid))
+            if key not in self.results and self.session.judging.peek(key) is None:
+                self.source.submit(key, request)
+
+    # ------------------------------------------------------------------ held tests
+
+    def keep(self, held: Held) -> None:
+        """A test ran to its end with held assertions: keep it (and spool it, on an xdist worker)."""
+        self.held.append(held)
+        if self.spool is not None:
+            self.spool.write(held)
+
+    def adopt(self, held: Held) -> None:
+        """Take over a held test an xdist worker shipped (or spooled before it crashed)."""
+        self.held.append(held)
+        for entry in held.pending:
+            for key, request in entry.requests():
+                self.requests.setdefault(key, (request, held.nodeid))
+
+    def judge_now(self, item: pytest.Item, report: pytest.TestReport) -> pytest.TestReport:
+        """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
+        pending = item.stash.get(PENDING, None)
+        if not pending:
+            return report
+        del item.stash[PENDING]
+        for entry in pending:
+            outcomes: list[Any] = []
+            for _key, request in entry.requests():
+                try:
+                    outcomes.append(self.session.judging.verdict(request, item))
+                except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
+                    outcomes.append(exc)
+            failure = self.session.conclude(entry.expectation, outcomes, item, count=False)
+            report.user_properties = list(item.user_properties)
+            if failure is not None and not report.failed:
+                report.outcome = "failed"
+                report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(locate(failure,
+                                                                                              entry.callsite)))
+                break
+        return report
+
+    # ------------------------------------------------------------------ settle
+
+    def finish(self, *, interrupted: bool = False) -> None:
+        """End of the run loop: a worker ships its held tests; a controller or single process settles."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            if self.spool is not None:
+                self.spool.ship(self, interrupted)
+            else:
+                self.settle(interrupted=interrupted)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.source.close()
+        if self.spool is not None:
+            self.spool.close()
+
+    def settle(self, *, interrupted: bool = False) -> None:
+        """Get every missing verdict from the source, then log each held test."""
+        if self.adopt_leftovers is not None:
+            self.adopt_leftovers()
+        held, self.held = self.held, []
+        if not held:
+            return
+        console = Console(self.config)
+        unavailable: str | None = None
+        if interrupted:
+            unavailable = "the run was interrupted (Ctrl-C) before its deferred verdicts were judged"
+            self.drain()
+        else:
+            wanted = self._wanted(held)
+            stop: KeyboardInterrupt | None = None
+            if not wanted and self.source.calls_on_workers and xdist_workers(self.config):
+                console.line(f"pai-judge: {plural(len(held), 'held test')} settled with the verdicts the xdist "
+                             "workers judged (each worker waited for its own calls)")
+            try:
+                if wanted:
+                    needed = len({k for test in held for entry in test.pending for k in entry.keys})
+                    self.results.update(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
+                                                            store=self.store))
+                    self.drain()
+            except KeyboardInterrupt as exc:
+                stop = exc
+            except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
+                unavailable = str(exc) if isinstance(exc, errors.JudgeError) else f"{type(exc).__name__}: {exc}"
+            console.end()
+            if stop is not None:  # logged outside the except block: no "during handling" chain in reports
+                self.drain()
+                self._log(held, self.source.interrupted_text())
+                raise stop
+        with hold_ctrl_c():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
+            self._log(held, unavailable)
+
+    def _wanted(self, held: list[Held]) -> Wanted:
+        """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
+        wanted: Wanted = {}
+        for test in held:
+            for entry in test.pending:
+                for key, request in entry.requests():
+                    if key in wanted or key in self.results or self.source.outcome(key) is not None:
+                        continue
+                    if self.session.judging.peek(key) is not None:
+                        continue
+                    wanted[key] = self.requests.get(key) or (request, test.nodeid)
+        return wanted
+
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply) -> None:
+        """Keep a fresh reply in the cache once (a failed write must not change any outcome)."""
+        if key in self._stored:
+            return
+        self._stored.add(key)
+        try:
+            self.session.judging.store(key, request, reply, None)
+        except Exception:  # noqa: BLE001 - the verdict is still used for this run
+            pass
+
+    def drain(self) -> None:
+        """Move the source's finished calls into ``results`` and the cache (main thread only)."""
+        for key, outcome in self.source.drain():
+            if key in self.results:
+                continue
+            self.results[key] = outcome
+            if isinstance(outcome, JudgeReply) and key in self.requests:
+                self.store(key, self.requests[key][0], outcome)
+
+    # ------------------------------------------------------------------ outcomes -> reports
+
+    def _outcome(self, key: str, request: JudgeRequest, item: pytest.Item | None, unavailable: str | None) -> Any:
+        """The verdict (or exception) a held request resolves to, exactly as immediate mode would get it.
+
+        The first test to use a fresh reply stores it and parses it; later tests read it back from
+        the cache (so they see a cached verdict, as in immediate mode) or, without a cache, reuse it.
+        """
+        raw = self.results.get(key)
+        if raw is None:
+            raw = self.source.outcome(key)
+        if key not in self._used and raw is not None:
+            self._used.add(key)
+            if isinstance(raw, BaseException):
+                return raw
+            self.store(key, request, raw)
+            return self._parse(raw, request)
+        try:
+            hit = self.session.judging.lookup(key, request, item)
+        except Exception as exc:  # noqa: BLE001 - UnreadableVerdict from a cached reply
+            return exc
+        if hit is not None:
+            return hit
+        if raw is None:
+            return errors.verdict_unavailable(unavailable or "no verdict came back for this request",
+                                              batch=self.source.batch)
+        if isinstance(raw, BaseException):
+            return raw
+        return self._parse(raw, request)
+
+    def _parse(self, raw: JudgeReply, request: JudgeRequest) -> Any:
+        __tracebackhide__ = True
+        try:
+            return self.session.judging.parse(raw, request)
+        except Exception as exc:  # noqa: BLE001 - UnreadableVerdict: the test fails showing the raw text
+            return exc
+
+    def _log(self, held: list[Held], unavailable: str | None) -> None:
+        """Decide and log every held test, in the order they ran."""
+        for test in held:
+            try:
+                self._decide(test, unavailable)
+            except Exception as exc:  # noqa: BLE001 - a bug here must fail the test, not pass it
+                report = next((r for r in test.reports if r.when == "call"), test.reports[0])
+                report.outcome = "failed"
+                report.longrepr = f"pytest-pai-judge could not settle this test: {type(exc).__name__}: {exc}"
+                if hasattr(report, "wasxfail"):
+                    del report.wasxfail
+            hook = test.item.ihook if test.item is not None else self.config.hook
+            emit(hook, test.nodeid, test.location, test.reports)
+
+    def _decide(self, test: Held, unavailable: str | None) -> None:
+        """Evaluate a held test's assertions phase by phase, as immediate mode would have met them."""
+        item = test.item
+        sink: Any = item if item is not None else PropertySink(test.nodeid)
+        first_property = len(sink.user_properties)
+        failures: dict[str, tuple[BaseException, Pending]] = {}
+        for when in PHASES:
+            if when == "call" and "setup" in failures:
+                continue  # immediate mode never runs the body of a test whose setup failed
+            for entry in (e for e in test.pending if e.phase == when):
+                outcomes = [self._outcome(k, r, item, unavailable) for k, r in entry.requests()]
+                if entry.shared:  # an inherited fixture assertion was counted with the test that made it
+                    failure = entry.expectation.evaluate(outcomes)[1]
+                else:
+                    failure = self.session.conclude(entry.expectation, outcomes, sink)
+                if failure is not None:  # immediate mode stops a phase at its first failing assertion
+                    failures[when] = (failure, entry)
+                    break
+        added = list(sink.user_properties[first_property:])
+        for report in test.reports:
+            if report.when in ("call", "teardown"):
+                report.user_properties = list(report.user_properties) + added
+        for when, (failure, entry) in failures.items():
+            report = next((r for r in test.reports if r.when == when), None)
+            if report is None or (when == "teardown" and report.failed):
+                continue  # a teardown that failed anyway keeps its own error
+            report.outcome = "failed"
+            report.longrepr = self._longrepr(test, failure, entry.callsite, when)
+            if hasattr(report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
+                del report.wasxfail
+        if "setup" in failures:
+            test.reports[:] = [r for r in test.reports if r.when != "call"]
+
+    def _longrepr(self, test: Held, failure: BaseException, callsite: list[list[Any]], when: str = "call") -> Any:
+        excinfo = pytest.ExceptionInfo.from_exception(locate(failure, callsite))
+        if test.item is not None:
+            if when == "call":
+                return test.item.repr_failure(excinfo)
+            return repr_phase_failure(test.item, excinfo)
+        config = self.config
+        tbstyle = config.getoption("tbstyle", "auto")
+        style = tbstyle if tbstyle in ("short", "native") else "long"
+        if config.getoption("fulltrace", False):
+            style = "long"
+        return excinfo.getrepr(funcargs=True, showlocals=config.getoption("showlocals", False), style=style,
+                               tbfilter=not config.getoption("fulltrace", False),
+                               truncate_locals=config.get_verbosity() <= 1, truncate_args=config.get_verbosity() <= 2)
+
+
+def emit(hook: Any, nodeid: str, location: tuple[str, int | None, str], reports: list[pytest.TestReport]) -> None:
+    """Log a test as pytest's own protocol does: logstart, each phase's report, logfinish."""
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for report in reports:
+        hook.pytest_runtest_logreport(report=report)
+    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)

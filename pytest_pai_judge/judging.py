@@ -1,0 +1,264 @@
+"""One request through the pipeline: prepare -> cache lookup -> judge call -> store -> parse -> count.
+
+:class:`Judging` owns what the pipeline needs for one pytest process: the client (and the
+embedded server behind it when no base URL is given), the verdict cache, the run's counts of
+fresh and cached verdicts and tokens, and the fail-fast rule for a judge that cannot be reached.
+Every mode goes through it; deferred and batch mode only change *when* :meth:`Judging.resolve`
+runs and where the raw reply comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .cache import CacheMode, cache_key
+from .client import TOKEN_ENV, JudgeClient, JudgeReply, check_request
+from .options import Options
+from .request import JudgeRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pytest
+
+    from .cache import VerdictCache
+    from .server import LocalJudgeServer
+    from .verdict import Verdict
+
+UNREACHABLE_AFTER = 2
+"""Consecutive synchronous calls that could not reach the judge (after retries) before later ones fail fast."""
+MEMO_DROPPED = ("raw", "model", "usage", "latency_s", "cached")
+"""Verdict fields a parse memo leaves out: they come from the stored reply, or from this read."""
+
+
+def mark_reply(exc: BaseException, *, usage: dict[str, Any] | None = None, cached: bool) -> None:
+    """Note on an unreadable-reply exception where the reply came from, for the counts and the report row."""
+    try:
+        if usage is not None or not hasattr(exc, "judge_usage"):
+            exc.judge_usage = usage  # type: ignore[attr-defined]
+        exc.judge_cached = cached  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception type that takes no attributes
+        pass
+
+
+class Judging:
+    """The verdict pipeline of one pytest process (controller or xdist worker)."""
+
+    def __init__(self, config: pytest.Config, options: Options, run_id: str) -> None:
+        self.config = config
+        self.options = options
+        self.run_id = run_id
+        self.stats = {"fresh": 0, "cached": 0, "tokens": 0}
+        self.in_flight: Callable[[str], Future[JudgeReply] | None] = lambda key: None
+        """Deferred mode sets this: a held call of the same request, which a synchronous call waits for."""
+        self._client: JudgeClient | None = None
+        self._cache: VerdictCache | None = None
+        self._server: LocalJudgeServer | None = None
+        self._lock = threading.Lock()
+        self._unreachable: list[errors.JudgeError] = []
+        """Consecutive connection failures / timeouts of synchronous calls (after the SDK's own retries)."""
+        self._custom_parser: bool | None = None
+        self._variant_prefix = ""
+
+    # ------------------------------------------------------------------ lazily built parts
+
+    @property
+    def client(self) -> JudgeClient:
+        """The judge client; the embedded server starts here, on the first call that needs it."""
+        with self._lock:
+            if self._client is None:
+                base_url = self.options.base_url
+                models = None
+                if base_url is None:
+                    from .server import LocalJudgeServer
+
+                    self._server = LocalJudgeServer()
+                    base_url = self._server.start()
+                    models = self._server.config.models
+                self._client = JudgeClient(base_url, os.environ.get(TOKEN_ENV), timeout=self.options.timeout,
+                                           max_retries=self.options.retries, models=models)
+            return self._client
+
+    @property
+    def cache(self) -> VerdictCache:
+        if self._cache is None:
+            from .cache import VerdictCache
+
+            self._cache = VerdictCache(self.options.cache_dir, mode=self.options.cache_mode, run_id=self.run_id)
+        return self._cache
+
+    @property
+    def cache_warning(self) -> str | None:
+        """Why the cache could not be used, if it was opened and could not."""
+        return self._cache.warning if self._cache is not None else None
+
+    def flush_cache(self) -> None:
+        if self._cache is not None:
+            self._cache.flush()
+
+    def close(self) -> None:
+        """Flush the cache, close the client, stop the embedded server."""
+        if self._cache is not None:
+            self._cache.close()
+        if self._client is not None:
+            self._client.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # ------------------------------------------------------------------ the steps
+
+    def prepare(self, request: JudgeRequest, item: pytest.Item | None) -> str:
+        """Let plugins amend the request, refuse a bad one before any network, and return its cache key."""
+        __tracebackhide__ = True
+        self.config.hook.pytest_judge_request(request=request, item=item)
+        if self.options.embedded:
+            from .protocol import DEFAULT_MODELS
+
+            check_request(request, DEFAULT_MODELS)
+        else:
+            check_request(request, None)
+        return cache_key(request.body(), self.options.cache_identity)
+
+    def lookup(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict | None:
+        """A cached verdict (re-parsed from the stored raw reply, or read from its parse memo), or None."""
+        if not self.options.cache_mode.reads:
+            return None
+        variant = self._parse_variant(request)
+        hit = self.cache.get(key, variant or "")
+        if hit is None:
+            return None
+        self.cache.touch(key, item.nodeid if item is not None else None)
+        reply = JudgeReply(hit.raw, hit.model or "", hit.usage, 0.0)
+        if variant and hit.parsed:
+            from .verdict import Verdict
+
+            memo = json.loads(hit.parsed)
+            memo["raw"] = hit.raw
+            verdict = Verdict.from_dict(memo)
+            return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=0.0,
+                           cached=True)
+        try:
+            verdict = self.parse(reply, request)
+        except Exception as exc:
+            mark_reply(exc, cached=True)
+            raise
+        self._memo(key, variant, verdict)
+        return replace(verdict, cached=True)
+
+    def peek(self, key: str) -> Any:
+        """The stored reply for ``key`` without touching, parsing or raising (None on a miss or an error)."""
+        if not self.options.cache_mode.reads:
+            return None
+        try:
+            return self.cache.get(key)
+        except Exception:  # noqa: BLE001 - an unreadable cache entry is judged again
+            return None
+
+    def fresh(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
+        """Ask the judge now (immediate mode, or a test deferred mode judges synchronously)."""
+        __tracebackhide__ = True
+        if self.options.cache_mode is CacheMode.REPLAY:
+            question = (request.question or "")[:120]
+            raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
+                                    f"the judge ({request.describe()}, question {question!r}, cache key "
+                                    f"{key[:12]}); run once with --judge-cache=use to record it")
+        if len(self._unreachable) >= UNREACHABLE_AFTER:
+            first = self._unreachable[0]
+            raise type(first)(f"not sent: the judge failed the last {len(self._unreachable)} calls of this run the "
+                              f"same way (first: {first.message}); later tests fail fast instead of waiting "
+                              f"{self.options.retries} retries each", status=first.status, code=first.code,
+                              hint=first.hint)
+        future = self.in_flight(key)
+        try:
+            # A held test already asked this in deferred mode: wait for that call rather than pay twice.
+            reply = future.result() if future is not None else self.client.send(request)
+        except (errors.JudgeConnectionError, errors.JudgeTimeout) as exc:
+            self._unreachable.append(exc)
+            raise
+        self._unreachable.clear()
+        self.store(key, request, reply, item)
+        verdict = self.parse(reply, request)
+        self._memo(key, self._parse_variant(request), verdict)
+        return verdict
+
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: pytest.Item | None) -> None:
+        if self.options.cache_mode.writes:
+            self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=request.body(),
+                           nodeid=item.nodeid if item is not None else None)
+
+    def parse(self, reply: JudgeReply, request: JudgeRequest) -> Verdict:
+        """The verdict in a reply: a ``pytest_judge_parse_reply`` plugin's, else the built-in parser's."""
+        __tracebackhide__ = True
+        from .verdict import parse_reply
+
+        try:
+            verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
+            if verdict is None:
+                verdict = parse_reply(reply.raw, request.kind, max_score=request.max_score,
+                                      json_mode=request.json_mode)
+        except Exception as exc:  # an unreadable reply was still a reply: its tokens were spent
+            mark_reply(exc, usage=reply.usage, cached=False)
+            raise
+        return replace(verdict, model=reply.model or request.model, usage=reply.usage, latency_s=reply.latency_s)
+
+    def resolve(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
+        """The cached verdict, else a fresh one (not counted: see :meth:`observe`)."""
+        __tracebackhide__ = True
+        return self.lookup(key, request, item) or self.fresh(key, request, item)
+
+    def observe(self, outcome: Verdict | BaseException, item: pytest.Item | None) -> None:
+        """Count a verdict (fresh or cached, tokens) and tell the hooks; an unreadable reply is counted too."""
+        if isinstance(outcome, BaseException):
+            if hasattr(outcome, "judge_cached"):
+                cached = bool(outcome.judge_cached)
+                self.stats["cached" if cached else "fresh"] += 1
+                if not cached:
+                    self.stats["tokens"] += int((getattr(outcome, "judge_usage", None) or {}).get("total_tokens")
+                                                or 0)
+            return
+        if outcome.cached:
+            self.stats["cached"] += 1
+        else:
+            self.stats["fresh"] += 1
+            self.stats["tokens"] += int((outcome.usage or {}).get("total_tokens") or 0)
+        self.config.hook.pytest_judge_verdict(verdict=outcome, item=item)
+
+    def verdict(self, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
+        """The whole pipeline for one request, counted."""
+        __tracebackhide__ = True
+        key = self.prepare(request, item)
+        try:
+            verdict = self.resolve(key, request, item)
+        except Exception as exc:
+            self.observe(exc, item)
+            raise
+        self.observe(verdict, item)
+        return verdict
+
+    # ------------------------------------------------------------------ parse memos
+
+    def _memo(self, key: str, variant: str | None, verdict: Verdict) -> None:
+        """Keep the parsed verdict beside its raw reply, so the next hit skips the parser."""
+        if not variant or not self.options.cache_mode.writes:
+            return
+        memo = verdict.to_dict()
+        for volatile in MEMO_DROPPED:
+            memo.pop(volatile, None)
+        self.cache.remember_parse(key, variant, json.dumps(memo, ensure_ascii=False))
+
+    def _parse_variant(self, request: JudgeRequest) -> str | None:
+        """Memo key of a parsed verdict; None when a plugin parses replies itself (never memoised)."""
+        if self._custom_parser is None:
+            from .verdict import PARSER_VERSION
+
+            self._custom_parser = bool(self.config.hook.pytest_judge_parse_reply.get_hookimpls())
+            self._variant_prefix = f"v{PARSER_VERSION}|"
+        if self._custom_parser:
+            return None
+        return f"{self._variant_prefix}{request.kind}|{request.max_score}|{int(request.json_mode)}"
