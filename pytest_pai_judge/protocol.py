@@ -1,17 +1,17 @@
-"""PAI judge protocol data and request validation, shared by the client and the local server.
+"""PAI judge protocol data and request validation, shared by the plugin's client and the local server.
 
-Everything in this module mirrors ``pai-judge-api-zh.txt`` / ``pai-judge-api-en.txt``: the
-error table (status, code, message text), the 12 inner scenes, the prompt templates and the
-defaults of the ``json`` fields. Both halves of the project validate through
+What both sides need from ``pai-judge-api-zh.txt`` / ``pai-judge-api-en.txt``: the models and
+defaults, the 12 inner scenes, the request-validation rows of the error table (status, code,
+message text), the batch constants and status words. Both halves of the project validate through
 :func:`parse_chat_body`, so a request the plugin refuses before any network is refused by the
-server with the very same status, code and message.
+server with the very same status, code and message. What only the server uses (prompt templates,
+its own error replies, token counts, batch-input parsing) lives in :mod:`pytest_pai_judge.server`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,111 +46,6 @@ INNER_SCENES: tuple[str, ...] = (
     "代码生成修改与分析",
 )
 
-# The spec's example scene description and metric (for 回答开放性问题), verbatim.
-OPEN_QUESTION_SCENE_DESC = (
-    "开放交流类指令,通常为询问一个开放领域问题,回复也是开放式的,如闲聊、咨询建议、寻求推荐等。"
-)
-OPEN_QUESTION_METRIC = (
-    "1. 准确性:确保所提供信息的准确性,遵循常识和事实,避免误导用户。\n"
-    "2. 相关性:回答必须针对用户提出的问题,避免无关内容,确保信息的相关性。\n"
-    "3. 文化敏感与无害:了解和尊重用户的文化背景和差异,合乎伦理道德,避免文化偏见和不敏感的表达,避免包含任何可能冒犯的内容。\n"
-    "4. 信息丰富性:在保证准确性的同时提供详尽的信息,尤其是用户可能未明确要求但对理解问题有帮助的背景信息。\n"
-    "5. 清晰性:使用清晰、易懂的语言回答问题,避免可能引起误解的专业术语或复杂构造。\n"
-    "6. 用户参与:鼓励用户进一步交流,展现对用户提问的关注和思考,通过提出问题或反馈来促进交流。\n"
-    "7. 共情:回答时考虑用户的情感状态,适当表达共情和理解,特别是在回答包含情感色彩的问题时。\n"
-    "8. 建设性反馈:即使在面对批评性或负面的问题时,也应保持积极和建设性的态度,提供有价值的回复和建议。"
-)
-
-# Default score descriptions for max_score=5 (spec table, verbatim).
-DEFAULT_SCORE_DESC = (
-    "1:回复有重大缺陷,完全背离标准,在实际中不该出现。\n"
-    "2:回复有部分内容符合标准,可以被采纳,但作为一个整体,回复质量并不合格。\n"
-    "3:回复优缺点并存,在要求的评价标准内整体优点超过缺点。\n"
-    "4:回复质量过关,整体符合标准,存在个别小问题可以提升,在给定参考答案时此档位代表参考答案所呈现的回复质量。\n"
-    "5:回复非常完美,各方面均严格符合标准,在给定参考答案时此档位代表优于参考答案的回复质量。"
-)
-
-DEFAULT_STEPS = (
-    "1. 回忆相关的智能助手回复标准,并仔细阅读、理解待评估回复。\n"
-    "2. 从所有标准中识别出针对当前用户指令以及回复的关键标准,包括表现好以及不足的。\n"
-    "3. 除了给定的标准外,添加您认为必要的评估当前用户指令回复的其他重要标准。\n"
-    "4. 依据您最终筛选的标准,依次给该回复赋分(1~5之间),加权汇总所有小项得分后给出该回复综合评分。 "
-    "仔细思考,然后给出您的结论。您返回的模板如下,注意输出需保留模板中的'[['和']]':。"
-)
-
-# --------------------------------------------------------------------------- templates
-
-SINGLE_TEMPLATE = """你的任务是对AI智能助手回复进行质量评分。
-
-你非常清晰地认识到当用户提出一个关于【${scene}】场景的指令时(该场景的定义为:${scene_desc}),一个AI智能助手的回复应当符合以下标准(按标准重要性程度从高到低依次给出):
-[标准开始]
-${metric}
-[标准结束]
-
-评分采取${max_score}档制(1-${max_score}),各分数档位含义如下:
-[档位含义开始]
-${score_desc}
-[档位含义结束]
-
-针对用户指令,我们搜集到一个AI智能助手的如下回复。
-请根据你所知的当前场景下智能助手的回复标准,综合评估该回复并提供评价。以下是用户指令和助手回复数据:
-[数据开始] 
-***
-[用户指令]: ${question}
-***
-[回复]: ${answer}
-***
-[参考答案]: ${ref_answer}
-***
-[数据结束]
-
-你需要按照以下流程评估以上回复:
-${steps}
-
-仔细思考一会,然后给出你的结论。"""
-
-PAIRWISE_TEMPLATE = """你的任务是对AI智能助手回复进行质量评分。
-
-你非常清晰地认识到当用户提出一个关于【${scene}】场景的指令时(该场景的定义为:${scene_desc}),一个AI智能助手的回复应当符合以下标准(按标准重要性程度从高到低依次给出):
-[标准开始]
-${metric}
-[标准结束]
-
-评分采取${max_score}档制(1-${max_score}),各分数档位含义如下:
-[档位含义开始]
-${score_desc}
-[档位含义结束]
-
-针对一个【${scene}】场景的用户指令,我们搜集到两个AI智能助手的回复。
-请根据你所知的当前场景下智能助手回复标准,综合评估并判断哪个回复更好或者并列(包括都好和都不好)。以下用户指令和助手回复数据:
-[数据开始]
-***
-[用户指令]: ${question}
-***
-[回复1]: ${answer1}
-***
-[回复2]: ${answer2}
-***
-[参考答案]: ${ref_answer}
-***
-[数据结束]
-
-你需要按照以下流程评估并比较两个回复:
-{steps}
-
-仔细思考一会,然后给出你的结论。"""
-
-
-def fill_template(template: str, values: dict[str, Any]) -> str:
-    """Fill ``${name}`` placeholders (and the spec's bare ``{steps}`` in the pairwise template)."""
-
-    def sub(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        return "" if value is None else str(value)
-
-    return re.sub(r"\$?\{(scene|scene_desc|metric|max_score|score_desc|question|answer1|answer2|answer|ref_answer|steps)\}", sub, template)
-
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -164,14 +59,6 @@ class ProtocolError(Exception):
         self.message = message
         self.param = param
 
-    def envelope(self) -> dict[str, Any]:
-        """The OpenAI error envelope, so the openai SDK raises the matching exception."""
-        return {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "api_error"),
-                          "param": self.param, "code": self.code}}
-
-
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "invalid_request_error",
-               403: "permission_error", 404: "not_found_error", 429: "rate_limit_error", 500: "api_error"}
 
 CONTENT_EXAMPLE = ('{"content": [{"type": "json", "mode": "[single / pairwise]", "json": '
                    '{"question": "<question>", "answer": "<answer>" ...}}]')
@@ -230,10 +117,6 @@ def score_error_missing_max() -> ProtocolError:
     return ProtocolError(400, "ScoreError", "Score_desc need not to be specified when max_score is empty.", "max_score")
 
 
-def invalid_token() -> ProtocolError:
-    return ProtocolError(401, "InvalidToken", "Invalid Token provided.")
-
-
 def invalid_body(param: str | None = None) -> ProtocolError:
     return ProtocolError(402, "InvalidBody", "json load request body error", param)
 
@@ -245,31 +128,9 @@ def invalid_parameter(param: str, why: str) -> ProtocolError:
     return ProtocolError(400, "InvalidParameter", f"Invalid parameter {param}: {why}", param)
 
 
-def green_net_filter(risk_info: str) -> ProtocolError:
-    return ProtocolError(403, "GreenNetFilter", f"The output content contains high risk. risk_info: {risk_info}")
-
-
 def model_not_found(models: list[str] | tuple[str, ...] | None = None) -> ProtocolError:
     names = list(models) if models else list(DEFAULT_MODELS)
     return ProtocolError(404, "ModelNotFound", f"Model not found, model must in {names}", "model")
-
-
-def model_service_failed(stage: str, request_id: str, errmsg: str) -> ProtocolError:
-    """``stage`` is one of Scenario_division, Request_judge_model, Request_judge_model_with_stream."""
-    return ProtocolError(500, "ModelServiceFailed", f"{stage}, load error, request_id: {request_id}, errmsg: {errmsg}")
-
-
-def rate_limited(retry_after_ms: int) -> ProtocolError:
-    """Not in the spec's table: what a throttled gateway answers (the local server's ``429`` fault)."""
-    return ProtocolError(429, "RateLimited", f"Requests rate limit exceeded, please retry after {retry_after_ms} ms.")
-
-
-def context_length_exceeded(context: int, prompt_tokens: int, max_tokens: int) -> ProtocolError:
-    """Not in the spec's table: the prompt plus ``max_tokens`` does not fit the model's context."""
-    return ProtocolError(400, "ContextLengthExceeded",
-                         f"This model's maximum context length is {context} tokens. However, you requested "
-                         f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
-                         "completion). Please reduce the length of the messages or completion.", "messages")
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -496,7 +357,7 @@ def validate_judge_fields(mode: Any, data: Any) -> dict[str, Any]:
             raise content_error(name)
         # Texts are kept as sent (a code answer's indentation matters); only an all-blank field counts as
         # absent. ``scene`` is a name, matched against the inner scenes, so it is trimmed.
-        fields[name] = None if _is_blank(value) else (value.strip() if name == "scene" else value)
+        fields[name] = None if value is None or _is_blank(value) else (value.strip() if name == "scene" else value)
     if _is_blank(fields["question"]):
         raise question_error()
     if mode == "single" and _is_blank(fields["answer"]):
@@ -538,8 +399,11 @@ def parse_chat_body(body: Any, models: dict[str, int] | None = None) -> ChatCall
         raise messages_error()
     params = parse_generation_params(body)
     messages = _flatten_messages(raw_messages)
-    judge_parts = [(i, _judge_part(m.get("content"))) for i, m in enumerate(messages)]
-    judge_parts = [(i, p) for i, p in judge_parts if p is not None]
+    judge_parts: list[tuple[int, dict[str, Any]]] = []
+    for i, m in enumerate(messages):
+        judge_part = _judge_part(m.get("content"))
+        if judge_part is not None:
+            judge_parts.append((i, judge_part))
     if judge_parts:
         index, part = judge_parts[-1]
         if part.get("type", "json") != "json":
@@ -564,33 +428,8 @@ def parse_chat_body(body: Any, models: dict[str, int] | None = None) -> ChatCall
     return ChatCall(model=model, kind="custom", fields={}, messages=flat, params=params)
 
 
-def parse_body_bytes(raw: bytes, models: dict[str, int] | None = None) -> ChatCall:
-    """Like :func:`parse_chat_body` for the raw HTTP body; bad JSON is 402 InvalidBody."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_body() from None
-    return parse_chat_body(body, models)
+# --------------------------------------------------------------------------- batches
 
-
-# --------------------------------------------------------------------------- tokens
-
-# A run of ASCII word characters splits into chunks of at most 4 (ceil(len / 4) tokens); every other
-# visible character (CJK, punctuation) is one token. One regex pass: the server counts every prompt.
-_TOKEN = re.compile(r"[A-Za-z0-9_]{1,4}|[^\sA-Za-z0-9_]")
-
-
-def count_tokens(text: str) -> int:
-    """A deterministic token estimate: one per CJK character or punctuation mark, ~one per 4 letters of a word."""
-    return len(_TOKEN.findall(text))
-
-
-# --------------------------------------------------------------------------- batch status words
-
-PAI_STATUSES = ("Creating", "Queuing", "Running", "Finalizing", "Succeeded", "Failed", "Expired", "Cancelling",
-                "Cancelled")
-OPENAI_STATUSES = ("validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling",
-                   "cancelled")
 _TO_OPENAI = {"creating": "validating", "queuing": "validating", "queued": "validating", "validating": "validating",
               "running": "in_progress", "in_progress": "in_progress", "inprogress": "in_progress",
               "finalizing": "finalizing", "succeeded": "completed", "success": "completed", "completed": "completed",
@@ -610,94 +449,5 @@ def normalize_batch_status(status: str) -> str:
     return _TO_OPENAI[key]
 
 
-def to_pai_status(openai_status: str) -> str:
-    return {"validating": "Creating", "in_progress": "Running", "finalizing": "Finalizing", "completed": "Succeeded",
-            "failed": "Failed", "expired": "Expired", "cancelling": "Cancelling",
-            "cancelled": "Cancelled"}[openai_status]
-
-
-# --------------------------------------------------------------------------- batch files
-
 BATCH_PURPOSE = "batch"
-BATCH_OUTPUT_PURPOSE = "batch_output"
 BATCH_FILE_SUFFIX = ".jsonl"
-MAX_BATCH_INPUT_ERRORS = 100
-"""A bad input file reports at most this many line errors (a 10 MB file could have 100k)."""
-
-
-def batch_file_too_large(size: int) -> ProtocolError:
-    """The spec's 10 MB limit; the client checks it before uploading, with the same message."""
-    return ProtocolError(400, "FileTooLarge",
-                         f"File is too large: {size} bytes ({size / 1024 / 1024:.1f} MB); a batch file cannot exceed "
-                         f"10 MB ({MAX_BATCH_FILE_BYTES} bytes). Split it into several files.", "file")
-
-
-@dataclass(frozen=True)
-class BatchLine:
-    """One request of a batch input file: its 1-based line number, ``custom_id`` and chat body."""
-
-    line: int
-    custom_id: str
-    body: dict[str, Any]
-
-
-def _batch_line_error(code: str, line: int | None, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"code": code, "line": line, "message": message, "param": param}
-
-
-def parse_batch_input(data: bytes) -> tuple[list[BatchLine], list[dict[str, Any]]]:
-    """Validate a batch input file as OpenAI does before running it.
-
-    Returns the requests and the line errors (``{code, line, message, param}`` with OpenAI's
-    codes); any error fails the whole batch. Only the envelope is checked here: a body the judge
-    refuses becomes a failed line of the error file, as on the real service. Blank lines are
-    skipped; ``method`` / ``url`` may be given but must then be ``POST`` / ``/v1/chat/completions``.
-    """
-    lines: list[BatchLine] = []
-    errors: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if len(errors) >= MAX_BATCH_INPUT_ERRORS:
-            break
-        if not raw.strip():
-            continue
-        try:
-            item = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            errors.append(_batch_line_error("invalid_json_line", number, f"Line {number} is not valid JSON."))
-            continue
-        if not isinstance(item, dict):
-            errors.append(_batch_line_error("invalid_request", number, f"Line {number} must be a JSON object."))
-            continue
-        custom_id = item.get("custom_id")
-        if not isinstance(custom_id, str) or not custom_id:
-            errors.append(_batch_line_error("missing_required_parameter", number,
-                                            f"Line {number}: custom_id must be a non-empty string.", "custom_id"))
-            continue
-        if custom_id in seen:
-            errors.append(_batch_line_error("duplicate_custom_id", number,
-                                            f"Line {number}: custom_id {custom_id!r} is already used on line "
-                                            f"{seen[custom_id]}; custom_id must be unique.", "custom_id"))
-            continue
-        seen[custom_id] = number
-        body = item.get("body")
-        if not isinstance(body, dict):
-            errors.append(_batch_line_error("missing_required_parameter", number,
-                                            f"Line {number}: body must be a JSON object (the chat request).", "body"))
-            continue
-        method = item.get("method")
-        if method is not None and (not isinstance(method, str) or method.upper() != "POST"):
-            errors.append(_batch_line_error("invalid_method", number,
-                                            f"Line {number}: method must be POST, got {method!r}.", "method"))
-            continue
-        url = item.get("url")
-        if url is not None and url != BATCH_ENDPOINT:
-            errors.append(_batch_line_error("invalid_url", number,
-                                            f"Line {number}: url must be {BATCH_ENDPOINT!r}, got {url!r}.", "url"))
-            continue
-        lines.append(BatchLine(number, custom_id, body))
-    if not lines and not errors:
-        errors.append(_batch_line_error("empty_file", None, "The input file has no requests."))
-    return lines, errors

@@ -12,7 +12,7 @@ import ipaddress
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..protocol import invalid_token
+from .errors import invalid_token
 from .responses import error_response
 
 PROTECTED_PREFIXES = ("/v1", "/_pai_judge")
@@ -21,7 +21,7 @@ PROTECTED_PREFIXES = ("/v1", "/_pai_judge")
 def presented_token(header: str) -> str | None:
     """The token in an ``Authorization`` value: ``Bearer <t>``, also with the vendor's repeated prefix."""
     value = header.strip()
-    if not value[:7].lower() == "bearer ":
+    if value[:7].lower() != "bearer ":
         return None
     for _ in range(4):
         if value[:7].lower() == "bearer ":

@@ -24,6 +24,7 @@ from .. import protocol
 from ..protocol import ProtocolError
 from .batch_runner import BatchRunner
 from .config import ServerConfig
+from .errors import batch_file_too_large, error_envelope
 from .store import BatchRow, FileRow, Store
 from .uploads import UploadError, receive_upload
 
@@ -56,7 +57,7 @@ def _json_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ProtocolError as err:
-            return JSONResponse(err.envelope(), status_code=err.status)
+            return JSONResponse(error_envelope(err), status_code=err.status)
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
@@ -64,6 +65,13 @@ def _json_errors(handler: Handler) -> Handler:
 
 
 # --------------------------------------------------------------------------- objects
+
+
+def to_pai_status(openai_status: str) -> str:
+    """PAI's status word (``Creating`` ... ``Succeeded``) for the OpenAI word a batch is stored with."""
+    return {"validating": "Creating", "in_progress": "Running", "finalizing": "Finalizing", "completed": "Succeeded",
+            "failed": "Failed", "expired": "Expired", "cancelling": "Cancelling",
+            "cancelled": "Cancelled"}[openai_status]
 
 
 def file_object(row: FileRow) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def batch_object(row: BatchRow, dialect: str) -> dict[str, Any]:
         "errors": {"object": "list", "data": row.errors} if row.errors else None,
         "input_file_id": row.input_file_id,
         "completion_window": row.completion_window,
-        "status": row.status if dialect == "openai" else protocol.to_pai_status(row.status),
+        "status": row.status if dialect == "openai" else to_pai_status(row.status),
         "output_file_id": row.output_file_id,
         "error_file_id": row.error_file_id,
         "created_at": row.created_at,
@@ -220,7 +228,7 @@ class BatchService:
             if not filename.lower().endswith(protocol.BATCH_FILE_SUFFIX):
                 raise invalid_parameter("file", f"A batch file must be a .jsonl file, got {filename!r}.")
             if upload.size > protocol.MAX_BATCH_FILE_BYTES or upload.path is None:
-                raise protocol.batch_file_too_large(upload.size)
+                raise batch_file_too_large(upload.size)
             row = FileRow(id="file-batch-" + uuid.uuid4().hex.upper(), filename=filename,
                           purpose=protocol.BATCH_PURPOSE, bytes=upload.size, created_at=int(time.time()))
             store.add_file(row, tmp)
@@ -331,7 +339,7 @@ class BatchService:
             store.update_batch(batch_id, status="cancelling", cancelling_at=int(time.time()))
             self.runner.cancel(batch_id)
         elif row.status not in ("cancelling", "cancelled"):
-            word = row.status if self.config.status_dialect == "openai" else protocol.to_pai_status(row.status)
+            word = row.status if self.config.status_dialect == "openai" else to_pai_status(row.status)
             raise ProtocolError(400, "BatchNotCancellable", f"Cannot cancel a batch whose status is {word}.",
                                 "batch_id")
         updated = store.get_batch(batch_id)

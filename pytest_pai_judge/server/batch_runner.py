@@ -21,13 +21,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from .. import protocol
+from .batch_input import BatchLine, parse_batch_input
 from .config import ServerConfig
+from .errors import error_envelope, model_service_failed
 from .store import BatchRow, FileRow, NewFile, PendingItem, Store
 
 log = logging.getLogger("pytest_pai_judge.server.batches")
 
 Complete = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+
+BATCH_OUTPUT_PURPOSE = "batch_output"
+"""The ``purpose`` of the output and error files a finished batch gets."""
 
 
 def output_file_id(batch_id: str) -> str:
@@ -132,9 +136,9 @@ class BatchRunner:
         if data is None:
             errors = [{"code": "file_not_found", "line": None, "param": "input_file_id",
                        "message": f"The input file {batch.input_file_id} was deleted before the batch started."}]
-            lines: list[protocol.BatchLine] = []
+            lines: list[BatchLine] = []
         else:
-            lines, errors = protocol.parse_batch_input(data)
+            lines, errors = parse_batch_input(data)
         if errors:
             self.store.update_batch(batch.id, status="failed", failed_at=now, errors=errors)
         else:
@@ -185,8 +189,8 @@ class BatchRunner:
             raise
         except Exception as exc:
             log.exception("judging line %s of batch %s raised", item.custom_id, batch_id)
-            status, answer = 500, protocol.model_service_failed("Request_judge_model", str(uuid.uuid4()),
-                                                                f"{type(exc).__name__}: {exc}").envelope()
+            status, answer = 500, error_envelope(model_service_failed("Request_judge_model", str(uuid.uuid4()),
+                                                                      f"{type(exc).__name__}: {exc}"))
         # no await from here on: the result is committed or never happened
         ok = status == 200
         record, usage = _line_record(item.custom_id, status, answer)
@@ -211,7 +215,7 @@ class BatchRunner:
             if lines:
                 tmp = self.store.tmp_path()
                 size = await asyncio.to_thread(_write_lines, tmp, lines)
-                new_files.append(NewFile(FileRow(file_id, file_id + ".jsonl", protocol.BATCH_OUTPUT_PURPOSE,
+                new_files.append(NewFile(FileRow(file_id, file_id + ".jsonl", BATCH_OUTPUT_PURPOSE,
                                                  size, now), tmp))
         changes: dict[str, Any] = {"status": final, f"{final}_at": now,
                                    "output_file_id": output_file_id(batch_id) if ok_lines else None,

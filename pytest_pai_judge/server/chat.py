@@ -7,6 +7,7 @@ One :class:`ChatService` serves both the online endpoint and batch lines (throug
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -16,22 +17,13 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..protocol import (
-    ChatCall,
-    GenerationParams,
-    ProtocolError,
-    context_length_exceeded,
-    count_tokens,
-    green_net_filter,
-    model_service_failed,
-    parse_body_bytes,
-    parse_chat_body,
-    rate_limited,
-)
+from ..protocol import ChatCall, GenerationParams, ProtocolError, invalid_body, parse_chat_body
 from .config import ServerConfig
 from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
+from .errors import context_length_exceeded, error_envelope, green_net_filter, model_service_failed, rate_limited
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
 from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
+from .tokens import count_tokens, truncate_tokens
 
 logger = logging.getLogger("pytest_pai_judge.server")
 _T = TypeVar("_T")
@@ -44,18 +36,13 @@ def request_too_large() -> ProtocolError:
     return ProtocolError(413, "RequestTooLarge", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
 
 
-def truncate_tokens(text: str, max_tokens: int) -> str:
-    """The longest prefix of ``text`` with at most ``max_tokens`` tokens (protocol.count_tokens)."""
-    if count_tokens(text) <= max_tokens:
-        return text
-    low, high = 0, len(text)  # count_tokens grows monotonically with the prefix length
-    while low < high:
-        mid = (low + high + 1) // 2
-        if count_tokens(text[:mid]) <= max_tokens:
-            low = mid
-        else:
-            high = mid - 1
-    return text[:low]
+def parse_body_bytes(raw: bytes, models: dict[str, int] | None = None) -> ChatCall:
+    """Like :func:`~pytest_pai_judge.protocol.parse_chat_body` for the raw HTTP body; bad JSON is 402 InvalidBody."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_body() from None
+    return parse_chat_body(body, models)
 
 
 def trim_logprobs(logprobs: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
@@ -114,7 +101,7 @@ class ChatService:
             call = parse_chat_body(body, self.config.models)
             completion = await self.judge(call, request_id, stream=False)
         except ProtocolError as err:
-            return err.status, err.envelope()
+            return err.status, error_envelope(err)
         return 200, completion_body(completion, self.config.status_dialect)
 
     async def endpoint(self, request: Request) -> Response:
@@ -170,8 +157,8 @@ class ChatService:
                                                       for i in range(call.params.n))))
             else:
                 replies, model_usage = self._check_whole(whole, call.params.n, request_id, stage)
-        return Completion(request_id, call.model, [finish(r, call.params, by_model=model_usage is not None) for r in replies], prompt_tokens, now(),
-                          model_usage)
+        choices = [finish(r, call.params, by_model=model_usage is not None) for r in replies]
+        return Completion(request_id, call.model, choices, prompt_tokens, now(), model_usage)
 
     def _check_whole(self, whole: Any, n: int, request_id: str,
                      stage: str) -> tuple[list[str | EngineReply], dict[str, int] | None]:

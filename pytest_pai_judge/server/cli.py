@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=_port, default=0,
                         help="TCP port; 0 (the default) picks a free one. The URL is printed once serving")
     parser.add_argument("--token", default=None,
-                        help="require 'Authorization: Bearer TOKEN' on every /v1 route and on /_pai_judge/stats (default: env "
-                             "JUDGE_MODEL_TOKEN; open when neither is set). Prefer the env var: argv is visible")
+                        help="require 'Authorization: Bearer TOKEN' on every /v1 route and on /_pai_judge/stats "
+                             "(default: env JUDGE_MODEL_TOKEN; open when neither is set). Prefer the env var: argv is "
+                             "visible")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="directory for the batch database and files (default: a temporary directory "
                              "deleted at exit, so batches do not survive a restart)")

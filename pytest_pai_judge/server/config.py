@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +72,3 @@ class ServerConfig:
         path = Path(self.data_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
-
-    @property
-    def upstream_api_key(self) -> str | None:
-        return os.environ.get(self.upstream_api_key_env)

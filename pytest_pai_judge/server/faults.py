@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..protocol import ChatCall
 from .config import Fault
-from .engines.lexical import is_chinese
+from .scenes import is_chinese
 
 RETRY_AFTER_MS = 50
 """What a ``429`` fault asks the client to wait; small so retry tests stay fast."""

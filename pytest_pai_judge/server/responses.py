@@ -16,7 +16,9 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from ..protocol import ProtocolError, count_tokens
+from ..protocol import ProtocolError
+from .errors import error_envelope
+from .tokens import count_tokens
 
 MODEL_CREATED = 1733260000
 """A fixed ``created`` for model cards (the spec's era), so listings are stable."""
@@ -29,7 +31,7 @@ def new_request_id() -> str:
 
 def error_response(err: ProtocolError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The OpenAI error envelope with the spec's status; the openai SDK maps it to its exception classes."""
-    return JSONResponse(err.envelope(), status_code=err.status, headers=headers)
+    return JSONResponse(error_envelope(err), status_code=err.status, headers=headers)
 
 
 def service_tier(dialect: str) -> str:

@@ -20,10 +20,10 @@ import json
 import re
 from typing import Any, Literal
 
-from ..protocol import (
+from ..protocol import INNER_SCENES
+from .templates import (
     DEFAULT_SCORE_DESC,
     DEFAULT_STEPS,
-    INNER_SCENES,
     OPEN_QUESTION_METRIC,
     OPEN_QUESTION_SCENE_DESC,
     PAIRWISE_TEMPLATE,

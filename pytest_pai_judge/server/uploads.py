@@ -76,7 +76,8 @@ async def receive_upload(content_type: str, stream: AsyncIterator[bytes], tmp_pa
             if upload.file_parts == 1:
                 upload.file_field = state.name
                 upload.filename = os.path.basename(options[b"filename"].decode("utf-8", "replace").replace("\\", "/"))
-                out = open(tmp_path, "wb")
+                # not a with-block: the file stays open across the parser callbacks and is closed in the finally below
+                out = open(tmp_path, "wb")  # noqa: SIM115
                 upload.path = tmp_path
 
     def on_part_data(data: bytes, start: int, end: int) -> None:

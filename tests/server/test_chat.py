@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 
-from pytest_pai_judge import protocol
+from pytest_pai_judge.server.templates import SINGLE_TEMPLATE
+from pytest_pai_judge.server.tokens import count_tokens
 
 ZH_QUESTION = '请给出"常德德山山有德"对应的下联'
 EN_QUESTION = ("According to the first couplet, give the second couplet. first couplet: "
@@ -92,7 +93,7 @@ def check_shape(body: dict, model: str = "pai-judge", n: int = 1) -> None:
     usage = body["usage"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    assert usage["completion_tokens"] == sum(protocol.count_tokens(c["message"]["content"]) for c in body["choices"])
+    assert usage["completion_tokens"] == sum(count_tokens(c["message"]["content"]) for c in body["choices"])
 
 
 @pytest.mark.parametrize("question,answer,pattern", [(ZH_QUESTION, "长沙沙水水无沙", SINGLE_ZH),
@@ -269,7 +270,7 @@ def test_prompt_tokens_count_the_filled_template(judge_server):
         "single", question="什么是光合作用?", answer="x")).usage.prompt_tokens
     longer = client.chat.completions.create(model="pai-judge", messages=judge_messages(
         "single", question="什么是光合作用?", answer="x" + "很长的回答" * 100)).usage.prompt_tokens
-    assert short > protocol.count_tokens(protocol.SINGLE_TEMPLATE) // 2
+    assert short > count_tokens(SINGLE_TEMPLATE) // 2
     assert longer - short == 500
 
 

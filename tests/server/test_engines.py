@@ -16,13 +16,14 @@ from pytest_pai_judge import protocol
 from pytest_pai_judge.server import ServerConfig
 from pytest_pai_judge.server.chat import finish
 from pytest_pai_judge.server.engines import EngineReply, JudgeEngine, load_engine, prompt_messages
-from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, is_chinese, pairwise_reply, scale_of
-from pytest_pai_judge.server.engines.openai_engine import _add_usage
+from pytest_pai_judge.server.engines.lexical import LexicalEngine, assess, pairwise_reply, scale_of
+from pytest_pai_judge.server.engines.openai_engine import add_usage
 from pytest_pai_judge.server.responses import Choice, Completion, delta_logprobs, split_deltas
 from pytest_pai_judge.server.scenes import (
     REPLY_TEMPLATE_INTRO,
     SCENE_DEFAULTS,
     classify,
+    is_chinese,
     json_instruction,
     json_layout,
     reply_template,
@@ -31,6 +32,16 @@ from pytest_pai_judge.server.scenes import (
     template_values,
     with_reply_template,
 )
+from pytest_pai_judge.server.templates import (
+    DEFAULT_SCORE_DESC,
+    DEFAULT_STEPS,
+    OPEN_QUESTION_METRIC,
+    OPEN_QUESTION_SCENE_DESC,
+    PAIRWISE_TEMPLATE,
+    SINGLE_TEMPLATE,
+    fill_template,
+)
+from pytest_pai_judge.server.tokens import count_tokens
 from pytest_pai_judge.verdict import UnreadableVerdict, parse_reply
 
 ZH_QUESTION = '请给出"常德德山山有德"对应的下联'
@@ -68,8 +79,8 @@ def test_openai_engine_round_trip(upstream_pair):
     prompt = prompt_messages(protocol.parse_chat_body({"model": "pai-judge", "messages": judge(
         question="什么是光合作用?", answer="光合作用是植物利用光能合成有机物的过程。",
         ref_answer="光合作用是植物利用光能合成有机物的过程。")}))
-    assert completion.usage.prompt_tokens == sum(protocol.count_tokens(m["content"]) for m in prompt)
-    assert completion.usage.completion_tokens == sum(protocol.count_tokens(t) for t in texts)
+    assert completion.usage.prompt_tokens == sum(count_tokens(m["content"]) for m in prompt)
+    assert completion.usage.completion_tokens == sum(count_tokens(t) for t in texts)
 
 
 def test_a_request_the_upstream_refuses_is_a_400_not_a_retried_500(make_judge_server):
@@ -170,8 +181,8 @@ def test_openai_engine_json_mode_asks_for_the_spec_json_shape(recorded_pair):
     (zh_call, en_call) = recorder.calls
     for call, kind, fields, zh in ((zh_call, "pairwise", zh_fields, True), (en_call, "single", en_fields, False)):
         prompt = upstream_prompt(call)
-        spec_text = protocol.fill_template(protocol.PAIRWISE_TEMPLATE if kind == "pairwise" else
-                                           protocol.SINGLE_TEMPLATE, template_values({**fields, "max_score": 5}))
+        spec_text = fill_template(PAIRWISE_TEMPLATE if kind == "pairwise" else
+                                  SINGLE_TEMPLATE, template_values({**fields, "max_score": 5}))
         assert prompt.startswith(spec_text + "\n\n")  # the spec's text verbatim, the instruction after it
         instruction = prompt[len(spec_text):].strip()
         assert instruction == json_instruction(kind, 5, zh) and "json" in instruction  # OpenAI requires the word
@@ -235,10 +246,10 @@ def test_openai_engine_text_prompt_carries_the_reply_template(recorded_pair):
              ("single", {"question": "Give the second couplet.", "answer": "To cross the river"}, False)]
     replies = [client.chat.completions.create(model="pai-judge", messages=judge(kind, **fields)).choices[0]
                for kind, fields, _zh in cases]
-    for call, (kind, fields, zh), reply in zip(recorder.calls, cases, replies):
+    for call, (kind, _fields, zh), reply in zip(recorder.calls, cases, replies):
         prompt = upstream_prompt(call)
         template = reply_template(kind, zh)
-        assert protocol.DEFAULT_STEPS + "\n" + template + "\n" in prompt
+        assert DEFAULT_STEPS + "\n" + template + "\n" in prompt
         assert prompt.endswith("仔细思考一会,然后给出你的结论。")
         words = (["[[回复1更好]]", "[[回复2更好]]", "[[两个回复一样好]]"] if zh else
                  ["[[Answer 1 is better]]", "[[Answer 2 is better]]", "[[the two answers as equivalent]]"])
@@ -295,9 +306,9 @@ def test_openai_engine_passes_upstream_usage_through(recorded_pair, make_judge_s
 
 
 def test_usage_falls_back_to_the_estimate_only_without_upstream_usage():
-    assert _add_usage({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, None) is None
-    counted = _add_usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
-                         CompletionUsage(prompt_tokens=10, completion_tokens=5, total_tokens=15))
+    assert add_usage({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, None) is None
+    counted = add_usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+                        CompletionUsage(prompt_tokens=10, completion_tokens=5, total_tokens=15))
     assert counted == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     estimated = Completion("id", "pai-judge", [Choice("四个字", "stop")], 10, 0)
     assert estimated.usage() == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
@@ -366,9 +377,9 @@ def test_prompt_fills_spec_template_with_defaults():
                                                                             answer="多运动")})
     (message,) = prompt_messages(call)
     text = message["content"]
-    assert "【回答开放性问题】" in text and protocol.OPEN_QUESTION_SCENE_DESC in text
-    assert protocol.OPEN_QUESTION_METRIC in text and protocol.DEFAULT_SCORE_DESC in text
-    assert protocol.DEFAULT_STEPS in text and "[回复]: 多运动" in text and "${" not in text
+    assert "【回答开放性问题】" in text and OPEN_QUESTION_SCENE_DESC in text
+    assert OPEN_QUESTION_METRIC in text and DEFAULT_SCORE_DESC in text
+    assert DEFAULT_STEPS in text and "[回复]: 多运动" in text and "${" not in text
     pair = protocol.parse_chat_body({"model": "pai-judge", "messages": judge(
         "pairwise", question="把这段话翻译成英文:你好", answer1="Hello", answer2="Hi", scene="翻译", max_score=10,
         score_desc="1: bad\n10: good")})

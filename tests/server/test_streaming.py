@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from pytest_pai_judge import protocol
+from pytest_pai_judge.server.tokens import count_tokens
 
 QUESTION = "What do you think is the effect of social media on relationships?"
 MESSAGES = [{"role": "user", "content": [{"mode": "single", "type": "json", "json": {
@@ -57,7 +57,7 @@ def test_raw_sse_framing(judge_server):
         if choice["finish_reason"]:
             finish[choice["index"]] = choice["finish_reason"]
     assert set(by_index) == {0, 1} and finish == {0: "length", 1: "length"}
-    assert all(protocol.count_tokens(t) == 20 for t in by_index.values())
+    assert all(count_tokens(t) == 20 for t in by_index.values())
     usage = payloads[-1]["usage"]
     assert payloads[-1]["choices"] == [] and usage["completion_tokens"] == 40
     assert usage["total_tokens"] == usage["prompt_tokens"] + 40

@@ -1,6 +1,7 @@
 """Judge engines of the local server: ``lexical`` (offline default), ``openai`` (any OpenAI-compatible model)."""
 
-from .base import BUILTIN_ENGINES, EngineCompletion, EngineError, EngineReply, JudgeEngine, load_engine, prompt_messages
+from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine, prompt_messages
+from .loader import BUILTIN_ENGINES, load_engine
 
 __all__ = ["BUILTIN_ENGINES", "EngineCompletion", "EngineError", "EngineReply", "JudgeEngine",
            "load_engine", "prompt_messages"]

@@ -9,7 +9,6 @@ with ``--engine package.module:Class``. An engine backed by a real model can ins
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,29 +84,9 @@ class JudgeEngine(ABC):
         its own usage and logprobs; None (the default) makes the server ask :meth:`reply` per choice."""
         return None
 
-    async def startup(self) -> None:
+    # startup / aclose are optional hooks, empty on purpose: an engine overrides only what it needs.
+    async def startup(self) -> None:  # noqa: B027
         """Called once from the app's lifespan, inside the server's event loop."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027
         """Called once at shutdown; release clients here."""
-
-
-BUILTIN_ENGINES = {
-    "lexical": "pytest_pai_judge.server.engines.lexical:LexicalEngine",
-    "openai": "pytest_pai_judge.server.engines.openai_engine:OpenAIEngine",
-}
-
-
-def load_engine(spec: str, config: ServerConfig) -> JudgeEngine:
-    """Instantiate ``lexical``, ``openai`` or a dotted ``package.module:Class`` engine."""
-    target = BUILTIN_ENGINES.get(spec, spec)
-    module_name, sep, class_name = target.partition(":")
-    if not sep or not module_name or not class_name:
-        raise ValueError(f"engine must be one of {', '.join(BUILTIN_ENGINES)} or 'package.module:Class', got {spec!r}")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load engine {spec!r}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, JudgeEngine)):
-        raise ValueError(f"engine {spec!r} is not a JudgeEngine subclass")
-    return cls(config)

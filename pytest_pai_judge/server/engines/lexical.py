@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from ...protocol import ChatCall
+from ..scenes import is_chinese
 from .base import JudgeEngine
 
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
@@ -41,10 +42,6 @@ def _features(text: str) -> set[str]:
             continue
         feats.add(word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word)
     return feats
-
-
-def is_chinese(text: str) -> bool:
-    return bool(_CJK_RUN.search(text))
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
@@ -287,10 +284,10 @@ def pairwise_reply(question: str, answer1: str, answer2: str, ref_answer: str | 
     for i, c in enumerate(crits, 1):
         lines.append(f"{i}. {c.en}: Answer 1: {c.reasons_en[0]} Answer 2: {c.reasons_en[1]} "
                      f"[[Rating for Answer 1: {c.scores[0]}]] [[Rating for Answer 2: {c.scores[1]}]]")
-    tail = {"1": "Answer 1 performs better across the criteria. I regard Answer 1 as better.",
-            "2": "Answer 2 performs better across the criteria. I regard Answer 2 as better.",
-            "tie": "the two answers perform equally well across the criteria. I regard the two answers as equivalent."}
-    lines += ["", f" {opener}{tail[winner]}{_suffix(choice, _EN_OPENERS)}"]
+    tails = {"1": "Answer 1 performs better across the criteria. I regard Answer 1 as better.",
+             "2": "Answer 2 performs better across the criteria. I regard Answer 2 as better.",
+             "tie": "the two answers perform equally well across the criteria. I regard the two answers as equivalent."}
+    lines += ["", f" {opener}{tails[winner]}{_suffix(choice, _EN_OPENERS)}"]
     return "\n".join(lines)
 
 

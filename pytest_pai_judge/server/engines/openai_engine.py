@@ -96,7 +96,7 @@ class OpenAIEngine(JudgeEngine):
             if not choices:
                 raise EngineError("upstream model returned no choices")
             replies += [_reply_of(c) for c in choices]
-            usage = _add_usage(usage, completion.usage)
+            usage = add_usage(usage, completion.usage)
         return EngineCompletion(replies, usage)
 
     async def reply(self, call: ChatCall, *, choice: int) -> EngineReply:
@@ -129,7 +129,7 @@ def _reply_of(choice: Choice) -> EngineReply:
     return EngineReply(choice.message.content, "length" if choice.finish_reason == "length" else "stop", logprobs)
 
 
-def _add_usage(total: dict[str, int] | None, usage: CompletionUsage | None) -> dict[str, int] | None:
+def add_usage(total: dict[str, int] | None, usage: CompletionUsage | None) -> dict[str, int] | None:
     """Upstream token counts added up over the requests of one judgement; None once any request had none."""
     if total is None or usage is None:
         return None
