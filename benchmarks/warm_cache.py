@@ -32,7 +32,8 @@ def write_suite(directory: Path, n: int, judged: bool, stub: bool = False) -> No
         question = f"What is {i} plus {i}?"
         answer = f"{i} plus {i} is {2 * i}."
         if judged:
-            lines += [f"def test_{i}():", f"    assert_judge_score({question!r}, {answer!r}, 1, ref_answer={str(2 * i)!r})", ""]
+            lines += [f"def test_{i}():",
+                      f"    assert_judge_score({question!r}, {answer!r}, 1, ref_answer={str(2 * i)!r})", ""]
         else:
             lines += [f"def test_{i}():", f"    assert {str(2 * i)!r} in {answer!r}", ""]
     directory.mkdir(parents=True, exist_ok=True)

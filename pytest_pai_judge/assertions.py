@@ -65,8 +65,8 @@ def _assert_pairwise(assertion: str, question: str, first: str, second: str, mod
     """Both pairwise assertions: judge both orders now, or hold them in deferred / batch mode."""
     __tracebackhide__ = True
     session, item = _active()
-    expectation = pairwise_expectation(session.settings_for(item), item, assertion, question, first, second, model, fields,
-                                       {"first": labels[0], "second": labels[1]})
+    expectation = pairwise_expectation(session.settings_for(item), item, assertion, question, first, second, model,
+                                       fields, {"first": labels[0], "second": labels[1]})
     outcomes = session.submit(expectation, item)
     return consensus(outcomes[0], outcomes[1]) if outcomes else None
 
@@ -109,7 +109,7 @@ class Judge:
         __tracebackhide__ = True
         forward = self._session.value(request, self._item, record=False)
         if not both_orders:
-            result = Comparison(forward.winner or "tie", True, forward, forward)  # type: ignore[arg-type]
+            result = Comparison(forward.winner or "tie", True, forward, forward)
             self._session.record_value(request, forward, self._item, winner=result.winner)
             return result
         backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),

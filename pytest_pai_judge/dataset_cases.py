@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -36,7 +36,7 @@ class CasesError(ValueError):
 
 
 def cases(source: Any, question: str | None = None, answer: str | None = None, ref_answer: str | None = None,
-          *, id: str | Callable[[dict[str, Any]], Any] | None = None,
+          *, id: str | Callable[[dict[str, Any]], Any] | None = None,  # noqa: A002 - pytest.param's own name
           marks: Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None, **extra: str) -> list[Any]:
     """One ``pytest.param`` per row, holding the named columns for ``@pytest.mark.parametrize``.
 
@@ -85,13 +85,13 @@ def cases(source: Any, question: str | None = None, answer: str | None = None, r
         if id is None:
             case_id = str(number)
         elif callable(id):
-            case_id = str(id(row))
+            case_id = str(id(cast(dict[str, Any], row)))
         else:
             raw = _text(_clean(row.get(id)), f"column {id!r} (for id=)", number)
             case_id = str(number) if raw is None else raw
         values = [_text(_clean(row.get(col)), f"column {col!r} (for {arg}=)", number, case_id)
                   if arg in TEXT_ARGS else _clean(row.get(col)) for arg, col in wanted]
-        case_marks = marks(row) if callable(marks) else (marks or {}).get(case_id)
+        case_marks = marks(cast(dict[str, Any], row)) if callable(marks) else (marks or {}).get(case_id)
         if case_marks is None:
             case_marks = ()
         elif not isinstance(case_marks, (list, tuple)):

@@ -52,7 +52,7 @@ def consensus(forward: Verdict, backward: Verdict) -> Comparison:
     """Combine A-vs-B and B-vs-A: agreement wins, disagreement (position bias) is a tie."""
     swapped = {"1": "2", "2": "1", "tie": "tie", None: None}[backward.winner]
     if forward.winner == swapped and forward.winner is not None:
-        return Comparison(forward.winner, True, forward, backward)  # type: ignore[arg-type]
+        return Comparison(forward.winner, True, forward, backward)
     return Comparison("tie", False, forward, backward)
 
 

@@ -68,8 +68,9 @@ class JudgeRequest:
                                 f"{', '.join(protocol.JUDGE_FIELDS)}; parameters are {', '.join(GENERATION_PARAMS)}")
         for name, value in fields.items():  # the judge reads text: a number here is a data bug, say so plainly
             if value is not None and name != "max_score" and not isinstance(value, str):
-                raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.80}"
-                                f"{' (convert it with str(), e.g. a numeric CSV column)' if isinstance(value, (int, float)) else ''}")
+                numeric = isinstance(value, (int, float))
+                advice = " (convert it with str(), e.g. a numeric CSV column)" if numeric else ""
+                raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.80}{advice}")
         return cls(kind, model, fields={k: v for k, v in fields.items() if v is not None},
                    params={k: v for k, v in params.items() if v is not None})
 

@@ -19,7 +19,7 @@ from . import errors
 from .cache import CacheMode
 from .expectation import Expectation, failure_columns, nodeid_of
 from .judging import Judging
-from .options import Options, RunMode, Settings, ValueFallback
+from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
 from .records import JudgeRecord
 from .request import JudgeRequest
@@ -153,23 +153,23 @@ class JudgeSession:
         pairs = list(zip(keys, expectation.requests))
         if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay never waits: a miss fails now
             assert item is not None
-            cached = [self._quietly(lambda k=k, r=r: self.judging.lookup(k, r, item)) for k, r in pairs]
+            cached = [self._quietly(self.judging.lookup, k, r, item) for k, r in pairs]
             if any(v is None for v in cached):
                 self.deferred.hold(expectation, keys, item)  # type: ignore[union-attr]
                 return []
             outcomes = cached
         else:
-            outcomes = [self._quietly(lambda k=k, r=r: self.judging.resolve(k, r, item)) for k, r in pairs]
+            outcomes = [self._quietly(self.judging.resolve, k, r, item) for k, r in pairs]
         failure = self.conclude(expectation, outcomes, item)
         if failure is not None:
             raise failure
         return outcomes
 
     @staticmethod
-    def _quietly(get: Callable[[], Outcome]) -> Outcome:
+    def _quietly(get: Callable[..., Outcome], *args: Any) -> Outcome:
         """A verdict, or the exception that is this assertion's outcome (a judge error, an unreadable reply)."""
         try:
-            return get()
+            return get(*args)
         except Exception as exc:  # noqa: BLE001 - the outcome, as the test will see it
             return exc
 

@@ -344,9 +344,9 @@ def _winner_and_scores(winners: list[Any], scores: dict[str, list[float]], *, mi
         if score1 is None or score2 is None:
             raise _Bad(missing)
         winner = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
-    elif score1 is not None and score2 is not None:
-        if (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1):
-            raise _Bad(f"{marker} names answer {winner} but the overall scores are {_fmt(score1)} vs {_fmt(score2)}")
+    elif score1 is not None and score2 is not None and (
+            (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1)):
+        raise _Bad(f"{marker} names answer {winner} but the overall scores are {_fmt(score1)} vs {_fmt(score2)}")
     return winner, score1, score2
 
 
@@ -382,8 +382,9 @@ def classify_winner(label: Any) -> Winner | None:
     if isinstance(label, bool) or label is None:
         return None
     if isinstance(label, (int, float)):
-        return {1: "1", 2: "2", 0: "tie"}.get(label) if float(label).is_integer() else None  # type: ignore[return-value]
-    text = normalize_text(str(label)).strip().strip(".。!!").strip().lower()
+        winners: dict[float, Winner] = {1: "1", 2: "2", 0: "tie"}
+        return winners.get(label) if float(label).is_integer() else None
+    text = normalize_text(str(label)).strip().strip(".。!!").strip().lower()  # noqa: B005 - a set of end marks
     if text in ("a", "1", "answer a", "回复1"):
         return "1"
     if text in ("b", "2", "answer b", "回复2"):
@@ -773,7 +774,7 @@ def _parse_json_pairwise(obj: dict[str, Any], max_score: int) -> tuple[Winner, f
 
 def _json_reasons(obj: dict[str, Any], criteria: tuple[CriterionScore, ...], top: str | None) -> str:
     parts = [top] if top else []
-    parts += [f"{c.name}: {c.reason}" if c.name else c.reason for c in criteria if c.reason]  # type: ignore[misc]
+    parts += [f"{c.name}: {c.reason}" if c.name else c.reason for c in criteria if c.reason]
     return "\n".join(parts) if parts else json.dumps(obj, ensure_ascii=False)
 
 

@@ -15,9 +15,9 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
 
 # pytester's in-process runs restore sys.modules afterwards; numpy cannot be imported twice in
 # one process, so load pandas (and numpy) once here, before any inner run imports it.
-import pandas  # noqa: F401
+import pandas  # noqa: F401, E402 - after the comment that says why
 
-from pytest_pai_judge.server import LocalJudgeServer
+from pytest_pai_judge.server import LocalJudgeServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,9 @@ import pytest
 from test_deferred import SUITE, junit_outcomes, run_inner, stats  # tests/ is on sys.path (rootdir conftest)
 
 from pytest_pai_judge import errors, protocol
+from pytest_pai_judge.client import JudgeReply
 from pytest_pai_judge.deferred.batch_files import custom_id, encode_line, key_of, outcome_of_line, split_files
 from pytest_pai_judge.deferred.ledger import BatchLedger
-from pytest_pai_judge.client import JudgeReply
 from pytest_pai_judge.request import JudgeRequest
 from pytest_pai_judge.server import Fault, LocalJudgeServer
 

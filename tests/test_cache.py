@@ -258,7 +258,7 @@ def test_threads_share_one_cache(tmp_path: Path) -> None:
             for i in range(50):
                 key = put(cache, t * 1000 + i)
                 assert cache.get(key) is not None
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]

@@ -383,9 +383,8 @@ class BatchJudge:
             reason = batch_errors(info) or f"the batch ended {job.raw_status}"
             text = f"batch {job.id} {job.raw_status.lower()}: {reason}"
             for key in job.need or job.keys:
-                if key not in got:
-                    if final:
-                        results.setdefault(key, errors.verdict_unavailable(text, batch=True))
+                if key not in got and final:
+                    results.setdefault(key, errors.verdict_unavailable(text, batch=True))
         if self.persistent:
             self.ledger.forget(job.id)
         return set(got)

@@ -64,16 +64,16 @@ def split_files(lines: list[tuple[str, bytes]], limit: int | None = None
 
 def outcome_of_line(row: dict[str, Any]) -> RawOutcome:
     """A line of the output or error file -> the reply, or the JudgeError an online call would have raised."""
-    response = row.get("response") if isinstance(row.get("response"), dict) else {}
+    response: dict[str, Any] = row["response"] if isinstance(row.get("response"), dict) else {}
     status = response.get("status_code")
     body = response.get("body")
-    line_error = row.get("error") if isinstance(row.get("error"), dict) else {}
+    line_error: dict[str, Any] = row["error"] if isinstance(row.get("error"), dict) else {}
     if status == 200 and isinstance(body, dict) and not line_error:
         try:
             return reply_from_completion(body)
         except errors.JudgeError as exc:
             return exc
-    envelope = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+    envelope: dict[str, Any] = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
     code = envelope.get("code") or line_error.get("code")
     message = envelope.get("message") or line_error.get("message") or f"HTTP {status}"
     if isinstance(status, int) and status >= 400:

@@ -13,6 +13,7 @@ import linecache
 import os
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
     show_locals = bool(item.config.getoption("showlocals", False))
     verbosity = item.config.get_verbosity()
     stack = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code is not code:
         stack.append(frame)
         frame = frame.f_back
@@ -61,10 +62,10 @@ def capture_callsite(item: pytest.Item) -> list[list[Any]]:
             break
         if f.f_locals.get("__tracebackhide__", f.f_globals.get("__tracebackhide__", False)) and chain:
             continue
-        entry = [f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name,
-                 _arg_reprs(f, full=verbosity > 2)]
+        args = _arg_reprs(f, full=verbosity > 2)
+        entry: list[Any] = [f.f_code.co_filename, f.f_lineno, f.f_code.co_firstlineno, f.f_code.co_name, args]
         if show_locals:
-            entry.append(_local_reprs(f, entry[4], full=verbosity > 1))
+            entry.append(_local_reprs(f, args, full=verbosity > 1))
         chain.append(entry)
     return chain
 
@@ -156,16 +157,18 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
                 source = "\n" * (firstlineno - 1) + f"def {name}({params}): {statement}\n"
             else:
                 gap = "\n" * (lineno - firstlineno - 2) + (f"{indent}{assign}\n" if assign else "\n")
-                source = ("\n" * (firstlineno - 1) + f"def {name}({params}):\n" + (gap if lineno - firstlineno > 1 else "")
-                          + f"{indent}{statement}\n")
+                source = ("\n" * (firstlineno - 1) + f"def {name}({params}):\n"
+                          + (gap if lineno - firstlineno > 1 else "") + f"{indent}{statement}\n")
             namespace: dict[str, Any] = {"__pai_judge_exc__": exc, "__pai_judge_raise__": nxt,
                                          "__name__": "pai_judge_callsite",
                                          **{f"__pai_judge_arg{i}__": _Repr(r) for i, r in enumerate(shown.values())}}
             exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own two-line source
             nxt = namespace[name]
             if shown_name != name:
-                nxt.__code__ = nxt.__code__.replace(co_name=shown_name, co_qualname=shown_name) \
-                    if sys.version_info >= (3, 11) else nxt.__code__.replace(co_name=shown_name)
+                names: dict[str, Any] = {"co_name": shown_name}
+                if sys.version_info >= (3, 11):
+                    names["co_qualname"] = shown_name
+                nxt.__code__ = nxt.__code__.replace(**names)
         if nxt is None:
             raise exc
         nxt()

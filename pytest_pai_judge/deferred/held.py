@@ -87,9 +87,8 @@ class Held:
     def from_dict(cls, data: dict[str, Any], config: pytest.Config) -> Held:
         hook = config.hook
         reports = [hook.pytest_report_from_serializable(config=config, data=d) for d in data["reports"]]
-        location = tuple(data["location"])
-        return cls(data["nodeid"], location, reports, [Pending.from_dict(p) for p in data["pending"]],  # type: ignore[arg-type]
-                   None)
+        file, line, name = data["location"]
+        return cls(data["nodeid"], (file, line, name), reports, [Pending.from_dict(p) for p in data["pending"]], None)
 
 
 class PropertySink:

@@ -46,7 +46,7 @@ class HoldingHooks:
             reports = run_unlogged(item, nextitem)
         finally:
             item.stash[IN_OUR_PROTOCOL] = False
-        pending = item.stash.get(INHERITED, []) + (item.stash.get(PENDING, None) or [])
+        pending = item.stash.get(INHERITED, []) + item.stash.get(PENDING, [])
         item.stash[INHERITED] = []
         item.stash[INHERITED_FROM] = []
         item.stash[PENDING] = []

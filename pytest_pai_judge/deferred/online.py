@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -72,7 +73,10 @@ class OnlineJudge:
             loop = self._start()
             future = asyncio.run_coroutine_threadsafe(self._call(request), loop)
             self.futures[key] = future
-            future.add_done_callback(lambda _f, key=key: self.finished.append(key))
+            future.add_done_callback(functools.partial(self._finished, key))
+
+    def _finished(self, key: str, _future: object) -> None:
+        self.finished.append(key)
 
     async def _call(self, request: JudgeRequest) -> JudgeReply:
         __tracebackhide__ = True

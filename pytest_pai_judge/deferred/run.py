@@ -9,7 +9,7 @@ phase exactly as immediate mode would have met its assertions, and logs it. Whic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -304,13 +304,13 @@ class DeferredRun:
             if report.when in ("call", "teardown"):
                 report.user_properties = list(report.user_properties) + added
         for when, (failure, entry) in failures.items():
-            report = next((r for r in test.reports if r.when == when), None)
-            if report is None or (when == "teardown" and report.failed):
+            phase_report = next((r for r in test.reports if r.when == when), None)
+            if phase_report is None or (when == "teardown" and phase_report.failed):
                 continue  # a teardown that failed anyway keeps its own error
-            report.outcome = "failed"
-            report.longrepr = self._longrepr(test, failure, entry.callsite, when)
-            if hasattr(report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
-                del report.wasxfail
+            phase_report.outcome = "failed"
+            phase_report.longrepr = self._longrepr(test, failure, entry.callsite, when)
+            if hasattr(phase_report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
+                del phase_report.wasxfail
         if "setup" in failures:
             test.reports[:] = [r for r in test.reports if r.when != "call"]
 
@@ -322,7 +322,7 @@ class DeferredRun:
             return repr_phase_failure(test.item, excinfo)
         config = self.config
         tbstyle = config.getoption("tbstyle", "auto")
-        style = tbstyle if tbstyle in ("short", "native") else "long"
+        style: Literal["short", "native", "long"] = tbstyle if tbstyle in ("short", "native") else "long"
         if config.getoption("fulltrace", False):
             style = "long"
         return excinfo.getrepr(funcargs=True, showlocals=config.getoption("showlocals", False), style=style,

@@ -112,7 +112,7 @@ class ControllerSide:
         for spool in sorted((self.cache_dir / "spool").glob(f"{self.run_id}-*.jsonl")):
             for row in read_spool(spool):
                 if row.get("nodeid") not in known:
-                    known.add(row.get("nodeid"))
+                    known.add(str(row.get("nodeid")))
                     self.run.adopt(Held.from_dict(row, self.config))
             _unlink(spool)
 
