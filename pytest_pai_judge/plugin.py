@@ -64,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     option("judge-batch-fallback", "string", "deferred/batch mode: what a judge verdict read as a value in the "
            "test body does: error (default) or immediate (a synchronous call)", choices=("error", "immediate"))
     try:
-        from .reporting import add_options
+        from .report.plugin import add_options
     except ImportError:  # pragma: no cover - reporting not installed
         return
     add_options(group, parser)
@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session.deferred = settler
         config.pluginmanager.register(settler, "pai_judge_deferred")
     try:
-        from .reporting import JudgeReporting
+        from .report.plugin import JudgeReporting
     except ImportError:  # pragma: no cover
         return
     config.pluginmanager.register(JudgeReporting(config, lambda: session.records), "pai_judge_reporting")
