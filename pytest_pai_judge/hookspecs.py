@@ -83,7 +83,7 @@ def pytest_judge_results(df: pandas.DataFrame, config: pytest.Config) -> None:
     """Receive the run's results table once, at the end of the run, after the reports are written.
 
     One row per judged assertion, with the columns of
-    :func:`pytest_pai_judge.report.records_to_frame` (nodeid, mode, kind, assertion, model, scene,
+    :func:`pytest_pai_judge.report.table.records_to_frame` (nodeid, mode, kind, assertion, model, scene,
     question, answer, score, max_score, threshold, passed, winner, criteria, reasons, tokens,
     cached, latency_s, error, answer2, score2, xfail). Not called when the run judged nothing.
 

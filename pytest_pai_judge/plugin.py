@@ -33,7 +33,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .reporting import add_options as add_report_options
+    from .report.plugin import add_options as add_report_options
 
     add_report_options(options.add_options(parser), parser)
 
@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from .deferred import install
 
         session.deferred = install(session)
-    from .reporting import JudgeReporting
+    from .report.plugin import JudgeReporting
 
     config.pluginmanager.register(JudgeReporting(config, lambda: session.records), "pai_judge_reporting")
 

@@ -17,6 +17,11 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
 # one process, so load pandas (and numpy) once here, before any inner run imports it.
 import pandas  # noqa: F401, E402 - after the comment that says why
 
+# Likewise the HTTP stack: an SDK first imported inside an inner run would come back as a second copy,
+# whose exception classes (openai.APITimeoutError, ...) the next test's copy does not catch.
+import httpx  # noqa: F401, E402
+import openai  # noqa: F401, E402
+
 from pytest_pai_judge.server import LocalJudgeServer  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pytest_pai_judge.report import COLUMNS, read_report, write_report
+from pytest_pai_judge.report.files import write_report
+from pytest_pai_judge.report.table import COLUMNS, read_report
 
 SUITE = textwrap.dedent("""
     import pytest

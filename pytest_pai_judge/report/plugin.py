@@ -3,8 +3,9 @@
 The core calls :func:`add_options` from its ``pytest_addoption`` and registers
 ``JudgeReporting(config, get_records)`` in its ``pytest_configure``. Records are read at
 ``pytest_sessionfinish``, after the core's ``pytest_runtestloop`` wrapper has settled deferred /
-batch verdicts and after xdist workers have handed theirs to the controller. pandas is imported
-only when a report or baseline option was given, or a plugin implements ``pytest_judge_results``.
+batch verdicts and after xdist workers have handed theirs to the controller. The pandas-using
+modules (and so pandas) are imported only inside the hooks that need them: when a report or
+baseline option was given, or a plugin implements ``pytest_judge_results``.
 
 Precedence: command line > ini (``judge_report`` lines, ``judge_baseline``, ``judge_max_drop``).
 Relative paths are relative to the invocation directory on the command line and to the ini
@@ -19,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .records import JudgeRecord
+from ..records import JudgeRecord
+from .formats import READABLE_SUFFIXES, REPORT_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-REPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md", ".html")
-READABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 SHOWN_CASES = 10
 """Moved cases listed in the terminal drift table without ``-v`` (all of them with ``-v``; drops past
 ``--judge-max-drop`` are always listed in full)."""
@@ -39,7 +39,7 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
     parser.addini("judge_report", type="linelist", default=[],
                   help="report paths, one per line (relative to the ini file); --judge-report replaces them")
     group.addoption("--judge-baseline", dest="judge_baseline", default=None, metavar="PATH",
-                    help="a report of an earlier run (.csv .json .jsonl .parquet): show score drift per case "
+                    help=f"a report of an earlier run ({' '.join(READABLE_SUFFIXES)}): show score drift per case "
                          "and per scene in the summary and the reports")
     parser.addini("judge_baseline", type="string", default=None, help="baseline report (see --judge-baseline)")
     group.addoption("--judge-max-drop", dest="judge_max_drop", default=None, type=float, metavar="POINTS",
@@ -62,7 +62,6 @@ class JudgeReporting:
         self.dropped: pandas.DataFrame | None = None
         self.written: list[Path] = []
         self.problems: list[str] = []
-        self.judged = 0
         self._resolve_options()
         if self.baseline is not None and not self.is_worker:
             self._read_baseline()
@@ -98,7 +97,8 @@ class JudgeReporting:
             self.baseline = _absolute(str(baseline).strip(), base)
             if self.baseline.suffix.lower() not in READABLE_SUFFIXES:
                 raise pytest.UsageError(f"{source}={baseline}: a baseline must be a machine-readable report "
-                                        f"({', '.join(READABLE_SUFFIXES)}), not {self.baseline.suffix or 'no suffix'!r}")
+                                        f"({', '.join(READABLE_SUFFIXES)}), "
+                                        f"not {self.baseline.suffix or 'no suffix'!r}")
 
         max_drop = config.getoption("judge_max_drop", None)
         source = "--judge-max-drop"
@@ -123,11 +123,11 @@ class JudgeReporting:
         assert self.baseline is not None
         if not self.baseline.is_file():
             raise pytest.UsageError(f"--judge-baseline: no such file {str(self.baseline)!r}")
-        from .report import read_report
+        from .table import read_report
 
         try:
             self.baseline_df = read_report(self.baseline)
-        except Exception as exc:  # a corrupt or foreign file: say which and why
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: say which and why
             raise pytest.UsageError(f"--judge-baseline: cannot read {str(self.baseline)!r} as a report: "
                                     f"{type(exc).__name__}: {exc}") from None
         if self.baseline_df["nodeid"].isna().all() and len(self.baseline_df):
@@ -141,22 +141,23 @@ class JudgeReporting:
         if self.is_worker or self.config.option.collectonly:
             return
         records = list(self.get_records())
-        self.judged = len(records)
         wanted_by_plugins = bool(records) and bool(self.config.hook.pytest_judge_results.get_hookimpls())
         if not self.reports and self.baseline_df is None and not wanted_by_plugins:
             return  # nothing asks for the table: never import pandas
-        from . import report
+        from .drift import compute_drift, drops_beyond
+        from .files import write_report
+        from .table import records_to_frame
 
-        df = report.records_to_frame(records)
+        df = records_to_frame(records)
         if self.baseline_df is not None:
-            self.drift = report.compute_drift(self.baseline_df, df)
+            self.drift = compute_drift(self.baseline_df, df)
             if self.max_drop is not None:
-                self.dropped = report.drops_beyond(self.drift[0], self.max_drop)
+                self.dropped = drops_beyond(self.drift[0], self.max_drop)
                 if len(self.dropped) and session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
         for path in self.reports:
             try:
-                report.write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop)
+                write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop)
                 self.written.append(path)
             except (OSError, ValueError) as exc:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
@@ -189,7 +190,8 @@ class JudgeReporting:
             tr.write_line(f"pai-judge report: {_shown(path, config)}")
 
     def _write_drift(self, tr: Any) -> None:
-        from .report import NO_SCENE, fmt_change, fmt_score, no_shared_cases
+        from .drift import no_shared_cases
+        from .table import NO_SCENE, fmt_change, fmt_score
 
         per_case, per_scene = self.drift  # type: ignore[misc]
         tr.section(f"pai-judge drift vs {self._baseline_label()}")
@@ -232,7 +234,7 @@ class JudgeReporting:
 
     @staticmethod
     def _case_line(r: dict[str, Any]) -> str:
-        from .report import fmt_change, fmt_score
+        from .table import fmt_change, fmt_score
 
         return (f"  {fmt_change(r['change']):>6}  {fmt_score(r['score_then']):>5} → {fmt_score(r['score_now']):<5} "
                 f"{r['key']}")

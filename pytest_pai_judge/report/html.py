@@ -14,15 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from .report import (
+from .drift import no_shared_cases
+from .table import (
     NO_SCENE,
-    _coerce,
-    _isna,
     clean_text,
+    coerce,
     failing_first,
     fmt_change,
     fmt_score,
-    no_shared_cases,
+    isna,
     status_of,
     summarize,
 )
@@ -40,9 +40,9 @@ def esc(value: Any) -> str:
 def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
                 baseline: str | None = None, max_drop: float | None = None, title: str = "pai-judge report") -> str:
     """The whole page as one string."""
-    df = _coerce(df)
+    df = coerce(df)
     s = summarize(df)
-    parts = [_HEAD.format(title=esc(title), css=_CSS), "<main>", _header(df, s, title), _cards(s)]
+    parts = [_HEAD.format(title=esc(title), css=_CSS), "<main>", _header(s, title), _cards(s)]
     parts.append(_charts_section(df))
     if drift is not None:
         parts.append(_drift_section(drift, baseline, max_drop))
@@ -55,7 +55,7 @@ def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
 # --------------------------------------------------------------------------- header and cards
 
 
-def _header(df: pd.DataFrame, s: dict[str, Any], title: str) -> str:
+def _header(s: dict[str, Any], title: str) -> str:
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = [f"generated {esc(when)}"]
     if s["modes"]:
@@ -107,7 +107,8 @@ def histogram_svg(name: str, df: pd.DataFrame, width: int = 340, height: int = 1
     if scored.empty:
         winners = df["winner"].dropna().value_counts()
         note = ", ".join(f"{esc(k)}: {v}" for k, v in winners.items()) or "no scores"
-        return f"{head}</span></figcaption><p class='noscore'>No scores (pairwise / errors). Winners: {note}</p></figure>"
+        return (f"{head}</span></figcaption><p class='noscore'>No scores (pairwise / errors). Winners: {note}</p>"
+                "</figure>")
     mean = scored["score"].mean()
     top = int(scored["max_score"].dropna().max()) if scored["max_score"].notna().any() else 10
     top = max(top, int(math.ceil(scored["score"].max())))
@@ -190,7 +191,7 @@ def _drift_section(drift: tuple[pd.DataFrame, pd.DataFrame], baseline: str | Non
                "<table class='drift'><thead><tr><th>case</th><th>scene</th><th class='n'>then</th>"
                "<th class='n'>now</th><th class='n'>change</th><th>status</th></tr></thead><tbody>")
     for r in moved.to_dict(orient="records"):
-        beyond = (max_drop is not None and not _isna(r["change"]) and -r["change"] > max_drop + 1e-9)
+        beyond = (max_drop is not None and not isna(r["change"]) and -r["change"] > max_drop + 1e-9)
         out.append(f"<tr class='{'beyond' if beyond else ''}'><td class='id'>{esc(r['key'])}</td>"
                    f"<td>{_scene(r['scene'])}</td><td class='n'>{fmt_score(r['score_then'])}</td>"
                    f"<td class='n'>{fmt_score(r['score_now'])}</td>"
@@ -203,11 +204,11 @@ def _drift_section(drift: tuple[pd.DataFrame, pd.DataFrame], baseline: str | Non
 
 
 def _scene(value: Any) -> str:
-    return esc(value) if not _isna(value) else "<span class='dim'>no scene</span>"
+    return esc(value) if not isna(value) else "<span class='dim'>no scene</span>"
 
 
 def _sign(value: Any) -> str:
-    if _isna(value) or abs(float(value)) < 1e-9:
+    if isna(value) or abs(float(value)) < 1e-9:
         return ""
     return "down" if value < 0 else "up"
 
@@ -218,19 +219,20 @@ def _sign(value: Any) -> str:
 def _table_section(df: pd.DataFrame) -> str:
     out = ["<section id='verdicts'><h2>Verdicts <span class='meta'>failing first</span></h2>",
            "<table class='results'><thead><tr><th>status</th><th>test</th><th>model · scene</th>"
-           "<th class='n'>score</th><th class='n'>threshold</th><th>criteria</th><th class='n'>tokens · cache · time</th>"
+           "<th class='n'>score</th><th class='n'>threshold</th><th>criteria</th>"
+           "<th class='n'>tokens · cache · time</th>"
            "<th>judge reasons, question and answer</th></tr></thead><tbody>"]
     for r in failing_first(df).to_dict(orient="records"):
         status = status_of(r)
-        score = fmt_score(r["score"]) + (f" vs {fmt_score(r['score2'])}" if not _isna(r["score2"]) else "") \
-            + (f"<small>/{r['max_score']}</small>" if not _isna(r["max_score"]) else "")
-        if not _isna(r["winner"]):
+        score = fmt_score(r["score"]) + (f" vs {fmt_score(r['score2'])}" if not isna(r["score2"]) else "") \
+            + (f"<small>/{r['max_score']}</small>" if not isna(r["max_score"]) else "")
+        if not isna(r["winner"]):
             score += f"<br><small>winner {esc(r['winner'])}</small>"
         criteria = "".join(f"<li>{esc(k)} <b>{fmt_score(v)}</b></li>" for k, v in (r["criteria"] or {}).items())
         kind = f"{esc(r['kind'])} · {esc(r['assertion'])}"
         scene = _scene(r["scene"])
         flags = [f"{r['tokens']:,}", "cached" if r["cached"] else "fresh"]
-        if not _isna(r["latency_s"]):
+        if not isna(r["latency_s"]):
             flags.append(f"{r['latency_s']:.2f} s")
         out.append(
             f"<tr class='row-{status.replace(' ', '-')}'>"
@@ -250,7 +252,7 @@ def _table_section(df: pd.DataFrame) -> str:
 def _details(r: dict[str, Any], status: str) -> str:
     """Failing rows show the judge's reasons in full; passing rows show a one-line summary that opens."""
     parts = []
-    if not _isna(r["error"]):
+    if not isna(r["error"]):
         parts.append(f"<div class='unavailable'><b>verdict unavailable:</b> {esc(r['error'])}</div>")
     reasons = clean_text(r["reasons"]).strip()
     if reasons:
@@ -260,10 +262,10 @@ def _details(r: dict[str, Any], status: str) -> str:
         else:
             parts.append(f"<details><summary>{html.escape(one_line[:120])}…</summary>"
                          f"<div class='pre'>{html.escape(reasons)}</div></details>")
-    pairwise = not _isna(r["answer2"])
+    pairwise = not isna(r["answer2"])
     for column, label in (("question", "question"), ("answer", "answer 1" if pairwise else "answer"),
                           ("answer2", "answer 2")):
-        if not _isna(r[column]) and clean_text(r[column]).strip():
+        if not isna(r[column]) and clean_text(r[column]).strip():
             parts.append(f"<details><summary class='dim'>{label}</summary>"
                          f"<div class='pre'>{esc(r[column])}</div></details>")
     return "".join(parts) or "<span class='dim'>–</span>"

@@ -1,0 +1,239 @@
+"""The results table: the run's verdicts as a pandas DataFrame, its columns and dtypes, and reading it back.
+
+Also the values every report shows (a row's status, the failing-first order, the headline numbers)
+and the small helpers to format and clean them. This module imports pandas at import time: import
+it only when a run has records or a report / baseline option was given.
+
+``criteria`` (per-criterion scores) is a dict in the table; :func:`read_report` turns its JSON text
+back into one. CSV cannot tell an empty text from a missing one: an empty ``question`` /
+``answer`` / ``scene`` reads back as missing (``reasons`` reads back as ``""``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..records import JudgeRecord
+from .formats import READABLE_SUFFIXES
+
+COLUMNS: tuple[str, ...] = (
+    "nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "score", "max_score",
+    "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
+    "answer2", "score2", "xfail",
+)
+"""The results table's columns, in order (``mode`` is the record's ``run_mode``; the pairwise-only
+``answer2`` / ``score2`` and ``xfail`` come last so that reports written before they existed line up:
+read back, a missing ``xfail`` is False)."""
+
+TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
+                "reasons", "error", "answer2")
+DTYPES: dict[str, str] = {
+    **{c: "string" for c in TEXT_COLUMNS},
+    "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
+    "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool",
+}
+"""Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
+
+NO_SCENE = "(no scene)"
+"""The group name of rows without a scene, in per-scene drift and charts."""
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+# --------------------------------------------------------------------------- building and reading
+
+
+def records_to_frame(records: Iterable[JudgeRecord]) -> pd.DataFrame:
+    """One row per judged assertion, columns exactly :data:`COLUMNS`, nullable dtypes."""
+    rows = []
+    for r in records:
+        row = r.to_dict()
+        row["mode"] = row.pop("run_mode")
+        row["criteria"] = dict(row.get("criteria") or {})
+        rows.append({c: row.get(c) for c in COLUMNS})
+    return coerce(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+def coerce(df: pd.DataFrame) -> pd.DataFrame:
+    """Give every known column its dtype, add missing ones as missing; extra columns are kept after ours."""
+    df = df.copy()
+    for col in COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    for col, dtype in DTYPES.items():
+        series = df[col]
+        if col == "reasons":
+            series = series.where(series.notna(), "")
+        elif col in ("tokens",):
+            series = pd.to_numeric(series, errors="coerce").fillna(0)
+        elif col in ("cached", "xfail"):
+            series = series.map(to_bool).fillna(False).astype(bool)
+        elif col == "passed":
+            series = series.map(to_bool)
+        elif col in TEXT_COLUMNS:
+            series = series.map(lambda v: None if isna(v) else str(v))
+        elif dtype in ("float64", "Int64"):
+            series = pd.to_numeric(series, errors="coerce")
+        df[col] = series.astype(dtype)
+    df["criteria"] = df["criteria"].map(_to_criteria).astype(object)
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def _to_criteria(value: Any) -> dict[str, float | None]:
+    if isinstance(value, dict):
+        return {str(k): (None if isna(v) else float(v)) for k, v in value.items()}
+    if isna(value):
+        return {}
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        return _to_criteria(json.loads(text))
+    raise ValueError(f"criteria must be a dict or JSON text, got {value!r}")
+
+
+def read_report(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a machine-readable report (``.csv`` ``.json`` ``.jsonl`` ``.parquet``) back into the results table.
+
+    Missing columns come back as missing values (so a hand-made baseline with just ``nodeid`` and
+    ``score`` works); extra columns are kept.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""],
+                         encoding="utf-8")
+    elif suffix == ".parquet":
+        df = pd.read_parquet(path, engine="pyarrow")
+    elif suffix in (".json", ".jsonl"):
+        if path.stat().st_size == 0:
+            df = pd.DataFrame(columns=list(COLUMNS))
+        else:
+            # pandas < 3 converts date-looking columns unless told not to; pandas 3 deprecates the flag.
+            legacy = {"convert_dates": False} if int(pd.__version__.split(".")[0]) < 3 else {}
+            df = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False, encoding="utf-8",
+                              **legacy)
+    else:
+        raise ValueError(f"cannot read {str(path)!r}: a report to read back must be one of "
+                         f"{', '.join(READABLE_SUFFIXES)} (.md and .html are for people)")
+    return coerce(df)
+
+
+# --------------------------------------------------------------------------- what the reports show
+
+
+def summarize(df: pd.DataFrame) -> dict[str, Any]:
+    """Headline numbers shared by the Markdown and HTML reports.
+
+    Verdicts of xfail-marked tests count as ``xfailed`` / ``xpassed``, never as failed or passed, so
+    a known-bad case kept as an expected failure does not lower the pass rate (as pytest counts it).
+    """
+    n = len(df)
+    statuses = pd.Series([status_of(r) for r in df.to_dict(orient="records")], dtype=object)
+    counts = statuses.value_counts()
+    passed = int(counts.get("passed", 0))
+    failed = int(counts.get("failed", 0) + counts.get("error", 0))
+    judged = passed + failed
+    scores = df["score"].dropna()
+    return {
+        "verdicts": n,
+        "passed": passed,
+        "failed": failed,
+        "xfailed": int(counts.get("xfailed", 0)),
+        "xpassed": int(counts.get("xpassed", 0)),
+        "no_threshold": int(counts.get("no threshold", 0)),
+        "pass_rate": (passed / judged) if judged else None,
+        "mean_score": float(scores.mean()) if len(scores) else None,
+        "tokens": int(df["tokens"].sum()),
+        "cached": int(df["cached"].sum()),
+        "fresh": int((~df["cached"]).sum()),
+        "models": sorted(df["model"].dropna().unique().tolist()),
+        "modes": sorted(df["mode"].dropna().unique().tolist()),
+        "mean_latency_s": float(df["latency_s"].dropna().mean()) if df["latency_s"].notna().any() else None,
+    }
+
+
+def status_of(row: dict[str, Any]) -> str:
+    """``error``, ``failed``, ``passed``, ``no threshold`` (a verdict read as a value), or for a test
+    marked xfail ``xfailed`` / ``xpassed`` (an unavailable verdict stays ``error``: the judge broke)."""
+    if not isna(row.get("error")):
+        return "error"
+    passed = row.get("passed")
+    if isna(passed):
+        return "no threshold"
+    if to_bool(row.get("xfail")):
+        return "xpassed" if passed else "xfailed"
+    return "passed" if passed else "failed"
+
+
+def failing_first(df: pd.DataFrame) -> pd.DataFrame:
+    """Errors, then failures (lowest score first), xpassed (a known-bad case that now passes), xfailed,
+    verdicts without a threshold, then passes."""
+    order = {"error": 0, "failed": 1, "xpassed": 2, "xfailed": 3, "no threshold": 4, "passed": 5}
+    ranked = df.assign(_rank=[order[status_of(r)] for r in df.to_dict(orient="records")])
+    return ranked.sort_values(["_rank", "score", "nodeid"], na_position="first", kind="stable") \
+        .drop(columns="_rank").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def isna(value: Any) -> bool:
+    """A missing cell: ``None``, ``pd.NA`` or a float NaN (a dict or list is a value, where ``pd.isna`` would
+    answer element by element)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def to_bool(value: Any) -> bool | None:
+    """A cell as a bool (text ``true`` / ``1`` / ``yes`` or ``false`` / ``0`` / ``no``); None when missing
+    or other text."""
+    if isna(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        return None
+    return bool(value)
+
+
+def clean_text(value: Any) -> str:
+    """Judge text is untrusted: drop ANSI escapes and control characters (newlines and tabs stay)."""
+    if isna(value):
+        return ""
+    return _CONTROL.sub("", str(value).replace("\r\n", "\n"))
+
+
+def short_text(value: Any, limit: int) -> str:
+    """Cleaned text on one line (whitespace runs become one space), cut to ``limit`` characters with ``…``."""
+    text = " ".join(clean_text(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fmt_score(value: Any, digits: int = 2) -> str:
+    """A score for people: ``8``, ``7.5``, ``6.33``; ``–`` when missing."""
+    if isna(value):
+        return "–"
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def fmt_change(value: Any) -> str:
+    """A score change for people: ``+1``, ``-0.5``, ``±0``; ``–`` when missing."""
+    if isna(value):
+        return "–"
+    value = float(value)
+    return "±0" if abs(value) < 1e-9 else f"{value:+.2f}".rstrip("0").rstrip(".")
