@@ -103,7 +103,10 @@ class InvalidParameter(JudgeError):
 
 
 class ContextLengthExceeded(JudgeError):
-    """The prompt plus max_tokens is over the model's context (not a PAI error code: the local server's, see ``server.errors``)."""
+    """The prompt plus max_tokens is over the model's context.
+
+    Not a PAI error code: the local server's (see ``server.errors``).
+    """
 
     code = "ContextLengthExceeded"
 

@@ -15,12 +15,11 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
 
 # pytester's in-process runs restore sys.modules afterwards; numpy cannot be imported twice in
 # one process, so load pandas (and numpy) once here, before any inner run imports it.
-import pandas  # noqa: F401, E402 - after the comment that says why
-
 # Likewise the HTTP stack: an SDK first imported inside an inner run would come back as a second copy,
 # whose exception classes (openai.APITimeoutError, ...) the next test's copy does not catch.
 import httpx  # noqa: F401, E402
 import openai  # noqa: F401, E402
+import pandas  # noqa: F401, E402 - after the comment that says why
 
 from pytest_pai_judge.server import LocalJudgeServer  # noqa: E402
 

@@ -91,7 +91,7 @@ class Held:
         return cls(data["nodeid"], (file, line, name), reports, [Pending.from_dict(p) for p in data["pending"]], None)
 
 
-class PropertySink:
+class NodeProperties:
     """Receives ``user_properties`` from the session's report rows when no item is at hand (xdist controller)."""
 
     def __init__(self, nodeid: str) -> None:

@@ -22,7 +22,7 @@ from ..request import JudgeRequest
 from ..terminal import Console, plural
 from .callsite import capture_callsite, locate
 from .ctrl_c import hold_ctrl_c
-from .held import PHASES, Held, Pending, PropertySink, RawOutcome
+from .held import PHASES, Held, NodeProperties, Pending, RawOutcome
 from .sources import VerdictSource, Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,7 +284,7 @@ class DeferredRun:
     def _decide(self, test: Held, unavailable: str | None) -> None:
         """Evaluate a held test's assertions phase by phase, as immediate mode would have met them."""
         item = test.item
-        sink: Any = item if item is not None else PropertySink(test.nodeid)
+        sink: Any = item if item is not None else NodeProperties(test.nodeid)
         first_property = len(sink.user_properties)
         failures: dict[str, tuple[BaseException, Pending]] = {}
         for when in PHASES:
