@@ -13,13 +13,13 @@ import pytest
 for _ci_var in ("CI", "BUILD_NUMBER"):
     os.environ.pop(_ci_var, None)
 
-# pytester's in-process runs restore sys.modules afterwards; numpy cannot be imported twice in
-# one process, so load pandas (and numpy) once here, before any inner run imports it.
-# Likewise the HTTP stack: an SDK first imported inside an inner run would come back as a second copy,
-# whose exception classes (openai.APITimeoutError, ...) the next test's copy does not catch.
-import httpx  # noqa: F401, E402
+# pytester's in-process runs restore sys.modules afterwards, so load here, once, what inner runs import:
+# numpy (under pandas) cannot be imported twice in one process, and an HTTP stack first imported inside
+# an inner run would come back as a second copy whose exception classes (openai.APITimeoutError, ...)
+# the next test's copy does not catch.
+import httpx  # noqa: F401, E402 - after the environment is cleaned above
 import openai  # noqa: F401, E402
-import pandas  # noqa: F401, E402 - after the comment that says why
+import pandas  # noqa: F401, E402
 
 from pytest_pai_judge.server import LocalJudgeServer  # noqa: E402
 
