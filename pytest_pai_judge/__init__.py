@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .assertions import Comparison, Judge, assert_judge_not_worse, assert_judge_prefers, assert_judge_score
+from .assertions import (
+    Comparison,
+    Judge,
+    assert_judge_custom,
+    assert_judge_not_worse,
+    assert_judge_prefers,
+    assert_judge_score,
+)
 from .errors import JudgeAssertionError, JudgeError
 from .request import JudgeRequest
 
@@ -29,6 +36,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "Judge", "Comparison",
-           "JudgeAssertionError", "JudgeError", "JudgeRequest", "cases", "Verdict", "UnreadableVerdict",
+__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom", "Judge",
+           "Comparison", "JudgeAssertionError", "JudgeError", "JudgeRequest", "cases", "Verdict", "UnreadableVerdict",
            "parse_reply", "LocalJudgeServer", "JudgeClient", "errors"]

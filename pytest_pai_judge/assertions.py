@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import JudgeAssertionError, JudgeError
-from .expectation import Comparison, consensus, pairwise_expectation, score_expectation
+from .expectation import Comparison, consensus, custom_expectation, pairwise_expectation, samples_of, score_expectation
 from .request import JudgeRequest
 from .session import JudgeSession, active_session
 
@@ -30,45 +30,73 @@ def _active() -> tuple[JudgeSession, pytest.Item | None]:
 def assert_judge_score(question: str, answer: str, min: float | None = None, *,  # noqa: A002 - the documented name
                        ref_answer: str | None = None, scene: str | None = None, scene_desc: str | None = None,
                        metric: str | None = None, max_score: int | None = None, score_desc: str | None = None,
-                       steps: str | None = None, model: str | None = None, **params: Any) -> Verdict | None:
+                       steps: str | None = None, model: str | None = None, samples: int | None = None,
+                       **params: Any) -> Verdict | None:
     """Fail the test unless the judge scores ``answer`` at least ``min``.
 
-    ``min`` defaults to the marker / ``--judge-min-score`` / ini / 4. Extra keyword arguments are
-    generation parameters (temperature, seed, response_format, ...). Returns the verdict in
-    immediate mode; in deferred / batch mode the outcome is decided at the end of the run.
+    ``min`` defaults to the marker / ``--judge-min-score`` / ini / 4; ``samples`` (default: the
+    marker / ``--judge-samples`` / ini / 1) asks a sampling judge several times and decides by
+    the rule in :mod:`pytest_pai_judge.decision`. Extra keyword arguments are generation
+    parameters (temperature, seed, response_format, ...). Returns the verdict in immediate mode;
+    in deferred / batch mode the outcome is decided at the end of the run.
     """
     __tracebackhide__ = True
     session, item = _active()
     fields = dict(ref_answer=ref_answer, scene=scene, scene_desc=scene_desc, metric=metric, max_score=max_score,
                   score_desc=score_desc, steps=steps, **params)
-    expectation = score_expectation(session.settings_for(item), item, question, answer, min, model, fields)
+    expectation = score_expectation(session.settings_for(item), item, question, answer, min, model, fields,
+                                    samples=samples)
     outcomes = session.submit(expectation, item)
-    return outcomes[0] if outcomes else None
+    return expectation.result(outcomes) if outcomes else None
+
+
+def assert_judge_custom(messages: list[dict[str, Any]] | str, min: float | None = None, *,  # noqa: A002
+                        max_score: int | None = None, model: str | None = None, samples: int | None = None,
+                        **params: Any) -> Verdict | None:
+    """Fail unless the judge, prompted with your own template, scores at least ``min`` (read from its prose).
+
+    ``messages`` are ordinary chat messages (or one user message as a string); ``max_score`` is
+    the scale your template asks for (default 5). Thresholds, samples and modes as for
+    :func:`assert_judge_score`.
+    """
+    __tracebackhide__ = True
+    session, item = _active()
+    expectation = custom_expectation(session.settings_for(item), item, messages, min, model, max_score, params,
+                                     samples=samples)
+    outcomes = session.submit(expectation, item)
+    return expectation.result(outcomes) if outcomes else None
 
 
 def assert_judge_prefers(question: str, better: str, worse: str, *, model: str | None = None,
-                         **fields: Any) -> Comparison | None:
-    """Fail unless the judge prefers ``better`` over ``worse`` in BOTH orders (disagreement is a tie)."""
+                         samples: int | None = None, **fields: Any) -> Comparison | None:
+    """Fail unless the judge prefers ``better`` over ``worse`` in BOTH orders (disagreement is a tie).
+
+    With ``samples`` > 1 each sample judges both orders and ``better`` must win a strict majority.
+    """
     __tracebackhide__ = True
-    return _assert_pairwise("prefers", question, better, worse, model, fields, ("better", "worse"))
+    return _assert_pairwise("prefers", question, better, worse, model, fields, ("better", "worse"), samples)
 
 
 def assert_judge_not_worse(question: str, candidate: str, baseline: str, *, model: str | None = None,
-                           **fields: Any) -> Comparison | None:
-    """Fail if the judge prefers ``baseline`` over ``candidate`` in both orders; a tie passes."""
+                           samples: int | None = None, **fields: Any) -> Comparison | None:
+    """Fail if the judge prefers ``baseline`` over ``candidate`` in both orders; a tie passes.
+
+    With ``samples`` > 1 it fails when ``baseline`` wins a strict majority of the samples.
+    """
     __tracebackhide__ = True
-    return _assert_pairwise("not_worse", question, candidate, baseline, model, fields, ("candidate", "baseline"))
+    return _assert_pairwise("not_worse", question, candidate, baseline, model, fields, ("candidate", "baseline"),
+                            samples)
 
 
 def _assert_pairwise(assertion: str, question: str, first: str, second: str, model: str | None,
-                     fields: dict[str, Any], labels: tuple[str, str]) -> Comparison | None:
+                     fields: dict[str, Any], labels: tuple[str, str], samples: int | None) -> Comparison | None:
     """Both pairwise assertions: judge both orders now, or hold them in deferred / batch mode."""
     __tracebackhide__ = True
     session, item = _active()
     expectation = pairwise_expectation(session.settings_for(item), item, assertion, question, first, second, model,
-                                       fields, {"first": labels[0], "second": labels[1]})
+                                       fields, {"first": labels[0], "second": labels[1]}, samples=samples)
     outcomes = session.submit(expectation, item)
-    return consensus(outcomes[0], outcomes[1]) if outcomes else None
+    return expectation.result(outcomes) if outcomes else None
 
 
 class Judge:
@@ -89,8 +117,12 @@ class Judge:
     def score(self, question: str, answer: str, *, model: str | None = None, **fields: Any) -> Verdict:
         """Judge one answer (single mode) and return the verdict, whatever its score."""
         __tracebackhide__ = True
+        samples = fields.pop("samples", None)
         request = JudgeRequest.single(question, answer, model=model or self.model, **fields)
-        return self._session.value(request, self._item)
+        return self._session.value(request, self._item, samples=self._samples(samples, request))
+
+    def _samples(self, samples: int | None, request: JudgeRequest) -> int:
+        return samples_of(samples, self._session.settings_for(self._item), request)
 
     def compare(self, question: str, answer1: str, answer2: str, *, model: str | None = None,
                 both_orders: bool = True, **fields: Any) -> Comparison:
@@ -121,13 +153,17 @@ class Judge:
         return result
 
     def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,
-               **params: Any) -> Verdict:
+               samples: int | None = None, **params: Any) -> Verdict:
         """Judge with your own template (system / user messages); the reply's score is read from prose."""
         __tracebackhide__ = True
         request = JudgeRequest.custom(messages, model=model or self.model, **params)
         request.fields["max_score"] = max_score if max_score != 5 else None
         request.fields = {k: v for k, v in request.fields.items() if v is not None}
-        return self._session.value(request, self._item)
+        return self._session.value(request, self._item, samples=self._samples(samples, request))
+
+    def assert_custom(self, messages: list[dict[str, Any]] | str, min: float | None = None,  # noqa: A002
+                      **kwargs: Any) -> Verdict | None:
+        return assert_judge_custom(messages, min, **kwargs)
 
     def assert_score(self, question: str, answer: str, min: float | None = None, **kwargs: Any  # noqa: A002
                      ) -> Verdict | None:
@@ -140,5 +176,5 @@ class Judge:
         return assert_judge_not_worse(question, candidate, baseline, **kwargs)
 
 
-__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "Judge", "Comparison",
-           "JudgeAssertionError", "JudgeError"]
+__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom", "Judge",
+           "Comparison", "JudgeAssertionError", "JudgeError"]

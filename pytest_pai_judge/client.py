@@ -37,14 +37,26 @@ class JudgeReply:
     model: str
     usage: dict[str, int] | None
     latency_s: float
+    more: tuple[str, ...] = ()
+    """The texts of choices 1, 2, ... of a call that asked for ``n`` > 1 (samples of a noisy judge)."""
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every choice's text, in order."""
+        return (self.raw, *self.more)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (xdist workers hand their replies to the controller)."""
-        return {"raw": self.raw, "model": self.model, "usage": self.usage, "latency_s": self.latency_s}
+        data: dict[str, Any] = {"raw": self.raw, "model": self.model, "usage": self.usage,
+                                "latency_s": self.latency_s}
+        if self.more:
+            data["more"] = list(self.more)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeReply:
-        return cls(data["raw"], data.get("model") or "", data.get("usage"), float(data.get("latency_s") or 0))
+        return cls(data["raw"], data.get("model") or "", data.get("usage"), float(data.get("latency_s") or 0),
+                   tuple(data.get("more") or ()))
 
 
 def clean_token(token: str | None) -> str | None:
@@ -63,13 +75,15 @@ def reply_from_completion(body: dict[str, Any], latency_s: float = 0.0) -> Judge
     choices = body.get("choices") or []
     if not choices:
         raise errors.ModelServiceFailed("the judge returned no choices", status=200)
-    content = (choices[0].get("message") or {}).get("content")
-    if not isinstance(content, str):
+    texts = [(c.get("message") or {}).get("content") if isinstance(c, dict) else None
+             for c in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)]
+    if not isinstance(texts[0], str):
         raise errors.ModelServiceFailed("the judge returned no text", status=200)
     usage = body.get("usage")
     if usage is not None:
         usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    return JudgeReply(content, str(body.get("model") or ""), usage, latency_s)
+    more = tuple(t if isinstance(t, str) else "" for t in texts[1:])  # a choice without text is unreadable
+    return JudgeReply(texts[0], str(body.get("model") or ""), usage, latency_s, more)
 
 
 def _as_dict(completion: Any) -> dict[str, Any]:

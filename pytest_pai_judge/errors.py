@@ -12,6 +12,10 @@ class JudgeAssertionError(AssertionError):
     """A verdict that did not meet its threshold (the failure text says what the judge said)."""
 
 
+class JudgeInconclusive(JudgeAssertionError):
+    """Several samples of the judge could not decide at the asked confidence (``--judge-inconclusive=fail``)."""
+
+
 class DeferredVerdictError(RuntimeError):
     """A verdict read as a value in the test body while verdicts are deferred to the end of the run."""
 

@@ -7,9 +7,12 @@ every mode; the expectation is JSON-safe, so it can wait on an xdist worker or i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import errors, protocol
+from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_round, majority
 from .errors import JudgeAssertionError
 from .records import JudgeRecord
 from .request import JudgeRequest
@@ -88,19 +91,97 @@ class Expectation:
     nodeid: str
     run_mode: str = "immediate"
     labels: dict[str, str] = field(default_factory=dict)
+    samples: int = 1
+    """Samples per request (see :mod:`.decision`); 1 is the single-verdict rule."""
+    confidence: float = 0.95
+    inconclusive: str = "fail"
+    """What an inconclusive decision does: fail, pass or skip (``--judge-inconclusive``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"assertion": self.assertion, "requests": [r.to_dict() for r in self.requests],
                 "threshold": self.threshold, "nodeid": self.nodeid, "run_mode": self.run_mode,
-                "labels": dict(self.labels)}
+                "labels": dict(self.labels), "samples": self.samples, "confidence": self.confidence,
+                "inconclusive": self.inconclusive}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Expectation:
         return cls(data["assertion"], [JudgeRequest.from_dict(r) for r in data["requests"]], data.get("threshold"),
-                   data["nodeid"], data.get("run_mode", "immediate"), dict(data.get("labels") or {}))
+                   data["nodeid"], data.get("run_mode", "immediate"), dict(data.get("labels") or {}),
+                   int(data.get("samples") or 1), float(data.get("confidence") or 0.95),
+                   str(data.get("inconclusive") or "fail"))
 
-    def evaluate(self, outcomes: list[Outcome]) -> tuple[list[JudgeRecord], BaseException | None]:
-        """Records for the report and the exception the test must fail with (None = it holds)."""
+    # ------------------------------------------------------------------ several samples
+
+    def rounds(self) -> list[list[int]]:
+        """The sample numbers each round draws: first the fewest that can decide, then the rest."""
+        first = first_round(self.samples, pairwise=self.assertion != "score")
+        return [list(range(first))] + ([list(range(first, self.samples))] if first < self.samples else [])
+
+    def decided(self, per_request: list[list[Outcome]], *, final: bool) -> bool:
+        """Whether the samples drawn so far decide the assertion (a failed call decides: it fails)."""
+        if any(isinstance(o, errors.JudgeError) for samples in per_request for o in samples):
+            return True
+        return final or self._sampled_decision(per_request, final=False)[0] is not None
+
+    def _sampled_decision(self, per_request: list[list[Outcome]], *, final: bool
+                          ) -> tuple[str | None, Any, list[Verdict], list[float]]:
+        """(decision, its numbers, the readable samples (forward order), their scores); decision None: undecided."""
+        if self.assertion == "score":
+            readable = [o for o in per_request[0] if not isinstance(o, BaseException) and o.score is not None]
+            scores = [float(v.score) for v in readable if v.score is not None]
+            test = decide_score(scores, self.threshold or 0.0, confidence=self.confidence, final=final)
+            decision = None if test.decision is Decision.UNDECIDED else test.decision.value
+            return decision, test, readable, scores
+        pairs = [(f, b) for f, b in zip(*per_request)
+                 if not isinstance(f, BaseException) and not isinstance(b, BaseException)]
+        votes = [consensus(f, b).winner for f, b in pairs]
+        winner = decide_winner(votes, self.samples, final=final)
+        scores = [s for f, b in pairs if (s := consensus(f, b).score1) is not None]
+        if winner is None:
+            return None, votes, [f for f, _ in pairs], scores
+        if winner == "" and self.assertion == "prefers":
+            return Decision.INCONCLUSIVE.value, votes, [f for f, _ in pairs], scores
+        passed = winner == "1" if self.assertion == "prefers" else winner in ("1", "tie", "")
+        return (Decision.MET if passed else Decision.NOT_MET).value, (winner or "tie", votes), \
+            [f for f, _ in pairs], scores
+
+    def result(self, outcomes: list[Any]) -> Any:
+        """What the assertion returns when it holds: the verdict (a score) or the Comparison (pairwise).
+
+        With several samples: the sample nearest the median, its ``score`` the median and ``samples``
+        every sample's score; pairwise, the majority's winner with the first sample's two orders.
+        """
+        if self.samples == 1:
+            return outcomes[0] if self.assertion == "score" else consensus(outcomes[0], outcomes[1])
+        decision, numbers, readable, scores = self._sampled_decision(outcomes, final=True)
+        if self.assertion == "score":
+            middle = statistics.median(scores)
+            shown = min(readable, key=lambda v: abs(float(v.score or 0) - middle))
+            return replace(shown, score=middle, samples=tuple(scores))
+        pairs = [(f, b) for f, b in zip(*outcomes) if not isinstance(f, BaseException)
+                 and not isinstance(b, BaseException)]
+        winner = numbers[0] if isinstance(numbers, tuple) else "tie"
+        votes = numbers[1] if isinstance(numbers, tuple) else numbers
+        majority_winner: Literal["1", "2", "tie"] = "1" if winner == "1" else "2" if winner == "2" else "tie"
+        return Comparison(majority_winner, len(set(votes)) == 1, *pairs[0])
+
+    def evaluate(self, outcomes: list[Any]) -> tuple[list[JudgeRecord], BaseException | None]:
+        """Records for the report and the exception the test must fail with (None = it holds).
+
+        One sample: ``outcomes`` has one verdict (or exception) per request. Several: one list
+        of samples per request.
+        """
+        if self.samples > 1:
+            return self._evaluate_samples(outcomes)
+        records, failure = self._evaluate_one(outcomes)
+        for r in records:
+            r.samples = 1
+            r.scores = [r.score] if r.score is not None else []
+            if r.passed is not None and r.error is None:
+                r.decision = Decision.MET.value if r.passed else Decision.NOT_MET.value
+        return records, failure
+
+    def _evaluate_one(self, outcomes: list[Outcome]) -> tuple[list[JudgeRecord], BaseException | None]:
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:
             return [self.record(self.requests[0], None, **failure_columns(outcomes))], failure
@@ -183,6 +264,85 @@ class Expectation:
         return [record], JudgeAssertionError("\n".join(lines))
 
 
+    def _evaluate_samples(self, per_request: list[list[Outcome]]) -> tuple[list[JudgeRecord], BaseException | None]:
+        request = self.requests[0]
+        flat = [o for samples in per_request for o in samples]
+        drawn = len(per_request[0])
+        failed_call = next((o for o in flat if isinstance(o, errors.JudgeError)), None)
+        decision, numbers, readable, scores = self._sampled_decision(per_request, final=True)
+        if failed_call is not None or not readable:  # no verdict to decide on: fail with why, never pass
+            failure = failed_call or next(o for o in flat if isinstance(o, BaseException))
+            return [self.record(request, None, samples=drawn, **failure_columns(flat))], failure
+        shown = readable[0]
+        if self.assertion == "score" and scores:  # the sample nearest the median speaks for the case
+            middle = statistics.median(scores)
+            shown = min(readable, key=lambda v: abs(float(v.score or 0) - middle))
+        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        passed = decision == Decision.MET.value or (decision == Decision.INCONCLUSIVE.value
+                                                     and self.inconclusive == "pass")
+        tokens = sum(int((o.usage or {}).get("total_tokens") or 0) for o in flat if not isinstance(o, BaseException))
+        cached = all(not isinstance(o, BaseException) and o.cached for o in flat)
+        extra: dict[str, Any] = {}
+        if self.assertion != "score":
+            winner, _votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
+            extra = {"winner": winner, "score2": _mean_of([consensus(f, b).score2 for f, b in zip(*per_request)
+                                                          if not isinstance(f, BaseException)
+                                                          and not isinstance(b, BaseException)])}
+        record = self.record(request, shown, passed=passed, score=statistics.median(scores) if scores else None,
+                             samples=drawn, scores=scores, spread=spread, decision=decision, tokens=tokens,
+                             cached=cached, **extra)
+        if decision == Decision.MET.value:
+            return [record], None
+        text = sampled_failure_text(self, decision, numbers, scores, shown, drawn)
+        if decision == Decision.INCONCLUSIVE.value:
+            if self.inconclusive == "pass":
+                return [record], None
+            if self.inconclusive == "skip":
+                import pytest
+
+                return [record], pytest.skip.Exception(text)
+            return [record], errors.JudgeInconclusive(text)
+        return [record], JudgeAssertionError(text)
+
+
+def _mean_of(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def sampled_failure_text(expectation: Expectation, decision: str | None, numbers: Any, scores: list[float],
+                         shown: Verdict, drawn: int) -> str:
+    """What a reviewer needs about a multi-sample decision: every sample, the aggregate, the rule's verdict."""
+    request = expectation.requests[0]
+    level = f"{expectation.confidence:.0%} confidence"
+    listed = ", ".join(_fmt(s) for s in scores) or "none readable"
+    if expectation.assertion == "score":
+        head = (f"judge score: {decision} after {drawn} of {expectation.samples} samples against the minimum "
+                f"{_fmt(expectation.threshold)} at {level} ({request.describe()})")
+        detail = [f"  sample scores: {listed} (of {shown.max_score}); median {_fmt(statistics.median(scores))}, "
+                  f"mean {numbers.mean:.2f}, spread (sd) {numbers.spread:.2f}"]
+    else:
+        winner, votes = numbers if isinstance(numbers, tuple) else ("no majority", numbers)
+        first, second = expectation.labels.get("first", "answer 1"), expectation.labels.get("second", "answer 2")
+        names = {"1": first, "2": second, "tie": "tie", "": "no majority"}
+        head = (f"judge verdict: {names.get(winner, winner)} ({decision}) after {drawn} of {expectation.samples} "
+                f"samples, each in both orders ({request.describe()})")
+        detail = [f"  votes: {', '.join(names.get(v, v) for v in votes)} (a win needs "
+                  f"{majority(expectation.samples)} of {expectation.samples}; orders that disagree vote tie)",
+                  f"  {first}'s scores: {listed}"]
+    lines = [head, *detail, f"  question: {_trim(request.question, TEXT_CHARS)}"]
+    for name, label in (("answer", "answer"), ("answer1", expectation.labels.get("first", "answer 1")),
+                        ("answer2", expectation.labels.get("second", "answer 2")), ("ref_answer", "ref")):
+        if request.fields.get(name):
+            lines.append(f"  {label}: {_trim(request.fields.get(name), TEXT_CHARS)}")
+    lines += ["  judge's reasons (the sample nearest the median):",
+              _indent(_trim(shown.reasons or shown.raw, REASON_CHARS))]
+    if decision == Decision.INCONCLUSIVE.value:
+        lines.append("  the samples could not tell at this confidence: raise samples= or review the case")
+    lines.append(f"  rerun only this test: pytest \"{expectation.labels.get('rerun', expectation.nodeid)}\"")
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -192,10 +352,37 @@ def _fmt(value: float | None) -> str:
 # --------------------------------------------------------------------------- building expectations
 
 
+def samples_of(samples: int | None, settings: Settings, request: JudgeRequest) -> int:
+    """``samples=`` of a call, else the test's setting; refused when it cannot be honoured."""
+    value = settings.samples if samples is None else samples
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAMPLES:
+        raise ValueError(f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {value!r}")
+    if value > 1 and request.params.get("n") not in (None, 1):
+        raise ValueError(f"samples={value} draws its samples with n itself; do not pass n= as well")
+    return value
+
+
 def score_expectation(settings: Settings, item: pytest.Item | None, question: str, answer: str,
-                      minimum: float | None, model: str | None, fields: dict[str, Any]) -> Expectation:
+                      minimum: float | None, model: str | None, fields: dict[str, Any], *,
+                      samples: int | None = None) -> Expectation:
     """``assert_judge_score``'s request and threshold; a threshold that can never fail or pass is refused."""
     request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
+    return _scored(settings, item, request, minimum, samples)
+
+
+def custom_expectation(settings: Settings, item: pytest.Item | None, messages: list[dict[str, Any]] | str,
+                       minimum: float | None, model: str | None, max_score: int | None, params: dict[str, Any], *,
+                       samples: int | None = None) -> Expectation:
+    """``assert_judge_custom``: your own template, its score read from the reply's prose."""
+    request = JudgeRequest.custom(messages, model=model or settings.model, **params)
+    if max_score is not None and max_score != protocol.DEFAULT_MAX_SCORE:
+        request.fields["max_score"] = max_score
+    return _scored(settings, item, request, minimum, samples)
+
+
+def _scored(settings: Settings, item: pytest.Item | None, request: JudgeRequest, minimum: float | None,
+            samples: int | None) -> Expectation:
+    count = samples_of(samples, settings, request)
     threshold = minimum if minimum is not None else settings.min_score
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(f"min must be a number, got {type(threshold).__name__} {threshold!r}")
@@ -207,21 +394,23 @@ def score_expectation(settings: Settings, item: pytest.Item | None, question: st
     except (TypeError, ValueError):
         max_score = None
     if max_score is None or not 1 <= max_score <= 100 or isinstance(request.fields.get("max_score"), bool):
-        return Expectation("score", [request], threshold, nodeid_of(item))  # the request check names max_score
+        # the request check names max_score
+        return Expectation("score", [request], threshold, nodeid_of(item), samples=count)
     if threshold > max_score:
         raise ValueError(f"minimum score {threshold:g} is above max_score {request.max_score}: this assertion could "
                          "never pass (check min=, @pytest.mark.judge(min_score=...), --judge-min-score)")
-    return Expectation("score", [request], threshold, nodeid_of(item))
+    return Expectation("score", [request], threshold, nodeid_of(item), samples=count)
 
 
 def pairwise_expectation(settings: Settings, item: pytest.Item | None, assertion: str, question: str,
                          first: str, second: str, model: str | None, fields: dict[str, Any],
-                         labels: dict[str, str]) -> Expectation:
+                         labels: dict[str, str], *, samples: int | None = None) -> Expectation:
     """Both orders of a pairwise assertion, the candidate first in ``requests[0]``."""
     model = model or settings.model
     forward = JudgeRequest.pairwise(question, first, second, model=model, **fields)
     backward = JudgeRequest.pairwise(question, second, first, model=model, **fields)
-    return Expectation(assertion, [forward, backward], None, nodeid_of(item), labels=labels)  # type: ignore[arg-type]
+    return Expectation(assertion, [forward, backward], None, nodeid_of(item), labels=labels,  # type: ignore[arg-type]
+                       samples=samples_of(samples, settings, forward))
 
 
 def nodeid_of(item: pytest.Item | None) -> str:

@@ -22,6 +22,7 @@ from .cache import CacheMode, cache_key
 from .client import TOKEN_ENV, JudgeClient, JudgeReply, check_request
 from .options import Options
 from .request import JudgeRequest
+from .sampling import draw_request, sample_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -163,6 +164,18 @@ class Judging:
     def fresh(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict:
         """Ask the judge now (immediate mode, or a test deferred mode judges synchronously)."""
         __tracebackhide__ = True
+        self._refuse_when_offline(key, request)
+        future = self.in_flight(key)
+        # A held test already asked this in deferred mode: wait for that call rather than pay twice.
+        reply = self._send(request, future)
+        self.store(key, request, reply, item)
+        verdict = self.parse(reply, request)
+        self._memo(key, self._parse_variant(request), verdict)
+        return verdict
+
+    def _refuse_when_offline(self, key: str, request: JudgeRequest) -> None:
+        """Replay mode never calls the judge; after repeated unreachable calls, later ones fail fast."""
+        __tracebackhide__ = True
         if self.options.cache_mode is CacheMode.REPLAY:
             question = (request.question or "")[:120]
             raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
@@ -174,23 +187,75 @@ class Judging:
                               f"same way (first: {first.message}); later tests fail fast instead of waiting "
                               f"{self.options.retries} retries each", status=first.status, code=first.code,
                               hint=first.hint)
-        future = self.in_flight(key)
+
+    def _send(self, request: JudgeRequest, future: Future[JudgeReply] | None = None) -> JudgeReply:
+        """One call (or the held call already in flight), remembering whether the judge could be reached."""
+        __tracebackhide__ = True
         try:
-            # A held test already asked this in deferred mode: wait for that call rather than pay twice.
             reply = future.result() if future is not None else self.client.send(request)
         except (errors.JudgeConnectionError, errors.JudgeTimeout) as exc:
             self._unreachable.append(exc)
             raise
         self._unreachable.clear()
-        self.store(key, request, reply, item)
-        verdict = self.parse(reply, request)
-        self._memo(key, self._parse_variant(request), verdict)
-        return verdict
+        return reply
 
-    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: pytest.Item | None) -> None:
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: pytest.Item | None, *,
+              choice: int = 0) -> None:
+        """Keep a reply (``choice``: which choice of an ``n`` > 1 call it was, recorded beside the request)."""
         if self.options.cache_mode.writes:
-            self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=request.body(),
+            body = request.body() if not choice else {**request.body(), "choice": choice}
+            self.cache.put(key, raw=reply.raw, model=reply.model, usage=reply.usage, request=body,
                            nodeid=item.nodeid if item is not None else None)
+
+    def draw(self, request: JudgeRequest, base_key: str, indices: list[int], item: pytest.Item | None
+             ) -> list[Verdict | BaseException]:
+        """Samples ``indices`` of a prepared request (see :mod:`.sampling`): cached ones read back, the rest
+        drawn in one call. Each is a verdict or the exception that stands in its place; none is counted."""
+        found: dict[int, Verdict | BaseException] = {}
+        missing = []
+        for index in indices:
+            try:
+                hit = self.lookup(sample_key(base_key, index), request, item)
+            except Exception as exc:  # noqa: BLE001 - an unreadable cached sample is that sample's outcome
+                found[index] = exc
+                continue
+            if hit is None:
+                missing.append(index)
+            else:
+                found[index] = hit
+        if missing:
+            try:
+                found.update(zip(missing, self._fresh_samples(request, base_key, missing, item)))
+            except Exception as exc:  # noqa: BLE001 - the call failed: so did every sample it was to draw
+                found.update((index, exc) for index in missing)
+        return [found[index] for index in indices]
+
+    def _fresh_samples(self, request: JudgeRequest, base_key: str, indices: list[int], item: pytest.Item | None
+                       ) -> list[Verdict | BaseException]:
+        __tracebackhide__ = True
+        if indices == [0]:
+            return [self.fresh(base_key, request, item)]
+        call = draw_request(request, base_key, indices)
+        self._refuse_when_offline(sample_key(base_key, indices[0]), call)
+        reply = self._send(call)
+        texts = reply.texts
+        outcomes: list[Verdict | BaseException] = []
+        for choice, index in enumerate(indices):
+            if choice >= len(texts):
+                outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(indices)}; "
+                                                  f"sample {index} is missing", code="MissingChoice"))
+                continue
+            one = JudgeReply(texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s)
+            key = sample_key(base_key, index)
+            self.store(key, call, one, item, choice=choice)
+            try:
+                verdict = self.parse(one, request)
+            except Exception as exc:  # noqa: BLE001 - an unreadable sample is missing data, not a vote
+                outcomes.append(exc)
+                continue
+            self._memo(key, self._parse_variant(request), verdict)
+            outcomes.append(verdict)
+        return outcomes
 
     def parse(self, reply: JudgeReply, request: JudgeRequest) -> Verdict:
         """The verdict in a reply: a ``pytest_judge_parse_reply`` plugin's, else the built-in parser's."""

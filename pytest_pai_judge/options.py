@@ -18,6 +18,7 @@ import pytest
 
 from .cache import CACHE_MODES, DEFAULT_DIRNAME, CacheMode
 from .client import BASE_URL_ENV, TOKEN_ENV
+from .decision import MAX_SAMPLES
 from .request import judge_identity
 
 DEFAULT_MODEL = "pai-judge"
@@ -29,7 +30,9 @@ DEFAULT_BATCH_POLL_S = 2.0
 DEFAULT_BATCH_TIMEOUT_S = 86400.0
 EMBEDDED_IDENTITY = "<embedded lexical engine>"
 """Cache host identity of the embedded server: its port changes every run, its verdicts do not."""
-MARKER_ARGS = ("min_score", "model", "defer")
+DEFAULT_SAMPLES = 1
+DEFAULT_CONFIDENCE = 0.95
+MARKER_ARGS = ("min_score", "model", "samples", "defer")
 
 
 class RunMode(str, enum.Enum):
@@ -53,6 +56,17 @@ class ValueFallback(str, enum.Enum):
         return self.value
 
 
+class Inconclusive(str, enum.Enum):
+    """What a multi-sample assertion whose samples could not decide does to its test."""
+
+    FAIL = "fail"
+    PASS = "pass"
+    SKIP = "skip"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 MODES: tuple[str, ...] = tuple(m.value for m in RunMode)
 
 
@@ -70,6 +84,12 @@ def add_options(parser: pytest.Parser) -> Any:
            "(env JUDGE_MODEL_BASE_URL). Unset: an embedded local server with the offline lexical engine. "
            "The token comes from env JUDGE_MODEL_TOKEN only")
     option("judge-min-score", "minimum score for assert_judge_score (default 4)", type=float)
+    option("judge-samples", "judge samples per assertion (default 1): several samples of a sampling judge, "
+           "decided by a statistical rule with early stopping; see the README's 'Noisy judges'", type=int)
+    option("judge-confidence", "with samples > 1: the confidence a decision needs (default 0.95); below it a "
+           "case that used all its samples is inconclusive", type=float)
+    option("judge-inconclusive", "what an inconclusive multi-sample assertion does to its test: fail (default), "
+           "pass or skip", choices=tuple(m.value for m in Inconclusive))
     option("judge-timeout", "seconds to wait for one judge reply, per attempt (default 60)", type=float)
     option("judge-retries", "retries of a judge call after a 408, 409, 429, 5xx, timeout or connection error, "
            "with backoff (default 3); after 2 calls in a row could not reach the judge, later ones fail fast",
@@ -103,6 +123,7 @@ class Settings:
 
     model: str
     min_score: float
+    samples: int = DEFAULT_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,9 @@ class Options:
 
     model: str
     min_score: float
+    samples: int
+    confidence: float
+    inconclusive: Inconclusive
     timeout: float
     retries: int
     concurrency: int
@@ -141,6 +165,13 @@ class Options:
         min_score = read.number("judge_min_score", DEFAULT_MIN_SCORE)
         if min_score <= 0:
             raise usage_error(f"judge_min_score must be a positive score, got {min_score:g}")
+        samples = read.number("judge_samples", DEFAULT_SAMPLES)
+        if not check_samples(samples):
+            raise usage_error(f"judge_samples must be a whole number of samples from 1 to {MAX_SAMPLES}, "
+                              f"got {samples:g}")
+        confidence = read.number("judge_confidence", DEFAULT_CONFIDENCE)
+        if not 0.5 < confidence < 1:
+            raise usage_error(f"judge_confidence must be above 0.5 and below 1 (e.g. 0.95), got {confidence:g}")
         timeout = read.number("judge_timeout", DEFAULT_TIMEOUT_S)
         if timeout <= 0:
             raise usage_error(f"judge_timeout must be a positive number of seconds, got {timeout:g}")
@@ -187,7 +218,9 @@ class Options:
             except (ValueError, pytest.UsageError) as exc:  # pytest says "invalid truth value 'maybe'", not which key
                 raise usage_error(f"ini key judge_cache_prune must be true or false: {exc}") from None
         return cls(
-            model=read.text("judge_model") or DEFAULT_MODEL, min_score=min_score, timeout=timeout,
+            model=read.text("judge_model") or DEFAULT_MODEL, min_score=min_score, samples=int(samples),
+            confidence=confidence, inconclusive=read.choice("judge_inconclusive", Inconclusive, Inconclusive.FAIL),
+            timeout=timeout,
             retries=int(retries), concurrency=int(concurrency), batch_poll=batch_poll, batch_timeout=batch_timeout,
             batch_resume=resume, value_fallback=read.choice("judge_batch_fallback", ValueFallback, ValueFallback.ERROR),
             base_url=base_url, cache_identity=identity, run_mode=run_mode, cache_mode=cache_mode,
@@ -196,14 +229,17 @@ class Options:
 
     def settings_for(self, item: pytest.Item | None) -> Settings:
         """The model and threshold for one test: its closest ``judge`` markers, else the run's options."""
-        model, min_score = None, None
+        model, min_score, samples = None, None, None
         if item is not None:
             for marker in item.iter_markers("judge"):  # closest first: function, class, module
                 if model is None and marker.kwargs.get("model"):
                     model = marker.kwargs["model"]
                 if min_score is None and marker.kwargs.get("min_score") is not None:
                     min_score = float(marker.kwargs["min_score"])
-        return Settings(model or self.model, self.min_score if min_score is None else min_score)
+                if samples is None and marker.kwargs.get("samples") is not None:
+                    samples = int(marker.kwargs["samples"])
+        return Settings(model or self.model, self.min_score if min_score is None else min_score,
+                        self.samples if samples is None else samples)
 
 
 class _Reader:
@@ -259,6 +295,9 @@ def check_markers(item: pytest.Item) -> None:
         model = marker.kwargs.get("model")
         if model is not None and (not isinstance(model, str) or not model):
             problem = f"model must be a model name, got {model!r}"
+        samples = marker.kwargs.get("samples")
+        if samples is not None and (not isinstance(samples, int) or not check_samples(samples)):
+            problem = f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}"
         if problem:
             raise usage_error(f"@pytest.mark.judge on {item.nodeid}: {problem}")
 
@@ -267,6 +306,12 @@ def defer_marker(item: pytest.Item) -> bool | None:
     """The closest ``@pytest.mark.judge(defer=...)``, or None when no marker says."""
     marker = next((m for m in item.iter_markers("judge") if "defer" in m.kwargs), None)
     return None if marker is None else bool(marker.kwargs["defer"])
+
+
+def check_samples(value: Any) -> bool:
+    """A usable number of samples: a whole number from 1 to :data:`MAX_SAMPLES` (not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+            and 1 <= value <= MAX_SAMPLES)
 
 
 def usage_error(message: str) -> pytest.UsageError:

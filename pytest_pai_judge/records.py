@@ -42,6 +42,14 @@ class JudgeRecord:
     latency_s: float | None = None
     error: str | None = None
     """Why no verdict could be had (unreadable reply, judge error); such a record never passes."""
+    samples: int = 1
+    """How many samples of the judge were drawn (1 unless ``samples=`` asked for more)."""
+    scores: list[float] = field(default_factory=list)
+    """Every readable sample's score (pairwise: the first answer's, over both orders)."""
+    spread: float | None = None
+    """The sample scores' standard deviation (0 for one sample; None without a verdict)."""
+    decision: str | None = None
+    """met, not met or inconclusive (None: a verdict read as a value, or no verdict)."""
     xfail: bool = False
     """The test is marked xfail (an expected failure): reports show a verdict that did not pass as
     ``xfailed`` (one that passed as ``xpassed``) and leave both out of the passed / failed counts."""

@@ -9,7 +9,9 @@ complete run. Kept in ``config.stash``; the module-level assertion functions fin
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -143,6 +145,8 @@ class JudgeSession:
         """Judge now and raise on failure, or hand the expectation to the deferred run (returns [])."""
         __tracebackhide__ = True
         expectation.run_mode = self.options.run_mode.value
+        expectation.confidence = self.options.confidence
+        expectation.inconclusive = self.options.inconclusive.value
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
         try:
@@ -151,6 +155,12 @@ class JudgeSession:
             self.add_records([expectation.record(expectation.requests[0], None, **failure_columns([exc]))], item)
             raise
         pairs = list(zip(keys, expectation.requests))
+        if expectation.samples > 1:  # judged now in every mode (rounds of samples are not held yet)
+            per_request = self._draw_rounds(expectation, pairs, item)
+            failure = self.conclude(expectation, per_request, item)
+            if failure is not None:
+                raise failure
+            return per_request
         if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay never waits: a miss fails now
             assert item is not None
             cached = [self._quietly(self.judging.lookup, k, r, item) for k, r in pairs]
@@ -165,6 +175,18 @@ class JudgeSession:
             raise failure
         return outcomes
 
+    def _draw_rounds(self, expectation: Expectation, pairs: list[tuple[str, JudgeRequest]], item: pytest.Item | None
+                     ) -> list[list[Outcome]]:
+        """Draw a multi-sample assertion's samples round by round, stopping as soon as they decide it."""
+        per_request: list[list[Outcome]] = [[] for _ in pairs]
+        rounds = expectation.rounds()
+        for number, indices in enumerate(rounds):
+            for drawn, (key, request) in zip(per_request, pairs):
+                drawn += self.judging.draw(request, key, indices, item)
+            if expectation.decided(per_request, final=number == len(rounds) - 1):
+                break
+        return per_request
+
     @staticmethod
     def _quietly(get: Callable[..., Outcome], *args: Any) -> Outcome:
         """A verdict, or the exception that is this assertion's outcome (a judge error, an unreadable reply)."""
@@ -177,7 +199,8 @@ class JudgeSession:
                  *, count: bool = True) -> BaseException | None:
         """Count the outcomes, evaluate the expectation, keep its report rows; return the failure (None: it holds)."""
         if count:
-            for outcome in outcomes:
+            flat = [o for samples in outcomes for o in samples] if expectation.samples > 1 else outcomes
+            for outcome in flat:
                 self.judging.observe(outcome, item if isinstance(item, pytest.Item) else None)
         records, failure = expectation.evaluate(outcomes)
         self.add_records(records, item)
@@ -199,7 +222,8 @@ class JudgeSession:
 
     # ------------------------------------------------------------------ verdicts as values
 
-    def value(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:
+    def value(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True,
+              samples: int = 1) -> Verdict:
         """A verdict the test body reads as a value (the ``judge`` fixture).
 
         In deferred / batch mode this is an error (or, with the fallback, a synchronous call) whether
@@ -217,7 +241,32 @@ class JudgeSession:
                     "deferred), mark this test @pytest.mark.judge(defer=False) to judge it synchronously, or pass "
                     "--judge-batch-fallback=immediate to judge every value read in a test body with a synchronous "
                     "call.")
+        if samples > 1:
+            return self.sampled_value(request, item, samples)
         return self.value_now(request, item, record=record)
+
+    def sampled_value(self, request: JudgeRequest, item: pytest.Item | None, samples: int) -> Verdict:
+        """A verdict read as a value from ``samples`` samples (all drawn: no threshold to stop at)."""
+        __tracebackhide__ = True
+        key = self.judging.prepare(request, item)
+        drawn = self.judging.draw(request, key, list(range(samples)), item)
+        for outcome in drawn:
+            self.judging.observe(outcome, item)
+        readable = [v for v in drawn if not isinstance(v, BaseException) and v.score is not None]
+        failed_call = next((o for o in drawn if isinstance(o, errors.JudgeError)), None)
+        if failed_call is not None or not readable:
+            failure = failed_call or next(o for o in drawn if isinstance(o, BaseException))
+            self.record_value(request, None, item, samples=samples, **failure_columns(drawn))
+            raise failure
+        scores = [float(v.score) for v in readable if v.score is not None]
+        middle = statistics.median(scores)
+        verdict = replace(min(readable, key=lambda v: abs(float(v.score or 0) - middle)), score=middle,
+                          samples=tuple(scores),
+                          usage={"total_tokens": sum(int((v.usage or {}).get("total_tokens") or 0) for v in readable)},
+                          cached=all(v.cached for v in readable))
+        self.record_value(request, verdict, item, samples=samples, scores=scores,
+                          spread=statistics.stdev(scores) if len(scores) > 1 else 0.0)
+        return verdict
 
     def value_now(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:
         """The cached or a fresh verdict, read now (immediate mode, or deferred mode's fallback)."""

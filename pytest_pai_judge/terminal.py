@@ -86,14 +86,17 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], stats: dict[str, int]
     if not records:
         return
     tests = {r.nodeid for r in records}
-    failed = sum(1 for r in records if (r.passed is False and not r.xfail) or r.error)
+    inconclusive = sum(1 for r in records if r.decision == "inconclusive" and not r.error)
+    failed = sum(1 for r in records if ((r.passed is False and not r.xfail) or r.error)
+                 and not (r.decision == "inconclusive" and not r.error))
+    undecided = f", {inconclusive} inconclusive" if inconclusive else ""
     values = sum(1 for r in records if r.assertion == "value")
     parts = [plural(len(records) - values, "judged assertion")] if len(records) > values else []
     if values:
         parts.append(f"{plural(values, 'verdict')} read as {'a value' if values == 1 else 'values'}")
     tr.section("pai-judge summary")
     tr.write_line(
-        f"{' and '.join(parts)} in {plural(len(tests), 'test')} ({failed} not met); verdicts: "
+        f"{' and '.join(parts)} in {plural(len(tests), 'test')} ({failed} not met{undecided}); verdicts: "
         f"{stats.get('fresh', 0)} fresh, {stats.get('cached', 0)} from cache; "
         f"tokens used: {stats.get('tokens', 0)}; mode: {options.run_mode}")
     scored = sorted((r for r in records if r.score is not None and r.assertion == "score"),
@@ -101,8 +104,9 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], stats: dict[str, int]
     if scored:
         tr.write_line("lowest scores:")
         for r in scored:
-            mark = "ok   " if r.passed else ("xfail" if r.xfail else "FAIL ")
+            mark = "ok   " if r.passed else "xfail" if r.xfail else "?    " if r.decision == "inconclusive" else "FAIL "
             threshold = f" (min {r.threshold:g})" if r.threshold is not None else ""
-            tr.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}  {r.nodeid}")
+            sampled = f" (median of {r.samples} samples)" if r.samples > 1 else ""
+            tr.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}{sampled}  {r.nodeid}")
     if pruned:
         tr.write_line(f"cache: pruned {pruned} entries no test used")

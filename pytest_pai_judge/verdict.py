@@ -111,6 +111,8 @@ class Verdict:
     usage: dict | None = None
     cached: bool = False
     latency_s: float | None = None
+    samples: tuple[float, ...] = ()
+    """Every sample's score when this verdict stands for several samples (``samples=K``); ``score`` is their median."""
 
     @property
     def normalized(self) -> float | None:
@@ -149,6 +151,7 @@ class Verdict:
             usage=data.get("usage"),
             cached=bool(data.get("cached", False)),
             latency_s=data.get("latency_s"),
+            samples=tuple(data.get("samples") or ()),
         )
 
 

@@ -125,7 +125,7 @@ def test_marker_model_and_unknown_model(pytester, server):
 
 
 @pytest.mark.parametrize("marker,problem", [
-    ("judge(min_scor=3)", "unknown argument(s) min_scor (known: min_score, model, defer)"),
+    ("judge(min_scor=3)", "unknown argument(s) min_scor (known: min_score, model, samples, defer)"),
     ("judge(3)", "takes keyword arguments only"),
     ('judge(defer="no")', "defer must be True or False, got 'no'"),
     ('judge(min_score="high")', "min_score must be a positive number, got 'high'"),

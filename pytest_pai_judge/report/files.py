@@ -52,8 +52,11 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:
     flat = df.copy()
-    if "criteria" in flat.columns and suffix in (".csv", ".parquet"):
-        flat["criteria"] = flat["criteria"].map(lambda c: json.dumps(c or {}, ensure_ascii=False))
+    if suffix in (".csv", ".parquet"):
+        for column, empty in (("criteria", {}), ("scores", [])):
+            if column in flat.columns:
+                flat[column] = flat[column].map(lambda v, empty=empty: json.dumps(
+                    v if isinstance(v, (dict, list)) else empty, ensure_ascii=False))
 
     def write(tmp: str) -> None:
         if suffix == ".csv":
@@ -105,6 +108,8 @@ def _publishable(tmp: str) -> None:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     if isna(value):
         return None
     if hasattr(value, "item"):  # numpy scalars

@@ -27,18 +27,20 @@ from .formats import READABLE_SUFFIXES
 COLUMNS: tuple[str, ...] = (
     "nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "score", "max_score",
     "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
-    "answer2", "score2", "xfail",
+    "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
 )
-"""The results table's columns, in order (``mode`` is the record's ``run_mode``; the pairwise-only
-``answer2`` / ``score2`` and ``xfail`` come last so that reports written before they existed line up:
-read back, a missing ``xfail`` is False)."""
+"""The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
+later come last so that reports written before they existed line up: read back, a missing
+``xfail`` is False, a missing ``samples`` is 1 and ``scores`` is ``[score]``. ``scores`` holds
+every sample's score (a list); ``decision`` is met / not met / inconclusive."""
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
-                "reasons", "error", "answer2")
+                "reasons", "error", "answer2", "decision")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
-    "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool",
+    "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool", "samples": "Int64",
+    "spread": "float64",
 }
 """Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
 
@@ -84,6 +86,10 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
             series = pd.to_numeric(series, errors="coerce")
         df[col] = series.astype(dtype)
     df["criteria"] = df["criteria"].map(_to_criteria).astype(object)
+    missing_samples = df["samples"].isna()
+    df["scores"] = [_to_scores(v, s) for v, s in zip(df["scores"], df["score"])]
+    df["scores"] = df["scores"].astype(object)
+    df.loc[missing_samples, "samples"] = 1  # a report written before samples existed: one sample each
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
 
@@ -99,6 +105,16 @@ def _to_criteria(value: Any) -> dict[str, float | None]:
             return {}
         return _to_criteria(json.loads(text))
     raise ValueError(f"criteria must be a dict or JSON text, got {value!r}")
+
+
+def _to_scores(value: Any, score: Any) -> list[float]:
+    """Every sample's score as a list of floats; an older report's single ``score`` is its one sample."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else None
+    if value is None or (not isinstance(value, (list, tuple)) and not hasattr(value, "tolist") and isna(value)):
+        return [] if isna(score) else [float(score)]
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    return [float(v) for v in items if not isna(v)]
 
 
 def read_report(path: str | os.PathLike[str]) -> pd.DataFrame:

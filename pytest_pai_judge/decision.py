@@ -1,0 +1,132 @@
+"""Deciding a case from several samples of a noisy judge: met, not met, or inconclusive.
+
+Pure functions of the samples (deterministic, no I/O), so every mode decides alike.
+
+**Scores** (``assert_judge_score``, ``assert_judge_custom``). The question is "is this case's
+typical score at least the threshold t?". On the judge's integer scale a score passes when it is
+at least ``ceil(t)``, i.e. when the judge's underlying (continuous) score is above the boundary
+``b = ceil(t) - 1/2`` (for non-integer scores: ``b = t``). The rule is a one-sided one-sample
+t-test of the samples' mean against ``b``: met when ``P(mean > b)`` reaches the confidence,
+not met when ``P(mean < b)`` does. The samples' standard deviation is floored at ``1/sqrt(12)``
+(about 0.29, the spread that rounding to whole points alone adds), so identical samples are
+strong but not infinite evidence. Decisions need at least 2 samples; with 1 sample (the
+default) the rule is today's: ``score >= t``. Early stopping: the test is applied after the
+first round (2 samples) and only the undecided cases draw the rest; a case still undecided
+after all its samples is inconclusive.
+
+**Pairwise** (``assert_judge_prefers`` / ``assert_judge_not_worse``). One sample judges both
+orders; a consistent winner is a vote for it, disagreement (position bias) a vote for a tie.
+The winner is the vote with a strict majority of the K samples, decided as soon as it is
+reached (or can no longer be); no majority is a tie for ``not_worse`` and inconclusive for
+``prefers``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_SAMPLES = 128
+"""The spec's upper bound of ``n``: a case's samples can always be drawn in one call."""
+SD_FLOOR = 1 / math.sqrt(12)
+"""The spread rounding to a whole point adds to a continuous score (uniform rounding error)."""
+FIRST_ROUND = 2
+"""Samples a score assertion draws before its first decision (the fewest a t-test can use)."""
+
+
+class Decision(str, enum.Enum):
+    MET = "met"
+    NOT_MET = "not met"
+    INCONCLUSIVE = "inconclusive"
+    UNDECIDED = "undecided"
+    """Only between rounds: more samples may decide."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ScoreTest:
+    """The numbers behind a score decision, for the failure text and the report."""
+
+    decision: Decision
+    mean: float
+    median: float
+    spread: float
+    """The samples' standard deviation (0 for one sample)."""
+    boundary: float
+    p_met: float
+    p_not_met: float
+
+
+def boundary_of(threshold: float, scores: Sequence[float]) -> float:
+    """The pass boundary on the judge's continuous scale (see the module docstring)."""
+    if all(float(s).is_integer() for s in scores):
+        return math.ceil(threshold) - 0.5
+    return threshold
+
+
+def decide_score(scores: Sequence[float], threshold: float, *, confidence: float, final: bool) -> ScoreTest:
+    """Met / not met / inconclusive (``final``) or undecided for these samples."""
+    n = len(scores)
+    mean = statistics.fmean(scores) if scores else math.nan
+    median = statistics.median(scores) if scores else math.nan
+    spread = statistics.stdev(scores) if n > 1 else 0.0
+    if n == 1:  # one sample: exactly the single-verdict rule
+        met = scores[0] >= threshold
+        return ScoreTest(Decision.MET if met else Decision.NOT_MET, mean, median, spread, threshold,
+                         0.0 if met else 1.0, 1.0 if met else 0.0)
+    boundary = boundary_of(threshold, scores)
+    if n == 0:
+        return ScoreTest(Decision.INCONCLUSIVE if final else Decision.UNDECIDED, mean, median, spread, boundary,
+                         1.0, 1.0)
+    p_met, p_not_met = one_sided_p(scores, boundary)
+    alpha = 1 - confidence
+    if p_met <= alpha:
+        decision = Decision.MET
+    elif p_not_met <= alpha:
+        decision = Decision.NOT_MET
+    else:
+        decision = Decision.INCONCLUSIVE if final else Decision.UNDECIDED
+    return ScoreTest(decision, mean, median, spread, boundary, p_met, p_not_met)
+
+
+def one_sided_p(scores: Sequence[float], boundary: float) -> tuple[float, float]:
+    """p-values of "mean > boundary" and "mean < boundary": Student's t, n - 1 degrees of freedom.
+
+    Equal to ``scipy.stats.ttest_1samp(scores, boundary, alternative=...)`` whenever the samples'
+    standard deviation is above :data:`SD_FLOOR`; below it the floor stands in for it.
+    """
+    from scipy import stats
+
+    n = len(scores)
+    sd = max(statistics.stdev(scores), SD_FLOOR)
+    t = (statistics.fmean(scores) - boundary) / (sd / math.sqrt(n))
+    return float(stats.t.sf(t, n - 1)), float(stats.t.cdf(t, n - 1))
+
+
+def first_round(samples: int, *, pairwise: bool) -> int:
+    """How many samples the first round draws: the fewest that can decide."""
+    if samples <= 1:
+        return 1
+    return majority(samples) if pairwise else min(samples, FIRST_ROUND)
+
+
+def majority(samples: int) -> int:
+    return samples // 2 + 1
+
+
+def decide_winner(votes: Sequence[str], samples: int, *, final: bool) -> str | None:
+    """The vote ("1", "2" or "tie") with a strict majority of ``samples``; "" for no majority; None: undecided."""
+    need = majority(samples)
+    left = samples - len(votes)
+    counts = {v: votes.count(v) for v in ("1", "2", "tie")}
+    for vote, count in counts.items():
+        if count >= need:
+            return vote
+    if final or all(count + left < need for count in counts.values()):
+        return ""
+    return None
