@@ -62,7 +62,7 @@ def consensus(forward: Verdict, backward: Verdict) -> Comparison:
 def failure_columns(outcomes: list[Outcome]) -> dict[str, Any]:
     """Report columns of an assertion or value read that got no verdict: why, and what its calls cost.
 
-    An unreadable reply carries ``judge_usage`` / ``judge_cached`` (set by the session); tokens add up
+    An unreadable reply carries ``judge_usage`` / ``judge_cached`` (set by ``judging.mark_reply``); tokens add up
     over every call of the assertion, readable orders included.
     """
     failure = next(o for o in outcomes if isinstance(o, BaseException))
@@ -262,7 +262,6 @@ class Expectation:
                  "  judge's reasons (first order):", _indent(_trim(forward.reasons or forward.raw, REASON_CHARS)),
                  f"  rerun only this test: pytest \"{self.labels.get('rerun', self.nodeid)}\""]
         return [record], JudgeAssertionError("\n".join(lines))
-
 
     def _evaluate_samples(self, per_request: list[list[Outcome]]) -> tuple[list[JudgeRecord], BaseException | None]:
         request = self.requests[0]

@@ -3,8 +3,11 @@
 :class:`Judging` owns what the pipeline needs for one pytest process: the client (and the
 embedded server behind it when no base URL is given), the verdict cache, the run's counts of
 fresh and cached verdicts and tokens, and the fail-fast rule for a judge that cannot be reached.
-Every mode goes through it; deferred and batch mode only change *when* :meth:`Judging.resolve`
-runs and where the raw reply comes from.
+Immediate mode runs the whole pipeline here (:meth:`Judging.verdict`, :meth:`Judging.resolve`,
+:meth:`Judging.draw` for several samples); deferred and batch mode get their raw replies from a
+verdict source and use this pipeline's steps (:meth:`Judging.lookup`, :meth:`Judging.store`,
+:meth:`Judging.parse`) to turn them into verdicts the same way. Counting is the session's
+``conclude`` (one place for every mode).
 """
 
 from __future__ import annotations

@@ -271,10 +271,9 @@ class _Reader:
         try:
             return kind(value)
         except ValueError:
-            choices = ", ".join(str(m.value) for m in kind)
-            if kind is ValueFallback:
-                raise usage_error(f"{name} must be error or immediate, got {value!r}") from None
-            raise usage_error(f"{name} must be one of {choices}, got {value!r}") from None
+            names = [str(m.value) for m in kind]
+            choices = " or ".join(names) if len(names) == 2 else "one of " + ", ".join(names)
+            raise usage_error(f"{name} must be {choices}, got {value!r}") from None
 
 
 def check_markers(item: pytest.Item) -> None:

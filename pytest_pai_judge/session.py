@@ -19,7 +19,7 @@ import pytest
 
 from . import errors
 from .cache import CacheMode
-from .expectation import Expectation, failure_columns, nodeid_of
+from .expectation import Expectation, Outcome, failure_columns, nodeid_of
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
@@ -28,9 +28,6 @@ from .request import JudgeRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .verdict import Verdict
-
-Outcome = Any
-"""A Verdict, or the exception that stands in its place (JudgeError / UnreadableVerdict)."""
 
 
 class Holder(Protocol):
@@ -149,36 +146,50 @@ class JudgeSession:
         expectation.inconclusive = self.options.inconclusive.value
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
-        try:
-            keys = [self.judging.prepare(r, item) for r in expectation.requests]
-        except errors.REFUSED_BEFORE_SENDING as exc:  # still a row (and a "not met") in the reports
-            self.add_records([expectation.record(expectation.requests[0], None, **failure_columns([exc]))], item)
-            raise
-        pairs = list(zip(keys, expectation.requests))
+        outcomes: list[Outcome] = []
         if expectation.samples > 1:  # judged now in every mode (rounds of samples are not held yet)
-            per_request = self._draw_rounds(expectation, pairs, item)
-            failure = self.conclude(expectation, per_request, item)
-            if failure is not None:
-                raise failure
-            return per_request
-        if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay never waits: a miss fails now
-            assert item is not None
-            cached = [self._quietly(self.judging.lookup, k, r, item) for k, r in pairs]
-            if any(v is None for v in cached):
-                self.deferred.hold(expectation, keys, item)  # type: ignore[union-attr]
+            keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
+            outcomes = self._draw_rounds(expectation, list(zip(keys, expectation.requests)), item)
+        elif self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
+            assert item is not None and self.deferred is not None
+            keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
+            for key, request in zip(keys, expectation.requests):
+                outcomes.append(self._quietly(self.judging.lookup, key, request, item))
+            if any(v is None for v in outcomes):
+                self.deferred.hold(expectation, keys, item)
                 return []
-            outcomes = cached
         else:
-            outcomes = [self._quietly(self.judging.resolve, k, r, item) for k, r in pairs]
+            for request in expectation.requests:  # one request after the other, each through the whole pipeline
+                try:
+                    key = self._prepare(expectation, request, item, outcomes)
+                except errors.REFUSED_BEFORE_SENDING:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - e.g. a hook's error or a local model check: the outcome
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(self._quietly(self.judging.resolve, key, request, item))
         failure = self.conclude(expectation, outcomes, item)
         if failure is not None:
             raise failure
         return outcomes
 
+    def _prepare(self, expectation: Expectation, request: JudgeRequest, item: pytest.Item | None,
+                 so_far: list[Outcome]) -> str:
+        """The request's cache key; a request refused before sending is still a row (and a "not met")."""
+        __tracebackhide__ = True
+        try:
+            return self.judging.prepare(request, item)
+        except errors.REFUSED_BEFORE_SENDING as exc:
+            for outcome in so_far:  # the orders judged before it were paid for
+                self.judging.observe(outcome, item)
+            self.add_records([expectation.record(expectation.requests[0], None, **failure_columns([exc]))], item)
+            raise
+
     def _draw_rounds(self, expectation: Expectation, pairs: list[tuple[str, JudgeRequest]], item: pytest.Item | None
                      ) -> list[list[Outcome]]:
         """Draw a multi-sample assertion's samples round by round, stopping as soon as they decide it."""
         per_request: list[list[Outcome]] = [[] for _ in pairs]
+        __tracebackhide__ = True
         rounds = expectation.rounds()
         for number, indices in enumerate(rounds):
             for drawn, (key, request) in zip(per_request, pairs):
@@ -190,6 +201,7 @@ class JudgeSession:
     @staticmethod
     def _quietly(get: Callable[..., Outcome], *args: Any) -> Outcome:
         """A verdict, or the exception that is this assertion's outcome (a judge error, an unreadable reply)."""
+        __tracebackhide__ = True
         try:
             return get(*args)
         except Exception as exc:  # noqa: BLE001 - the outcome, as the test will see it

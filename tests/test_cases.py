@@ -183,13 +183,12 @@ def test_missing_column_is_a_collection_error_naming_it(pytester: pytest.Pyteste
 
 
 def test_package_level_cases_is_the_function_whatever_was_imported_first() -> None:
-    """``pytest_pai_judge.dataset_cases`` is the public function even after its module was imported (the module
-    is named ``cases`` so that importing it never shadows the package attribute)."""
-    import pytest_pai_judge
+    """``pytest_pai_judge.cases`` is the public function even after its module was imported (the module
+    is named ``dataset_cases`` so that importing it never shadows the package attribute)."""
     import pytest_pai_judge.dataset_cases  # noqa: F401
     from pytest_pai_judge import cases as public
 
-    assert public is cases, f"pytest_pai_judge.dataset_cases is {public!r}"
+    assert public is cases, f"pytest_pai_judge.cases is {public!r}"
 
 
 # --------------------------------------------------------------------------- where relative paths point

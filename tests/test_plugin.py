@@ -600,3 +600,47 @@ def test_junitxml_gets_scores(pytester, server):
     xml = (pytester.path / "out.xml").read_text()
     assert 'name="judge_score" value="5' in xml or 'name="judge_score" value="4' in xml
     assert 'name="judge_threshold" value="4.0"' in xml
+
+
+def test_judge_errors_point_at_the_test_not_at_the_plugin(pytester, server):
+    """A replay miss, a request refused before sending and a request the judge refuses each fail at the
+    test's own line; no frame of the plugin shows (immediate mode)."""
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_replay_miss():
+            assert_judge_score("never recorded?", "no.", 1)
+
+        def test_refused_before_sending():
+            assert_judge_score("q?", "a.", 1, scene="x", scene_desc="y")
+    """))
+    result = run(pytester, server, "--judge-cache=replay")
+    result.assert_outcomes(failed=2)
+    text = result.stdout.str()
+    assert "pytest_pai_judge/" not in text, text
+    result.stdout.fnmatch_lines(["*test_judge_errors_point_at_the_test_not_at_the_plugin.py:5: ReplayMiss*",
+                                 "*test_judge_errors_point_at_the_test_not_at_the_plugin.py:8: SceneError*"])
+
+
+def test_an_error_while_preparing_a_request_is_a_report_row(pytester, server, tmp_path):
+    """A local check the judge would refuse (an unknown model on the embedded server) or a failing
+    pytest_judge_request hook fails its test and is still counted and reported."""
+    pytester.makeconftest(textwrap.dedent("""
+        def pytest_judge_request(request, item):
+            if request.fields.get("question") == "hook fails?":
+                raise RuntimeError("the hook refused")
+    """))
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_hook_fails():
+            assert_judge_score("hook fails?", "a.", 1)
+
+        def test_fine():
+            assert_judge_score("What is the capital of France?", "Paris.", 1)
+    """))
+    report = tmp_path / "r.csv"
+    result = run(pytester, server, f"--judge-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: the hook refused*",
+                                 "*2 judged assertions in 2 tests (1 not met)*"])
+    import pandas
+
+    rows = pandas.read_csv(report)
+    assert len(rows) == 2 and rows["error"].notna().sum() == 1

@@ -222,8 +222,8 @@ class BatchJudge:
                 except OSError as exc:
                     job.remembered = False
                     self.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
-                                                 f"({exc}); if this run is interrupted, resume it with "
-                                                 f"--judge-batch-resume {batch.id}")
+                                         f"({exc}); if this run is interrupted, resume it with "
+                                         f"--judge-batch-resume {batch.id}")
             self._update(job, batch)
             self.jobs.append(job)
         return job
@@ -389,6 +389,7 @@ class BatchJudge:
             self.ledger.forget(job.id)
         return set(got)
 
+
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB"
 
@@ -421,7 +422,6 @@ def batch_errors(info: Any) -> str:
         if message:
             messages.append(f"{message}" + (f" (line {line})" if line else ""))
     return "; ".join(messages)
-
 
 
 class BatchSource(VerdictSource):

@@ -20,6 +20,7 @@ RawOutcome = JudgeReply | BaseException
 PHASES = ("setup", "call", "teardown")
 
 
+
 def outcome_to_dict(outcome: RawOutcome) -> dict[str, Any]:
     """A reply or an error as JSON, so an xdist worker can hand its online verdicts to the controller."""
     if isinstance(outcome, JudgeReply):
@@ -64,6 +65,14 @@ class Pending:
     def from_dict(cls, data: dict[str, Any]) -> Pending:
         return cls(Expectation.from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
                    str(data.get("when") or "call"), bool(data.get("shared", False)))
+
+
+PHASE = pytest.StashKey[str]()
+"""The phase a test is in (setup, call, teardown), as the holding hooks see it."""
+PENDING = pytest.StashKey[list[Pending]]()
+"""The test's own held assertions."""
+SCOPED = pytest.StashKey[list[tuple[Pending, Any]]]()
+"""Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
 
 
 @dataclass

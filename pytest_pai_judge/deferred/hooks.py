@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from ..pytest_compat import fixture_value, may_rerun, run_unlogged, used_fixture
-from .held import Held, Pending
-from .run import PENDING, PHASE, SCOPED, DeferredRun, emit
+from .held import PENDING, PHASE, SCOPED, Held, Pending
+from .run import DeferredRun, emit
 
 IN_OUR_PROTOCOL = pytest.StashKey[bool]()
 INHERITED = pytest.StashKey[list[Pending]]()

@@ -22,20 +22,12 @@ from ..request import JudgeRequest
 from ..terminal import Console, plural
 from .callsite import capture_callsite, locate
 from .ctrl_c import hold_ctrl_c
-from .held import PHASES, Held, NodeProperties, Pending, RawOutcome
+from .held import PENDING, PHASE, PHASES, SCOPED, Held, NodeProperties, Pending, RawOutcome
 from .sources import VerdictSource, Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import JudgeSession
     from .xdist import WorkerSpool
-
-PHASE = pytest.StashKey[str]()
-"""The phase a test is in (setup, call, teardown), as the holding hooks see it."""
-PENDING = pytest.StashKey[list[Pending]]()
-"""The test's own held assertions."""
-SCOPED = pytest.StashKey[list[tuple[Pending, Any]]]()
-"""Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
-
 
 def needs_verdict_now(item: pytest.Item) -> bool:
     """Tests whose outcome pytest decides while they run are judged synchronously in deferred/batch mode.
