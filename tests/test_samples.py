@@ -1,0 +1,243 @@
+"""Several samples per assertion: the decision rule, rounds with early stopping, inconclusive, the cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+import urllib.request
+
+import pytest
+from scipy import stats as scipy_stats
+
+from pytest_pai_judge.decision import (SD_FLOOR, Decision, boundary_of, decide_score, decide_winner, first_round,
+                                       one_sided_p)
+from pytest_pai_judge.sampling import draw_request, sample_key, sample_seed
+
+pytest_plugins = ["pytester"]
+HEADER = ("from pytest_pai_judge import assert_judge_score, assert_judge_prefers, assert_judge_not_worse, "
+          "assert_judge_custom\nimport pytest\n")
+GOOD = ("What is the capital of France?", "The capital of France is Paris.", "Paris is the capital of France.")
+BAD = ("What is the capital of France?", "Bananas are yellow fruit.", "Paris is the capital of France.")
+
+
+# --------------------------------------------------------------------------- the rule, alone
+
+
+def test_one_sided_p_is_scipys_t_test_whenever_the_spread_is_above_the_floor() -> None:
+    for scores in ([4, 5, 4, 5, 3], [3, 4, 4, 2, 5, 4], [1.0, 2.5, 2.0]):
+        assert statistics_sd(scores) > SD_FLOOR
+        for boundary in (2.5, 3.5, 4.5):
+            p_met, p_not = one_sided_p(scores, boundary)
+            assert math.isclose(p_met, scipy_stats.ttest_1samp(scores, boundary, alternative="greater").pvalue)
+            assert math.isclose(p_not, scipy_stats.ttest_1samp(scores, boundary, alternative="less").pvalue)
+
+
+def statistics_sd(values: list[float]) -> float:
+    import statistics
+
+    return statistics.stdev(values)
+
+
+def test_the_floor_stands_in_for_a_spread_of_zero() -> None:
+    p_met, p_not = one_sided_p([4, 4, 4], 3.5)  # t = 0.5 / (SD_FLOOR / sqrt(3)) = 3.0 on 2 degrees of freedom
+    assert math.isclose(p_met, scipy_stats.t.sf(3.0, 2)) and math.isclose(p_not, scipy_stats.t.cdf(3.0, 2))
+
+
+@pytest.mark.parametrize(("scores", "threshold", "final", "expected"), [
+    ([5], 4, True, Decision.MET),  # one sample: today's rule
+    ([3], 4, True, Decision.NOT_MET),
+    ([4], 4, True, Decision.MET),
+    ([5, 5], 4, False, Decision.MET),  # two samples far above the threshold decide it
+    ([2, 2], 4, False, Decision.NOT_MET),  # ... and far below
+    ([1, 2], 4, False, Decision.UNDECIDED),  # two samples that disagree are weak evidence (1 degree of freedom)
+    ([4, 4], 4, False, Decision.UNDECIDED),  # at the threshold two samples are not enough
+    ([4, 4, 4], 4, True, Decision.MET),
+    ([3, 3, 3], 4, True, Decision.NOT_MET),
+    ([4, 3, 4, 3, 4], 4, True, Decision.INCONCLUSIVE),  # borderline: the samples cannot tell
+    ([4, 4, 4, 4, 3], 4, True, Decision.INCONCLUSIVE),  # 4/5 at the threshold is not 95% evidence
+])
+def test_score_decisions(scores: list[int], threshold: float, final: bool, expected: Decision) -> None:
+    assert decide_score(scores, threshold, confidence=0.95, final=final).decision is expected
+
+
+def test_a_lower_confidence_decides_sooner() -> None:
+    assert decide_score([4, 4], 4, confidence=0.8, final=False).decision is Decision.MET
+    assert decide_score([4, 4], 4, confidence=0.95, final=False).decision is Decision.UNDECIDED
+
+
+def test_the_boundary_is_half_a_point_below_the_scores_a_threshold_admits() -> None:
+    assert boundary_of(4, [4, 5]) == 3.5 and boundary_of(3.2, [4, 5]) == 3.5 and boundary_of(4, [4.5, 3.5]) == 4
+
+
+@pytest.mark.parametrize(("votes", "samples", "final", "expected"), [
+    (["1", "1"], 3, False, "1"),  # a strict majority of 3 is reached
+    (["1", "2"], 3, False, None),  # the third sample decides
+    (["1", "2", "tie"], 3, True, ""),  # no majority
+    (["tie", "tie"], 3, False, "tie"),
+    (["1"], 1, True, "1"),
+])
+def test_pairwise_majority(votes: list[str], samples: int, final: bool, expected: str | None) -> None:
+    assert decide_winner(votes, samples, final=final) == expected
+
+
+def test_rounds_start_with_the_fewest_samples_that_can_decide() -> None:
+    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False) == 2
+    assert first_round(5, pairwise=True) == 3 and first_round(2, pairwise=True) == 2
+
+
+def test_each_sample_has_its_own_key_and_seed_and_sample_0_is_the_request_as_written() -> None:
+    from pytest_pai_judge.request import JudgeRequest
+
+    request = JudgeRequest.single("q?", "a.", temperature=0.7)
+    assert sample_key("k", 0) == "k" and len({sample_key("k", j) for j in range(5)}) == 5
+    assert len({sample_seed("k", j) for j in range(5)}) == 5 and all(0 <= sample_seed("k", j) < 2**63
+                                                                      for j in range(5))
+    assert draw_request(request, "k", [0]) is request
+    call = draw_request(request, "k", [1, 2, 3])
+    assert call.params == {"temperature": 0.7, "seed": sample_seed("k", 1), "n": 3} and request.params == {
+        "temperature": 0.7}
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture
+def server(make_judge_server):
+    return make_judge_server()
+
+
+def calls(server) -> int:
+    with urllib.request.urlopen(server.url.removesuffix("/v1") + "/_pai_judge/stats") as response:
+        return int(json.load(response).get("chat_completions", 0))
+
+
+def run(pytester: pytest.Pytester, server, *args: str):
+    return pytester.runpytest("--judge-base-url", server.url, "-p", "no:cacheprovider", *args)
+
+
+def case(name: str, qa: tuple[str, str, str], extra: str = "") -> str:
+    q, a, ref = qa
+    return f"\ndef {name}():\n    assert_judge_score({q!r}, {a!r}, ref_answer={ref!r}{extra})\n"
+
+
+def test_clear_cases_stop_early_and_a_warm_rerun_makes_no_call(pytester, server, tmp_path) -> None:
+    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=5") + case("test_bad", BAD, ", samples=5"))
+    report = tmp_path / "r.json"
+    before = calls(server)
+    result = run(pytester, server, f"--judge-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    assert calls(server) - before == 2, "one call of n=2 per case: decided after the first round"
+    result.stdout.fnmatch_lines(["*judge score: not met after 2 of 5 samples against the minimum 4 at 95% confidence*",
+                                 "*sample scores: 2, 2 (of 5); median 2*"])
+    rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
+    assert rows["test_good"]["samples"] == 2 and rows["test_good"]["decision"] == "met"
+    assert rows["test_good"]["scores"] == [5.0, 5.0] and rows["test_bad"]["decision"] == "not met"
+    warm = run(pytester, server)
+    warm.assert_outcomes(passed=1, failed=1)
+    assert calls(server) - before == 2, "every sample came from the cache"
+    warm.stdout.fnmatch_lines(["*verdicts: 0 fresh, 4 from cache*"])
+
+
+def test_one_sample_is_exactly_the_single_verdict(pytester, server, tmp_path) -> None:
+    pytester.makepyfile(HEADER + case("test_good", GOOD) + case("test_one", GOOD, ", samples=1"))
+    report = tmp_path / "r.json"
+    run(pytester, server, f"--judge-report={report}").assert_outcomes(passed=2)
+    rows = json.loads(report.read_text())
+    assert [(r["samples"], r["scores"], r["decision"]) for r in rows] == [(1, [5.0], "met")] * 2
+
+
+def test_samples_from_the_marker_the_command_line_and_the_ini(pytester, server, tmp_path) -> None:
+    pytester.makeini("[pytest]\njudge_samples = 4\n")
+    pytester.makepyfile(HEADER + case("test_ini", GOOD) + "\n@pytest.mark.judge(samples=2)"
+                        + case("test_marker", GOOD) + case("test_argument", GOOD, ", samples=3"))
+    report = tmp_path / "r.json"
+    run(pytester, server, f"--judge-report={report}").assert_outcomes(passed=3)
+    got = {r["nodeid"].rpartition("::")[2]: r["samples"] for r in json.loads(report.read_text())}
+    assert got == {"test_ini": 2, "test_marker": 2, "test_argument": 2}, "all clear: decided after 2 samples"
+    result = run(pytester, server, "--judge-samples=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*judge_samples must be a whole number of samples from 1 to 128, got 0*"])
+
+
+def test_bad_sample_settings_are_refused(pytester, server) -> None:
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        @pytest.mark.judge(samples=0)
+        def test_x():
+            pass
+    """))
+    result = run(pytester, server)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*samples must be a whole number from 1 to 128, got 0*"])
+    pytester.makepyfile(HEADER + case("test_n", GOOD, ", samples=3, n=2") + case("test_zero", GOOD, ", samples=0"))
+    result = run(pytester, server)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*draws its samples with n itself*", "*samples must be a whole number*"])
+    for bad in ("--judge-confidence=1", "--judge-inconclusive=maybe"):
+        assert run(pytester, server, bad).ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_replay_needs_every_sample_recorded(pytester, server) -> None:
+    pytester.makepyfile(HEADER + case("test_good", GOOD))
+    run(pytester, server).assert_outcomes(passed=1)  # records sample 0 only
+    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=3"))
+    result = run(pytester, server, "--judge-cache=replay")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ReplayMiss: no cached verdict for this request*"])
+
+
+def test_raising_samples_reuses_the_samples_already_paid_for(pytester, server) -> None:
+    pytester.makepyfile(HEADER + case("test_good", GOOD))
+    before = calls(server)
+    run(pytester, server).assert_outcomes(passed=1)
+    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=3"))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*verdicts: 1 fresh, 1 from cache*"])  # sample 0 was the single verdict
+    assert calls(server) - before == 2
+
+
+def test_pairwise_samples_vote(pytester, server, tmp_path) -> None:
+    q, good, _ref = GOOD
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        def test_prefers():
+            result = assert_judge_prefers({q!r}, {good!r}, "Bananas.", samples=3)
+            assert result.winner == "1"
+
+        def test_not_worse_fails():
+            assert_judge_not_worse({q!r}, "Bananas.", {good!r}, samples=3)
+    """))
+    report = tmp_path / "r.json"
+    result = run(pytester, server, f"--judge-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*judge verdict: baseline (not met) after 2 of 3 samples, each in both orders*",
+                                 "*votes: baseline, baseline (a win needs 2 of 3*"])
+    rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
+    assert rows["test_prefers"]["samples"] == 2 and rows["test_prefers"]["winner"] == "1"
+
+
+def test_a_custom_template_is_a_threshold_test(pytester, server) -> None:
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        TEMPLATE = ("Rate the answer from 1 to 5.\\n[Question]: What is the capital of France?\\n"
+                    "[Answer]: {answer}\\nEnd your reply with the score as [[N]].")
+
+        def test_custom_passes():
+            verdict = assert_judge_custom(TEMPLATE.format(answer="Paris is the capital of France."), min=3)
+            assert verdict.score >= 3
+
+        def test_custom_fails(judge):
+            judge.assert_custom(TEMPLATE.format(answer="Bananas are yellow."), min=5, samples=3)
+    """))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*judge score: not met after 2 of 3 samples*"])
+
+
+def test_a_value_read_with_samples_is_their_median(pytester, server) -> None:
+    q, a, ref = GOOD
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        def test_value(judge):
+            verdict = judge.score({q!r}, {a!r}, ref_answer={ref!r}, samples=3)
+            assert verdict.samples == (5.0, 5.0, 5.0) and verdict.score == 5
+    """))
+    run(pytester, server).assert_outcomes(passed=1)
