@@ -147,17 +147,20 @@ class JudgeSession:
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
         outcomes: list[Outcome] = []
-        if expectation.samples > 1:  # judged now in every mode (rounds of samples are not held yet)
-            keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
-            outcomes = self._draw_rounds(expectation, list(zip(keys, expectation.requests)), item)
-        elif self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
+        if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
             assert item is not None and self.deferred is not None
             keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
+            if expectation.samples > 1:  # held whole: its rounds are settled at the end of the run
+                self.deferred.hold(expectation, keys, item)
+                return []
             for key, request in zip(keys, expectation.requests):
                 outcomes.append(self._quietly(self.judging.lookup, key, request, item))
             if any(v is None for v in outcomes):
                 self.deferred.hold(expectation, keys, item)
                 return []
+        elif expectation.samples > 1:
+            keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
+            outcomes = self.draw_rounds(expectation, list(zip(keys, expectation.requests)), item)
         else:
             for request in expectation.requests:  # one request after the other, each through the whole pipeline
                 try:
@@ -185,7 +188,7 @@ class JudgeSession:
             self.add_records([expectation.record(expectation.requests[0], None, **failure_columns([exc]))], item)
             raise
 
-    def _draw_rounds(self, expectation: Expectation, pairs: list[tuple[str, JudgeRequest]], item: pytest.Item | None
+    def draw_rounds(self, expectation: Expectation, pairs: list[tuple[str, JudgeRequest]], item: pytest.Item | None
                      ) -> list[list[Outcome]]:
         """Draw a multi-sample assertion's samples round by round, stopping as soon as they decide it."""
         per_request: list[list[Outcome]] = [[] for _ in pairs]

@@ -10,8 +10,15 @@ import urllib.request
 import pytest
 from scipy import stats as scipy_stats
 
-from pytest_pai_judge.decision import (SD_FLOOR, Decision, boundary_of, decide_score, decide_winner, first_round,
-                                       one_sided_p)
+from pytest_pai_judge.decision import (
+    SD_FLOOR,
+    Decision,
+    boundary_of,
+    decide_score,
+    decide_winner,
+    first_round,
+    one_sided_p,
+)
 from pytest_pai_judge.sampling import draw_request, sample_key, sample_seed
 
 pytest_plugins = ["pytester"]
@@ -241,3 +248,58 @@ def test_a_value_read_with_samples_is_their_median(pytester, server) -> None:
             assert verdict.samples == (5.0, 5.0, 5.0) and verdict.score == 5
     """))
     run(pytester, server).assert_outcomes(passed=1)
+
+
+AT_THRESHOLD = ("What is the capital of France?", "The capital of France is Paris.")
+"""Without a reference answer the lexical engine gives this 4 of 5: at a threshold of 4, two equal
+samples cannot decide (1 degree of freedom), so a second round draws the rest."""
+
+
+def modes_suite() -> str:
+    q, a = AT_THRESHOLD
+    return HEADER + case("test_good", GOOD, ", samples=5") + case("test_bad", BAD, ", samples=5") + textwrap.dedent(f"""
+        def test_at_threshold():
+            assert_judge_score({q!r}, {a!r}, 4, samples=3)
+
+        def test_pairwise():
+            assert_judge_prefers({GOOD[0]!r}, {GOOD[1]!r}, "Bananas.", samples=3)
+    """)
+
+
+def server_stats(server) -> dict[str, int]:
+    with urllib.request.urlopen(server.url.removesuffix("/v1") + "/_pai_judge/stats") as response:
+        return json.load(response)
+
+
+@pytest.mark.parametrize("mode", ["immediate", "deferred", "batch"])
+def test_samples_decide_alike_in_every_mode(pytester, make_judge_server, tmp_path, mode) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(modes_suite())
+    report = tmp_path / "r.json"
+    result = run(pytester, server, f"--judge-mode={mode}", f"--judge-report={report}")
+    result.assert_outcomes(passed=3, failed=1)
+    rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
+    assert {k: (r["samples"], r["decision"]) for k, r in rows.items()} == {
+        "test_good": (2, "met"), "test_bad": (2, "not met"), "test_at_threshold": (3, "met"),
+        "test_pairwise": (2, "met")}
+    got = server_stats(server)
+    if mode == "batch":
+        assert got.get("batches_created") == 2, "a second, smaller job for the undecided case"
+        result.stdout.fnmatch_lines(["*second round: 1 undecided case draw the rest of their samples*"])
+    else:
+        # one call per request and round: good, bad, at-threshold twice, pairwise both orders
+        assert got.get("chat_completions") == 6, got
+    warm = run(pytester, server, f"--judge-mode={mode}")
+    warm.assert_outcomes(passed=3, failed=1)
+    assert server_stats(server) == got, "a warm rerun makes no call"
+
+
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_samples_under_xdist(pytester, make_judge_server, tmp_path, mode) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(modes_suite())
+    report = tmp_path / "r.json"
+    result = run(pytester, server, f"--judge-mode={mode}", f"--judge-report={report}", "-n", "2")
+    result.assert_outcomes(passed=3, failed=1)
+    rows = {r["nodeid"].rpartition("::")[2]: (r["samples"], r["decision"]) for r in json.loads(report.read_text())}
+    assert rows["test_at_threshold"] == (3, "met") and rows["test_bad"] == (2, "not met")

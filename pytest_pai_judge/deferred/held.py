@@ -48,6 +48,8 @@ class Pending:
     """Made by a module / class / session fixture created for an earlier test: this test reuses the
     fixture's value, so if the assertion fails its setup errors too (as pytest re-raises a cached fixture
     error), but the assertion is reported (and counted) only once, with the test that made it."""
+    calls: list[list[Any]] = field(default_factory=list)
+    """Several samples: ``[request number, [sample numbers]]`` of each call planned for it (see ``rounds``)."""
 
     @property
     def phase(self) -> str:
@@ -59,12 +61,13 @@ class Pending:
 
     def to_dict(self) -> dict[str, Any]:
         return {"expectation": self.expectation.to_dict(), "keys": self.keys, "callsite": self.callsite,
-                "when": self.when, "shared": self.shared}
+                "when": self.when, "shared": self.shared, "calls": self.calls}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pending:
         return cls(Expectation.from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
-                   str(data.get("when") or "call"), bool(data.get("shared", False)))
+                   str(data.get("when") or "call"), bool(data.get("shared", False)),
+                   [[int(i), [int(j) for j in js]] for i, js in data.get("calls") or []])
 
 
 PHASE = pytest.StashKey[str]()

@@ -23,6 +23,7 @@ from ..terminal import Console, plural
 from .callsite import capture_callsite, locate
 from .ctrl_c import hold_ctrl_c
 from .held import PENDING, PHASE, PHASES, SCOPED, Held, NodeProperties, Pending, RawOutcome
+from .rounds import SampleRounds
 from .sources import VerdictSource, Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,8 +76,10 @@ class DeferredRun:
         """xdist worker: where each held test is also written, in case the worker crashes."""
         self.adopt_leftovers: Any = None
         """xdist controller: takes over the spools of workers that never reported back (set by the xdist side)."""
-        self._used: set[str] = set()
+        self.used: set[str] = set()
+        """Keys whose fresh reply a test already used: later tests read it back from the cache."""
         self._stored: set[str] = set()
+        self.rounds = SampleRounds(self)
         self.settled = False
 
     # ------------------------------------------------------------------ called by JudgeSession
@@ -92,6 +95,12 @@ class DeferredRun:
         fixturedef = running_fixture() if pending.when != "teardown" else None  # call: request.getfixturevalue
         if fixturedef is not None and fixture_scope(fixturedef) != "function":
             item.stash.setdefault(SCOPED, []).append((pending, fixturedef))
+        if expectation.samples > 1:  # the first round's calls, for the samples not in the cache
+            for key, call in self.rounds.plan(pending, expectation.rounds()[0]):
+                self.requests.setdefault(key, (call, item.nodeid))
+                if key not in self.results:
+                    self.source.submit(key, call)
+            return
         for key, request in pending.requests():
             self.requests.setdefault(key, (request, item.nodeid))
             if key not in self.results and self.session.judging.peek(key) is None:
@@ -109,6 +118,11 @@ class DeferredRun:
         """Take over a held test an xdist worker shipped (or spooled before it crashed)."""
         self.held.append(held)
         for entry in held.pending:
+            if entry.expectation.samples > 1:
+                for i, indices in entry.calls:
+                    key, call = self.rounds.call(entry, i, indices)
+                    self.requests.setdefault(key, (call, held.nodeid))
+                continue
             for key, request in entry.requests():
                 self.requests.setdefault(key, (request, held.nodeid))
 
@@ -119,13 +133,17 @@ class DeferredRun:
             return report
         del item.stash[PENDING]
         for entry in pending:
-            outcomes: list[Any] = []
-            for _key, request in entry.requests():
-                try:
-                    outcomes.append(self.session.judging.verdict(request, item))
-                except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
-                    outcomes.append(exc)
-            failure = self.session.conclude(entry.expectation, outcomes, item, count=False)
+            if entry.expectation.samples > 1:
+                drawn = self.session.draw_rounds(entry.expectation, entry.requests(), item)
+                failure = self.session.conclude(entry.expectation, drawn, item)
+            else:
+                outcomes: list[Any] = []
+                for _key, request in entry.requests():
+                    try:
+                        outcomes.append(self.session.judging.verdict(request, item))
+                    except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
+                        outcomes.append(exc)
+                failure = self.session.conclude(entry.expectation, outcomes, item, count=False)
             report.user_properties = list(item.user_properties)
             if failure is not None and not report.failed:
                 report.outcome = "failed"
@@ -174,10 +192,11 @@ class DeferredRun:
                              "workers judged (each worker waited for its own calls)")
             try:
                 if wanted:
-                    needed = len({k for test in held for entry in test.pending for k in entry.keys})
+                    needed = len({k for test in held for entry in test.pending for k in self.rounds.wait_keys(entry)})
                     self.results.update(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
                                                             store=self.store))
                     self.drain()
+                self._second_round(held, console)
             except KeyboardInterrupt as exc:
                 stop = exc
             except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
@@ -190,11 +209,47 @@ class DeferredRun:
         with hold_ctrl_c():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
             self._log(held, unavailable)
 
+    def _second_round(self, held: list[Held], console: Console) -> None:
+        """Held multi-sample assertions the first round left undecided draw the rest of their samples."""
+        undecided: list[tuple[Held, Pending, list[list[Any]]]] = []
+        for test in held:
+            for entry in test.pending:
+                if entry.expectation.samples == 1 or entry.shared:
+                    continue
+                rounds = entry.expectation.rounds()
+                drawn = self.rounds.samples(entry, rounds[0], test.item, None)
+                self.rounds.decided[id(entry)] = drawn
+                if len(rounds) > 1 and not entry.expectation.decided(drawn, final=False):
+                    undecided.append((test, entry, drawn))
+        if not undecided:
+            return
+        wanted: Wanted = {}
+        for test, entry, _drawn in undecided:
+            for key, call in self.rounds.plan(entry, entry.expectation.rounds()[1]):
+                self.requests.setdefault(key, (call, test.nodeid))
+                wanted.setdefault(key, (call, test.nodeid))
+        if wanted:
+            console.line(f"pai-judge: second round: {plural(len(undecided), 'undecided case')} draw the rest of "
+                         "their samples")
+            self.results.update(self.source.resolve(wanted, console, needed=len(wanted), on_progress=self.drain,
+                                                    store=self.store))
+            self.drain()
+        for test, entry, drawn in undecided:
+            for samples, more in zip(drawn, self.rounds.samples(entry, entry.expectation.rounds()[1], test.item,
+                                                                None)):
+                samples += more
+
     def _wanted(self, held: list[Held]) -> Wanted:
         """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
         wanted: Wanted = {}
         for test in held:
             for entry in test.pending:
+                if entry.expectation.samples > 1:
+                    for i, indices in entry.calls:
+                        key, call = self.rounds.call(entry, i, indices)
+                        if key not in wanted and key not in self.results and self.source.outcome(key) is None:
+                            wanted[key] = self.requests.get(key) or (call, test.nodeid)
+                    continue
                 for key, request in entry.requests():
                     if key in wanted or key in self.results or self.source.outcome(key) is not None:
                         continue
@@ -203,13 +258,13 @@ class DeferredRun:
                     wanted[key] = self.requests.get(key) or (request, test.nodeid)
         return wanted
 
-    def store(self, key: str, request: JudgeRequest, reply: JudgeReply) -> None:
+    def store(self, key: str, request: JudgeRequest, reply: JudgeReply, *, choice: int = 0) -> None:
         """Keep a fresh reply in the cache once (a failed write must not change any outcome)."""
         if key in self._stored:
             return
         self._stored.add(key)
         try:
-            self.session.judging.store(key, request, reply, None)
+            self.session.judging.store(key, request, reply, None, choice=choice)
         except Exception:  # noqa: BLE001 - the verdict is still used for this run
             pass
 
@@ -233,8 +288,8 @@ class DeferredRun:
         raw = self.results.get(key)
         if raw is None:
             raw = self.source.outcome(key)
-        if key not in self._used and raw is not None:
-            self._used.add(key)
+        if key not in self.used and raw is not None:
+            self.used.add(key)
             if isinstance(raw, BaseException):
                 return raw
             self.store(key, request, raw)
@@ -251,6 +306,16 @@ class DeferredRun:
         if isinstance(raw, BaseException):
             return raw
         return self._parse(raw, request)
+
+    def _entry_outcomes(self, entry: Pending, item: pytest.Item | None, unavailable: str | None) -> list[Any]:
+        """One outcome per request (one sample), or every drawn sample per request (several)."""
+        if entry.expectation.samples == 1:
+            return [self._outcome(k, r, item, unavailable) for k, r in entry.requests()]
+        drawn = self.rounds.decided.get(id(entry))
+        if drawn is not None and unavailable is None:
+            return drawn
+        indices = sorted({j for _i, js in entry.calls for j in js} | set(entry.expectation.rounds()[0]))
+        return self.rounds.samples(entry, indices, item, unavailable)
 
     def _parse(self, raw: JudgeReply, request: JudgeRequest) -> Any:
         __tracebackhide__ = True
@@ -283,7 +348,7 @@ class DeferredRun:
             if when == "call" and "setup" in failures:
                 continue  # immediate mode never runs the body of a test whose setup failed
             for entry in (e for e in test.pending if e.phase == when):
-                outcomes = [self._outcome(k, r, item, unavailable) for k, r in entry.requests()]
+                outcomes = self._entry_outcomes(entry, item, unavailable)
                 if entry.shared:  # an inherited fixture assertion was counted with the test that made it
                     failure = entry.expectation.evaluate(outcomes)[1]
                 else:

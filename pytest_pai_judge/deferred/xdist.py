@@ -69,7 +69,7 @@ class WorkerSpool:
     def ship(self, run: DeferredRun, interrupted: bool) -> None:
         """Hand held tests (and the replies the worker already got) to the controller."""
         held, run.held = run.held, []
-        keys = [k for test in held for p in test.pending for k in p.keys]
+        keys = [k for test in held for p in test.pending for k in run.rounds.wait_keys(p)]
         replies = run.source.worker_outcomes(keys, wait=not interrupted) if held else {}
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:

@@ -1,0 +1,104 @@
+"""Held multi-sample assertions: the calls each round of samples needs, and each sample's outcome.
+
+A held assertion with ``samples`` > 1 waits for its first round (the fewest samples that can
+decide) like any held request; at settling, the cases those samples leave undecided draw the
+rest in a second round (in batch mode: a second, smaller job). Each round's missing samples of
+a request are ONE call (``n`` = how many, see :mod:`..sampling`); the calls are recorded on the
+held assertion (JSON-safe), so an xdist controller can settle a worker's held tests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..cache import cache_key
+from ..client import JudgeReply
+from ..request import JudgeRequest
+from ..sampling import draw_request, sample_key
+from .held import Pending
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pytest
+
+    from .run import DeferredRun
+
+
+class SampleRounds:
+    """Plans the calls of held multi-sample assertions and reads their samples back."""
+
+    def __init__(self, run: DeferredRun) -> None:
+        self.run = run
+        self.decided: dict[int, list[list[Any]]] = {}
+        """id(held assertion) -> its samples per request, once its rounds are done (read by the settler)."""
+
+    def call(self, pending: Pending, request_index: int, indices: list[int]) -> tuple[str, JudgeRequest]:
+        """The call drawing ``indices`` of one request, and its key (the key of exactly that request body)."""
+        base_key, request = pending.requests()[request_index]
+        call = draw_request(request, base_key, indices)
+        return cache_key(call.body(), self.run.session.options.cache_identity), call
+
+    def plan(self, pending: Pending, indices: list[int]) -> list[tuple[str, JudgeRequest]]:
+        """Record (and return) the calls that draw the samples ``indices`` not in the cache yet."""
+        planned = []
+        for request_index, (base_key, _request) in enumerate(pending.requests()):
+            missing = [j for j in indices if self.run.session.judging.peek(sample_key(base_key, j)) is None]
+            if missing:
+                pending.calls.append([request_index, missing])
+                planned.append(self.call(pending, request_index, missing))
+        return planned
+
+    def wait_keys(self, pending: Pending) -> list[str]:
+        """The keys of every call a held assertion waits for."""
+        if pending.expectation.samples == 1:
+            return list(pending.keys)
+        return [self.call(pending, i, indices)[0] for i, indices in pending.calls]
+
+    def samples(self, pending: Pending, indices: list[int], item: pytest.Item | None, unavailable: str | None
+                ) -> list[list[Any]]:
+        """The outcomes of samples ``indices`` of every request, as immediate mode would get them."""
+        return [[self.sample(pending, i, j, item, unavailable) for j in indices] for i in range(len(pending.keys))]
+
+    def sample(self, pending: Pending, request_index: int, index: int, item: pytest.Item | None,
+               unavailable: str | None) -> Any:
+        """Sample ``index`` of one request: first use from its call's reply (stored, then parsed), else the cache."""
+        run = self.run
+        base_key, request = pending.requests()[request_index]
+        key = sample_key(base_key, index)
+        drawn = next(((i, indices) for i, indices in pending.calls if i == request_index and index in indices), None)
+        raw = None
+        call: JudgeRequest | None = None
+        choice = 0
+        if drawn is not None:
+            call_key, call = self.call(pending, request_index, drawn[1])
+            choice = drawn[1].index(index)
+            raw = run.results.get(call_key) or run.source.outcome(call_key)
+        if raw is not None and key not in run.used:
+            run.used.add(key)
+            return self._from_reply(raw, choice, key, call, request)
+        try:
+            hit = run.session.judging.lookup(key, request, item)
+        except Exception as exc:  # noqa: BLE001 - an unreadable cached sample is that sample's outcome
+            return exc
+        if hit is not None:
+            return hit
+        if raw is not None:  # no cache: the reply itself, read again
+            return self._from_reply(raw, choice, None, call, request)
+        return errors.verdict_unavailable(unavailable or "no verdict came back for this sample",
+                                          batch=run.source.batch)
+
+    def _from_reply(self, raw: Any, choice: int, key: str | None, call: JudgeRequest | None,
+                    request: JudgeRequest) -> Any:
+        if isinstance(raw, BaseException):
+            return raw
+        texts = raw.texts
+        if choice >= len(texts):
+            return errors.JudgeError(f"the judge returned {len(texts)} choices; sample {choice + 1} of the call is "
+                                     "missing", code="MissingChoice")
+        one = JudgeReply(texts[choice], raw.model, raw.usage if choice == 0 else None, raw.latency_s)
+        if key is not None and call is not None:
+            self.run.store(key, call, one, choice=choice)
+        try:
+            return self.run.session.judging.parse(one, request)
+        except Exception as exc:  # noqa: BLE001 - an unreadable sample is missing data, not a vote
+            return exc
