@@ -1,4 +1,4 @@
-"""The ``lexical`` engine: a deterministic, offline stand-in for the PAI judge model.
+"""The ``lexical`` engine: an offline stand-in for the PAI judge model that samples reproducibly.
 
 It is NOT a judge of meaning. It scores an answer by the overlap of its character bigrams (CJK)
 and words (other scripts) with the reference answer and with the question, so tests and CI can
@@ -10,14 +10,39 @@ run the whole judge workflow without a model or a network:
 
 Replies copy the spec's reply styles exactly (``综合评分为[[N]]`` / ``overall score of the answer
 is [[N]]``, ``[[回复1更好]]`` / ``[[Answer 1 is better]]``, the custom-template prose, and the
-``json_object`` shape), in the language of the question. The same request always gets the same
-reply; ``seed`` and the choice index only change the wording, never the scores.
+``json_object`` shape), in the language of the question.
+
+It samples like a judge model does. The score above is the deterministic base s0; at ``temperature``
+0 every reply is exactly that. Above 0 each choice draws its overall score as
+``clamp(round_half_up(s0 + sigma(T) * z), 1, max_score)`` with one standard-normal ``z`` per answer
+and ``sigma(T) = T`` (:func:`score_sigma`); the criteria scores move by the same offset (clamped),
+with the reasons of their new level, and every place of the reply that shows a score shows the
+sampled one. ``z`` comes from a ``random.Random`` seeded with a sha256 of the judge content (mode,
+fields or custom messages, max_score, response format), the request's ``seed`` and the choice
+index -- not ``n``, not the temperature -- so the same request with the same seed always gets the
+same reply (without a seed too), choice c is the same whatever ``n`` is, and different seeds or
+choices are independent samples. Measured by ``benchmarks/judge_variance.py`` (40 requests x 50
+seeds, 2,800 overall scores per temperature; "moved": the score differs from the temperature-0 one;
+"mid-scale": temperature-0 score neither 1 nor max_score):
+
+====  =======  ===================  ==================  ==========================
+T     moved    mean abs difference  moved, mid-scale    normal model, mid-scale
+====  =======  ===================  ==================  ==========================
+0     0%       0.00                 0%                  0%
+0.2   1.3%     0.01                 1.4%                1.2%
+0.7   43.8%    0.46                 46.2%               47.5%
+1.0   57.4%    0.66                 60.8%               61.7%
+====  =======  ===================  ==================  ==========================
+
+``seed`` and the choice index also vary the wording (the summary's opener).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 import re
 from dataclasses import dataclass
 
@@ -50,7 +75,8 @@ def _excerpt(text: str, limit: int = 40) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
-def _to_score(quality: float, max_score: int) -> int:
+def to_score(quality: float, max_score: int) -> int:
+    """A quality in [0, 1] on the 1..max_score scale: the deterministic score s0 of an assessment."""
     return max(1, min(max_score, 1 + math.floor(quality * (max_score - 1) + 0.5)))
 
 
@@ -100,6 +126,75 @@ def assess(question: str, answer: str, ref_answer: str | None = None) -> Assessm
         completeness = overall if len(a) >= 6 else max(0.25, overall - 0.25)
     clarity = min(1.0, overall + 0.25) if len(answer) <= 4000 else overall
     return Assessment(overall, overall, relevance, completeness, clarity, bool(r), excerpt)
+
+
+# --------------------------------------------------------------------------- sampling
+
+SIGMA_PER_TEMPERATURE = 1.0
+"""The noise of a sampled score, in score points per unit of temperature (see :func:`score_sigma`)."""
+
+
+def score_sigma(temperature: float) -> float:
+    """sigma(T): the standard deviation, in score points, of the noise on an overall score at temperature T.
+
+    ``SIGMA_PER_TEMPERATURE * T`` = T. A sample differs from s0 when ``|sigma * z| >= 0.5``, i.e. with
+    probability ``2 * (1 - Phi(0.5 / sigma))``: about 1% at 0.2 (the spec's default temperature),
+    47% at 0.7 and 62% at 1.0, less next to the scale's ends (the clamp keeps 1 and max_score).
+    """
+    return SIGMA_PER_TEMPERATURE * temperature
+
+
+def clamp_score(score: int, max_score: int) -> int:
+    """``score`` kept on the scale [1, max_score]."""
+    return max(1, min(max_score, score))
+
+
+def sampled_score(s0: int, max_score: int, temperature: float, draw: float) -> int:
+    """The overall score a choice shows: ``clamp(round_half_up(s0 + sigma(T) * draw), 1, max_score)``.
+
+    ``draw`` is the choice's standard-normal draw for the answer (:func:`choice_draws`); at T = 0 it is s0.
+    """
+    return clamp_score(math.floor(s0 + score_sigma(temperature) * draw + 0.5), max_score)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one choice departs from the deterministic scores: its temperature and one draw per answer."""
+
+    temperature: float = 0.0
+    draws: tuple[float, float] = (0.0, 0.0)
+    """Standard-normal draws: the (first) answer's, and for pairwise answer 2's."""
+
+    def score(self, s0: int, max_score: int, answer: int = 0) -> int:
+        """The sampled overall score of answer ``answer`` (0 or 1) whose deterministic score is ``s0``."""
+        return sampled_score(s0, max_score, self.temperature, self.draws[answer])
+
+
+DETERMINISTIC = Sampling()
+"""Temperature 0: every score is s0."""
+
+
+def judge_content(call: ChatCall) -> dict[str, object]:
+    """What a choice's randomness depends on besides seed and choice: mode, fields or custom messages,
+    max_score and response format (not ``n``, not the temperature, not the other generation parameters)."""
+    custom = call.kind == "custom"
+    max_score = scale_of("\n".join(m["content"] for m in call.messages)) if custom else call.fields.get("max_score")
+    return {"mode": call.kind, "fields": None if custom else call.fields, "messages": call.messages if custom else None,
+            "max_score": max_score, "response_format": call.params.response_format}
+
+
+def choice_draws(call: ChatCall, choice: int) -> tuple[float, float]:
+    """The two standard-normal draws of choice ``choice`` of ``call``, from a ``random.Random`` seeded with
+    the sha256 of the judge content, the request's ``seed`` (None if absent) and the choice index."""
+    key = json.dumps([judge_content(call), call.params.seed, choice], sort_keys=True, ensure_ascii=False,
+                     separators=(",", ":"), default=str)
+    rng = random.Random(int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest(), "big"))
+    return rng.normalvariate(0.0, 1.0), rng.normalvariate(0.0, 1.0)
+
+
+def choice_sampling(call: ChatCall, choice: int) -> Sampling:
+    """The sampling of choice ``choice`` of ``call`` at the request's temperature."""
+    return Sampling(call.params.temperature, choice_draws(call, choice))
 
 
 # --------------------------------------------------------------------------- wording
@@ -167,14 +262,16 @@ class _Criterion:
     reasons_en: tuple[str, ...]
 
 
-def _criteria(assessments: list[Assessment], max_score: int) -> list[_Criterion]:
+def _criteria(assessments: list[Assessment], max_score: int, offsets: tuple[int, ...]) -> list[_Criterion]:
+    """Each criterion's score per answer, moved by that answer's offset (sampled overall - s0), with the
+    reasons of the moved score's level."""
     out = []
     for zh, en in _CRITERIA:
         scores, rz, re_ = [], [], []
-        for a in assessments:
+        for a, offset in zip(assessments, offsets):
             quality = {"准确性": a.accuracy, "相关性": a.relevance, "完整性": a.completeness,
                        "清晰度和结构": a.clarity, "无害性": 1.0}[zh]
-            score = _to_score(quality, max_score)
+            score = clamp_score(to_score(quality, max_score) + offset, max_score)
             level = _level(score, max_score)
             key = level if (zh != "准确性" or a.has_ref) else f"{level}_noref"
             scores.append(score)
@@ -188,11 +285,13 @@ def _criteria(assessments: list[Assessment], max_score: int) -> list[_Criterion]
 
 
 def single_reply(question: str, answer: str, ref_answer: str | None, max_score: int, *, zh: bool,
-                 json_object: bool = False, choice: int = 0, seed: int | None = None) -> str:
-    """The single-mode reply: overall ``[[N]]`` first, then one ``[[n]]`` per criterion."""
+                 json_object: bool = False, choice: int = 0, seed: int | None = None,
+                 sampling: Sampling = DETERMINISTIC) -> str:
+    """The single-mode reply: overall ``[[N]]`` first, then one ``[[n]]`` per criterion (scores sampled)."""
     a = assess(question, answer, ref_answer)
-    overall = _to_score(a.overall, max_score)
-    crits = _criteria([a], max_score)
+    s0 = to_score(a.overall, max_score)
+    overall = sampling.score(s0, max_score)
+    crits = _criteria([a], max_score, (overall - s0,))
     if json_object:
         if zh:
             obj: dict[str, object] = {"总分": str(overall)}
@@ -243,11 +342,15 @@ def single_reply(question: str, answer: str, ref_answer: str | None, max_score: 
 
 
 def pairwise_reply(question: str, answer1: str, answer2: str, ref_answer: str | None, max_score: int, *, zh: bool,
-                   json_object: bool = False, choice: int = 0, seed: int | None = None) -> str:
-    """The pairwise reply: the winner in ``[[...]]``, then both overall scores, then per-criterion marks."""
+                   json_object: bool = False, choice: int = 0, seed: int | None = None,
+                   sampling: Sampling = DETERMINISTIC) -> str:
+    """The pairwise reply: the winner in ``[[...]]``, then both overall scores, then per-criterion marks.
+
+    Each answer's score is sampled with its own draw; the winner follows the sampled scores."""
     a1, a2 = assess(question, answer1, ref_answer), assess(question, answer2, ref_answer)
-    s1, s2 = _to_score(a1.overall, max_score), _to_score(a2.overall, max_score)
-    crits = _criteria([a1, a2], max_score)
+    base1, base2 = to_score(a1.overall, max_score), to_score(a2.overall, max_score)
+    s1, s2 = sampling.score(base1, max_score, 0), sampling.score(base2, max_score, 1)
+    crits = _criteria([a1, a2], max_score, (s1 - base1, s2 - base2))
     winner = "1" if s1 > s2 else "2" if s2 > s1 else "tie"
     opener = _opener(_ZH_OPENERS if zh else _EN_OPENERS, choice, seed)
     if json_object:
@@ -326,7 +429,7 @@ def _field(pattern: re.Pattern[str], text: str) -> str | None:
 
 
 def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, choice: int = 0,
-                 seed: int | None = None) -> str:
+                 seed: int | None = None, sampling: Sampling = DETERMINISTIC) -> str:
     """Reply to a custom-template conversation.
 
     A prompt built from the PAI templates (``[用户指令]: ...``, e.g. from another server's
@@ -343,10 +446,10 @@ def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, c
         zh = is_chinese(question or "")
         if question and answer1 and answer2:
             return pairwise_reply(question, answer1, answer2, ref, max_score, zh=zh, json_object=json_object,
-                                  choice=choice, seed=seed)
+                                  choice=choice, seed=seed, sampling=sampling)
         if question and answer:
             return single_reply(question, answer, ref, max_score, zh=zh, json_object=json_object, choice=choice,
-                                seed=seed)
+                                seed=seed, sampling=sampling)
     question, ref, answer = _field(_QUESTION, user), _field(_REF, user), _field(_ANSWER, user)
     zh = is_chinese(question or user)
     if question and answer:
@@ -355,7 +458,7 @@ def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, c
         excerpt = a.excerpt
     else:
         quality, excerpt = 0.5, _excerpt(user)
-    score = _to_score(quality, max_score)
+    score = sampling.score(to_score(quality, max_score), max_score)
     level = _level(score, max_score)
     opener = _opener(_ZH_OPENERS if zh else _EN_OPENERS, choice, seed)
     if zh:
@@ -377,19 +480,21 @@ def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, c
 
 
 class LexicalEngine(JudgeEngine):
-    """Offline, deterministic judge replies from lexical overlap (see the module docstring)."""
+    """Offline judge replies from lexical overlap, sampled at the request's temperature (see the module
+    docstring); the same request (and seed) always gets the same reply."""
 
     name = "lexical"
 
     async def reply(self, call: ChatCall, *, choice: int) -> str:
         p = call.params
         json_object = p.response_format == "json_object"
+        sampling = choice_sampling(call, choice)
         if call.kind == "custom":
-            return custom_reply(call.messages, json_object=json_object, choice=choice, seed=p.seed)
+            return custom_reply(call.messages, json_object=json_object, choice=choice, seed=p.seed, sampling=sampling)
         f = call.fields
         zh = is_chinese(f["question"])
         if call.kind == "single":
             return single_reply(f["question"], f["answer"], f.get("ref_answer"), f["max_score"], zh=zh,
-                                json_object=json_object, choice=choice, seed=p.seed)
+                                json_object=json_object, choice=choice, seed=p.seed, sampling=sampling)
         return pairwise_reply(f["question"], f["answer1"], f["answer2"], f.get("ref_answer"), f["max_score"], zh=zh,
-                              json_object=json_object, choice=choice, seed=p.seed)
+                              json_object=json_object, choice=choice, seed=p.seed, sampling=sampling)
