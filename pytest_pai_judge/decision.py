@@ -11,8 +11,8 @@ not met when ``P(mean < b)`` does. The samples' standard deviation is floored at
 (about 0.29, the spread that rounding to whole points alone adds), so identical samples are
 strong but not infinite evidence. Decisions need at least 2 samples; with 1 sample (the
 default) the rule is today's: ``score >= t``. Early stopping: the test is applied after the
-first round (2 samples) and only the undecided cases draw the rest; a case still undecided
-after all its samples is inconclusive.
+first round (3 samples, see :data:`FIRST_ROUND`) and only the undecided cases draw the rest; a
+case still undecided after all its samples is inconclusive.
 
 **Pairwise** (``assert_judge_prefers`` / ``assert_judge_not_worse``). One sample judges both
 orders; a consistent winner is a vote for it, disagreement (position bias) a vote for a tie.
@@ -33,8 +33,10 @@ MAX_SAMPLES = 128
 """The spec's upper bound of ``n``: a case's samples can always be drawn in one call."""
 SD_FLOOR = 1 / math.sqrt(12)
 """The spread rounding to a whole point adds to a continuous score (uniform rounding error)."""
-FIRST_ROUND = 2
-"""Samples a score assertion draws before its first decision (the fewest a t-test can use)."""
+FIRST_ROUND = 3
+"""Samples a score assertion draws before its first decision. Two is the fewest a t-test can use,
+but on one degree of freedom two samples that differ by a point decide nothing, even far from the
+threshold; three decide a clear case at any usual temperature."""
 
 
 class Decision(str, enum.Enum):

@@ -4,14 +4,16 @@ Sample 0 is the request exactly as the test wrote it (so one sample is today's s
 and a cache recorded with one sample is reused when samples are raised). Sample ``j`` has its own
 cache key, derived from the request's key and ``j``, so each sample is paid for once and a warm
 rerun makes no calls. The samples a round still needs are drawn in ONE call: the request with
-``n`` = how many and ``seed`` derived from the request's key and the first sample's number (the
-prompt is paid once); choice ``c`` of that call is the round's ``c``-th missing sample.
+``n`` = how many and ``seed`` derived from the request body and the first sample's number (the
+prompt is paid once; the same samples whichever service is asked); choice ``c`` of that call is
+the round's ``c``-th missing sample.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 
 from .request import JudgeRequest
 
@@ -26,9 +28,10 @@ def sample_key(base_key: str, index: int) -> str:
     return hashlib.sha256(f"{base_key}/sample/{index}".encode()).hexdigest()
 
 
-def sample_seed(base_key: str, index: int) -> int:
-    """A reproducible seed per (request, sample number): the same sample every run, different samples apart."""
-    digest = hashlib.sha256(f"{base_key}/seed/{index}".encode()).digest()
+def sample_seed(request: JudgeRequest, index: int) -> int:
+    """A reproducible seed per (request body, sample number): the same sample every run, different samples apart."""
+    body = json.dumps(request.body(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(f"{body}/seed/{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
 
@@ -37,7 +40,7 @@ def draw_request(request: JudgeRequest, base_key: str, indices: list[int]) -> Ju
     if indices == [0]:
         return request
     call = copy.deepcopy(request)
-    call.params["seed"] = sample_seed(base_key, indices[0])
+    call.params["seed"] = sample_seed(request, indices[0])
     if len(indices) > 1:
         call.params["n"] = len(indices)
     else:

@@ -89,7 +89,8 @@ def test_pairwise_majority(votes: list[str], samples: int, final: bool, expected
 
 
 def test_rounds_start_with_the_fewest_samples_that_can_decide() -> None:
-    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False) == 2
+    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False) == 3
+    assert first_round(2, pairwise=False) == 2
     assert first_round(5, pairwise=True) == 3 and first_round(2, pairwise=True) == 2
 
 
@@ -98,11 +99,11 @@ def test_each_sample_has_its_own_key_and_seed_and_sample_0_is_the_request_as_wri
 
     request = JudgeRequest.single("q?", "a.", temperature=0.7)
     assert sample_key("k", 0) == "k" and len({sample_key("k", j) for j in range(5)}) == 5
-    assert len({sample_seed("k", j) for j in range(5)}) == 5 and all(0 <= sample_seed("k", j) < 2**63
+    assert len({sample_seed(request, j) for j in range(5)}) == 5 and all(0 <= sample_seed(request, j) < 2**63
                                                                       for j in range(5))
     assert draw_request(request, "k", [0]) is request
     call = draw_request(request, "k", [1, 2, 3])
-    assert call.params == {"temperature": 0.7, "seed": sample_seed("k", 1), "n": 3} and request.params == {
+    assert call.params == {"temperature": 0.7, "seed": sample_seed(request, 1), "n": 3} and request.params == {
         "temperature": 0.7}
 
 
@@ -134,16 +135,16 @@ def test_clear_cases_stop_early_and_a_warm_rerun_makes_no_call(pytester, server,
     before = calls(server)
     result = run(pytester, server, f"--judge-report={report}")
     result.assert_outcomes(passed=1, failed=1)
-    assert calls(server) - before == 2, "one call of n=2 per case: decided after the first round"
-    result.stdout.fnmatch_lines(["*judge score: not met after 2 of 5 samples against the minimum 4 at 95% confidence*",
-                                 "*sample scores: 2, 2 (of 5); median 2*"])
+    assert calls(server) - before == 2, "one call of n=3 per case: decided after the first round"
+    result.stdout.fnmatch_lines(["*judge score: not met after 3 of 5 samples against the minimum 4 at 95% confidence*",
+                                 "*sample scores: 2, 2, 2 (of 5); median 2*"])
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
-    assert rows["test_good"]["samples"] == 2 and rows["test_good"]["decision"] == "met"
-    assert rows["test_good"]["scores"] == [5.0, 5.0] and rows["test_bad"]["decision"] == "not met"
+    assert rows["test_good"]["samples"] == 3 and rows["test_good"]["decision"] == "met"
+    assert rows["test_good"]["scores"] == [5.0, 5.0, 5.0] and rows["test_bad"]["decision"] == "not met"
     warm = run(pytester, server)
     warm.assert_outcomes(passed=1, failed=1)
     assert calls(server) - before == 2, "every sample came from the cache"
-    warm.stdout.fnmatch_lines(["*verdicts: 0 fresh, 4 from cache*"])
+    warm.stdout.fnmatch_lines(["*verdicts: 0 fresh, 6 from cache*"])
 
 
 def test_one_sample_is_exactly_the_single_verdict(pytester, server, tmp_path) -> None:
@@ -161,7 +162,7 @@ def test_samples_from_the_marker_the_command_line_and_the_ini(pytester, server, 
     report = tmp_path / "r.json"
     run(pytester, server, f"--judge-report={report}").assert_outcomes(passed=3)
     got = {r["nodeid"].rpartition("::")[2]: r["samples"] for r in json.loads(report.read_text())}
-    assert got == {"test_ini": 2, "test_marker": 2, "test_argument": 2}, "all clear: decided after 2 samples"
+    assert got == {"test_ini": 3, "test_marker": 2, "test_argument": 3}, "all clear: decided after the first round"
     result = run(pytester, server, "--judge-samples=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*judge_samples must be a whole number of samples from 1 to 128, got 0*"])
@@ -200,8 +201,8 @@ def test_raising_samples_reuses_the_samples_already_paid_for(pytester, server) -
     pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=3"))
     result = run(pytester, server)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*verdicts: 1 fresh, 1 from cache*"])  # sample 0 was the single verdict
-    assert calls(server) - before == 2
+    result.stdout.fnmatch_lines(["*verdicts: 2 fresh, 1 from cache*"])  # sample 0 was the single verdict
+    assert calls(server) - before == 2, "the single verdict, then one call of n=2 for samples 1 and 2"
 
 
 def test_pairwise_samples_vote(pytester, server, tmp_path) -> None:
@@ -237,7 +238,7 @@ def test_a_custom_template_is_a_threshold_test(pytester, server) -> None:
     """))
     result = run(pytester, server)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*judge score: not met after 2 of 3 samples*"])
+    result.stdout.fnmatch_lines(["*judge score: not met after 3 of 3 samples*"])
 
 
 def test_a_value_read_with_samples_is_their_median(pytester, server) -> None:
@@ -250,16 +251,21 @@ def test_a_value_read_with_samples_is_their_median(pytester, server) -> None:
     run(pytester, server).assert_outcomes(passed=1)
 
 
-AT_THRESHOLD = ("What is the capital of France?", "The capital of France is Paris.")
-"""Without a reference answer the lexical engine gives this 4 of 5: at a threshold of 4, two equal
-samples cannot decide (1 degree of freedom), so a second round draws the rest."""
+NOISY = ("What is the capital of France?", "Paris is the capital of France.")
+"""At temperature 0.7 the lexical engine's scores spread by about 0.7 points (see its docstring).
+The samples are reproducible (each sample's seed comes from the request body), so these cases are
+known: "Capital of France: Paris" draws 5, 5, 5 (met at 4 after 3 of 5 samples), "Lyon is a big
+city." 2, 2, 2 (not met after 3), and "Paris." 4, 3, 4, then 4, 4: borderline, inconclusive after
+all 5 (a second round, in batch mode a second job)."""
 
 
 def modes_suite() -> str:
-    q, a = AT_THRESHOLD
-    return HEADER + case("test_good", GOOD, ", samples=5") + case("test_bad", BAD, ", samples=5") + textwrap.dedent(f"""
-        def test_at_threshold():
-            assert_judge_score({q!r}, {a!r}, 4, samples=3)
+    q, ref = NOISY
+    return HEADER + textwrap.dedent(f"""
+        @pytest.mark.parametrize("answer", ["Capital of France: Paris", "Lyon is a big city.", "Paris."],
+                                 ids=["good", "bad", "borderline"])
+        def test_noisy(answer):
+            assert_judge_score({q!r}, answer, 4, ref_answer={ref!r}, samples=5, temperature=0.7)
 
         def test_pairwise():
             assert_judge_prefers({GOOD[0]!r}, {GOOD[1]!r}, "Bananas.", samples=3)
@@ -277,20 +283,25 @@ def test_samples_decide_alike_in_every_mode(pytester, make_judge_server, tmp_pat
     pytester.makepyfile(modes_suite())
     report = tmp_path / "r.json"
     result = run(pytester, server, f"--judge-mode={mode}", f"--judge-report={report}")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
-    assert {k: (r["samples"], r["decision"]) for k, r in rows.items()} == {
-        "test_good": (2, "met"), "test_bad": (2, "not met"), "test_at_threshold": (3, "met"),
-        "test_pairwise": (2, "met")}
+    assert {k: (r["samples"], r["scores"], r["decision"]) for k, r in rows.items()} == {
+        "test_noisy[good]": (3, [5.0, 5.0, 5.0], "met"), "test_noisy[bad]": (3, [2.0, 2.0, 2.0], "not met"),
+        "test_noisy[borderline]": (5, [4.0, 3.0, 4.0, 4.0, 4.0], "inconclusive"),
+        "test_pairwise": (2, [4.0, 4.0], "met")}
+    result.stdout.fnmatch_lines(["*JudgeInconclusive: judge score: inconclusive after 5 of 5 samples*",
+                                 "*sample scores: 4, 3, 4, 4, 4 (of 5); median 4, mean 3.80, spread (sd) 0.45*",
+                                 "*raise samples= or review the case*",
+                                 "*4 judged assertions in 4 tests (1 not met, 1 inconclusive)*"])
     got = server_stats(server)
     if mode == "batch":
         assert got.get("batches_created") == 2, "a second, smaller job for the undecided case"
         result.stdout.fnmatch_lines(["*second round: 1 undecided case draw the rest of their samples*"])
     else:
-        # one call per request and round: good, bad, at-threshold twice, pairwise both orders
+        # one call per request and round: good, bad, borderline twice, pairwise both orders
         assert got.get("chat_completions") == 6, got
     warm = run(pytester, server, f"--judge-mode={mode}")
-    warm.assert_outcomes(passed=3, failed=1)
+    warm.assert_outcomes(passed=2, failed=2)
     assert server_stats(server) == got, "a warm rerun makes no call"
 
 
@@ -300,6 +311,14 @@ def test_samples_under_xdist(pytester, make_judge_server, tmp_path, mode) -> Non
     pytester.makepyfile(modes_suite())
     report = tmp_path / "r.json"
     result = run(pytester, server, f"--judge-mode={mode}", f"--judge-report={report}", "-n", "2")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     rows = {r["nodeid"].rpartition("::")[2]: (r["samples"], r["decision"]) for r in json.loads(report.read_text())}
-    assert rows["test_at_threshold"] == (3, "met") and rows["test_bad"] == (2, "not met")
+    assert rows["test_noisy[borderline]"] == (5, "inconclusive") and rows["test_noisy[bad]"] == (3, "not met")
+
+
+@pytest.mark.parametrize(("policy", "outcome"), [("pass", "passed"), ("skip", "skipped")])
+def test_inconclusive_can_pass_or_skip(pytester, server, policy, outcome) -> None:
+    pytester.makepyfile(modes_suite())
+    result = run(pytester, server, f"--judge-inconclusive={policy}", "-k", "borderline", "-rs")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*(0 not met, 1 inconclusive)*"])
