@@ -57,11 +57,12 @@ def suite(temperature: float) -> str:
     """)
 
 
-def run_suite(project: Path, url: str, samples: int, run: int) -> list[dict]:
+def run_suite(project: Path, url: str, samples: int, run: int, confidence: float) -> list[dict]:
     report = project / f"report-{samples}-{run}.json"
     env = {**os.environ, "FLIPS_RUN": str(run)}
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--judge-cache=off",
-                    f"--judge-base-url={url}", f"--judge-samples={samples}", f"--judge-report={report}"],
+                    f"--judge-base-url={url}", f"--judge-samples={samples}", f"--judge-report={report}",
+                    f"--judge-confidence={confidence}"],
                    cwd=project, env=env, capture_output=True, check=False)
     return json.loads(report.read_text(encoding="utf-8"))
 
@@ -70,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--show", action="store_true", help="list each case that flipped, with its decisions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalJudgeServer() as server:
         project = Path(tmp)
@@ -83,7 +86,7 @@ def main() -> None:
             passes: dict[str, list[bool]] = {}
             drawn: list[int] = []
             for run in range(1, args.runs + 1):
-                for row in run_suite(project, server.url, samples, run):
+                for row in run_suite(project, server.url, samples, run, args.confidence):
                     decisions.setdefault(row["nodeid"], []).append(str(row["decision"]))
                     passes.setdefault(row["nodeid"], []).append(bool(row["passed"]))
                     drawn.append(int(row["samples"]))
@@ -94,6 +97,10 @@ def main() -> None:
                   f"{changed} changed their decision; {stable_inconclusive} were inconclusive in every run; "
                   f"mean samples drawn per case {statistics.fmean(drawn):.2f}; "
                   f"{time.perf_counter() - started:.1f}s")
+            if args.show:
+                for nodeid, seen in decisions.items():
+                    if len(set(passes[nodeid])) > 1:
+                        print(f"    {nodeid.rpartition('[')[2].rstrip(']')}: {', '.join(seen)}")
 
 
 if __name__ == "__main__":

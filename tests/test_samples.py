@@ -322,3 +322,16 @@ def test_inconclusive_can_pass_or_skip(pytester, server, policy, outcome) -> Non
     result = run(pytester, server, f"--judge-inconclusive={policy}", "-k", "borderline", "-rs")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*(0 not met, 1 inconclusive)*"])
+
+
+def test_reports_show_a_cases_samples(pytester, server, tmp_path) -> None:
+    pytester.makepyfile(modes_suite())
+    md, page, csv = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "r.csv"
+    run(pytester, server, "-k", "borderline", f"--judge-report={md}", f"--judge-report={page}",
+        f"--judge-report={csv}").assert_outcomes(failed=1)
+    shown = "median of 5 samples: 4, 3, 4, 4, 4 (sd 0.45); inconclusive"
+    assert shown in md.read_text() and shown in page.read_text()
+    from pytest_pai_judge.report.table import read_report
+
+    back = read_report(csv).to_dict(orient="records")[0]
+    assert (back["samples"], back["scores"], back["decision"]) == (5, [4.0, 3.0, 4.0, 4.0, 4.0], "inconclusive")

@@ -23,6 +23,7 @@ from .table import (
     fmt_change,
     fmt_score,
     isna,
+    samples_text,
     status_of,
     summarize,
 )
@@ -228,6 +229,8 @@ def _table_section(df: pd.DataFrame) -> str:
             + (f"<small>/{r['max_score']}</small>" if not isna(r["max_score"]) else "")
         if not isna(r["winner"]):
             score += f"<br><small>winner {esc(r['winner'])}</small>"
+        if samples_text(r):
+            score += f"<br><small class='samples'>{esc(samples_text(r))}</small>"
         criteria = "".join(f"<li>{esc(k)} <b>{fmt_score(v)}</b></li>" for k, v in (r["criteria"] or {}).items())
         kind = f"{esc(r['kind'])} · {esc(r['assertion'])}"
         scene = _scene(r["scene"])

@@ -12,7 +12,18 @@ from typing import Any
 import pandas as pd
 
 from .drift import drops_beyond, no_shared_cases
-from .table import clean_text, coerce, failing_first, fmt_change, fmt_score, isna, short_text, status_of, summarize
+from .table import (
+    clean_text,
+    coerce,
+    failing_first,
+    fmt_change,
+    fmt_score,
+    isna,
+    samples_text,
+    short_text,
+    status_of,
+    summarize,
+)
 
 
 def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
@@ -35,6 +46,8 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     for r in failing_first(df).to_dict(orient="records"):
         score = fmt_score(r["score"]) + (f" vs {fmt_score(r['score2'])}" if not isna(r["score2"]) else "") \
             + (f"/{r['max_score']}" if not isna(r["max_score"]) else "")
+        if samples_text(r):
+            score += f" ({samples_text(r)})"
         criteria = ", ".join(f"{k} {fmt_score(v)}" for k, v in (r["criteria"] or {}).items())
         why = r["error"] if not isna(r["error"]) else r["reasons"]
         lines.append(

@@ -191,6 +191,18 @@ def status_of(row: dict[str, Any]) -> str:
     return "passed" if passed else "failed"
 
 
+def samples_text(row: dict[str, Any]) -> str:
+    """A case's samples for people: ``median of 5 samples: 4, 3, 4, 4, 4 (sd 0.45); inconclusive``; "" for one."""
+    samples = row.get("samples")
+    if samples is None or isna(samples) or int(samples) <= 1:
+        return ""
+    scores = ", ".join(fmt_score(s) for s in (row.get("scores") or []))
+    spread = row.get("spread")
+    sd = f" (sd {spread:.2f})" if not isna(spread) else ""
+    decision = row.get("decision")
+    return f"median of {int(samples)} samples: {scores}{sd}" + (f"; {decision}" if not isna(decision) else "")
+
+
 def failing_first(df: pd.DataFrame) -> pd.DataFrame:
     """Errors, then failures (lowest score first), xpassed (a known-bad case that now passes), xfailed,
     verdicts without a threshold, then passes."""
