@@ -129,7 +129,14 @@ class Judge:
         """Judge two answers; with ``both_orders`` (default) an order-dependent verdict is a tie."""
         __tracebackhide__ = True
         model = model or self.model
+        samples = fields.pop("samples", None)
         request = JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields)
+        count = self._samples(samples, request)
+        if count > 1:
+            if not both_orders:
+                raise ValueError("samples= judges both orders in every sample; it cannot go with both_orders=False")
+            backward = JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields)
+            return self._session.sampled_comparison(request, backward, self._item, count)
         try:
             return self._compare(request, question, answer1, answer2, model, both_orders, fields)
         except Exception as exc:  # an unreadable order: one row that says so, as for a failed score()

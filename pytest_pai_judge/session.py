@@ -19,7 +19,8 @@ import pytest
 
 from . import errors
 from .cache import CacheMode
-from .expectation import Expectation, Outcome, failure_columns, nodeid_of
+from .decision import decide_winner
+from .expectation import Comparison, Expectation, Outcome, consensus, failure_columns, nodeid_of
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
@@ -246,6 +247,14 @@ class JudgeSession:
         ``record=False`` leaves the report row to the caller (``Judge.compare`` writes one for both orders).
         """
         __tracebackhide__ = True
+        self.check_value_now(request, item)
+        if samples > 1:
+            return self.sampled_value(request, item, samples)
+        return self.value_now(request, item, record=record)
+
+    def check_value_now(self, request: JudgeRequest, item: pytest.Item | None) -> None:
+        """In deferred / batch mode a value cannot wait for the end of the run: refuse it (unless the fallback)."""
+        __tracebackhide__ = True
         if self.holds(item):
             self.judging.prepare(request, item)  # a request the judge would refuse is refused now, whatever the mode
             if self.options.value_fallback is not ValueFallback.IMMEDIATE:
@@ -256,9 +265,34 @@ class JudgeSession:
                     "deferred), mark this test @pytest.mark.judge(defer=False) to judge it synchronously, or pass "
                     "--judge-batch-fallback=immediate to judge every value read in a test body with a synchronous "
                     "call.")
-        if samples > 1:
-            return self.sampled_value(request, item, samples)
-        return self.value_now(request, item, record=record)
+
+    def sampled_comparison(self, forward: JudgeRequest, backward: JudgeRequest, item: pytest.Item | None,
+                           samples: int) -> Comparison:
+        """``judge.compare`` with several samples: each judges both orders; the winner has a strict majority."""
+        __tracebackhide__ = True
+        self.check_value_now(forward, item)
+        drawn = [self.judging.draw(r, self.judging.prepare(r, item), list(range(samples)), item)
+                 for r in (forward, backward)]
+        flat = [o for orders in drawn for o in orders]
+        for outcome in flat:
+            self.judging.observe(outcome, item)
+        pairs = [(f, b) for f, b in zip(*drawn)
+                 if not isinstance(f, BaseException) and not isinstance(b, BaseException)]
+        failed_call = next((o for o in flat if isinstance(o, errors.JudgeError)), None)
+        if failed_call is not None or not pairs:
+            failure = failed_call or next(o for o in flat if isinstance(o, BaseException))
+            self.record_value(forward, None, item, samples=samples, **failure_columns(flat))
+            raise failure
+        votes = [consensus(f, b).winner for f, b in pairs]
+        winner = decide_winner(votes, samples, final=True) or "tie"
+        result = Comparison("1" if winner == "1" else "2" if winner == "2" else "tie", len(set(votes)) == 1, *pairs[0])
+        scores = [s for f, b in pairs if (s := consensus(f, b).score1) is not None]
+        self.record_value(forward, pairs[0][0], item, winner=result.winner, samples=samples, scores=scores,
+                          score=statistics.median(scores) if scores else None,
+                          spread=statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                          tokens=sum(int((o.usage or {}).get("total_tokens") or 0) for f, b in pairs for o in (f, b)),
+                          cached=all(o.cached for f, b in pairs for o in (f, b)))
+        return result
 
     def sampled_value(self, request: JudgeRequest, item: pytest.Item | None, samples: int) -> Verdict:
         """A verdict read as a value from ``samples`` samples (all drawn: no threshold to stop at)."""

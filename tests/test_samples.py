@@ -335,3 +335,16 @@ def test_reports_show_a_cases_samples(pytester, server, tmp_path) -> None:
 
     back = read_report(csv).to_dict(orient="records")[0]
     assert (back["samples"], back["scores"], back["decision"]) == (5, [4.0, 3.0, 4.0, 4.0, 4.0], "inconclusive")
+
+
+def test_compare_with_samples_takes_the_majority(pytester, server, tmp_path) -> None:
+    q, good, _ref = GOOD
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        def test_compare(judge):
+            result = judge.compare({q!r}, {good!r}, "Bananas.", samples=3)
+            assert result.winner == "1" and result.consistent
+    """))
+    report = tmp_path / "r.json"
+    run(pytester, server, f"--judge-report={report}").assert_outcomes(passed=1)
+    row = json.loads(report.read_text())[0]
+    assert (row["assertion"], row["samples"], row["winner"]) == ("value", 3, "1")
