@@ -316,12 +316,17 @@ def test_samples_under_xdist(pytester, make_judge_server, tmp_path, mode) -> Non
     assert rows["test_noisy[borderline]"] == (5, "inconclusive") and rows["test_noisy[bad]"] == (3, "not met")
 
 
+@pytest.mark.parametrize("mode", ["immediate", "deferred", "batch"])
 @pytest.mark.parametrize(("policy", "outcome"), [("pass", "passed"), ("skip", "skipped")])
-def test_inconclusive_can_pass_or_skip(pytester, server, policy, outcome) -> None:
+def test_inconclusive_can_pass_or_skip(pytester, server, policy, outcome, mode) -> None:
     pytester.makepyfile(modes_suite())
-    result = run(pytester, server, f"--judge-inconclusive={policy}", "-k", "borderline", "-rs")
+    result = run(pytester, server, f"--judge-inconclusive={policy}", "-k", "borderline", "-rs",
+                 f"--judge-mode={mode}")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*(0 not met, 1 inconclusive)*"])
+    if outcome == "skipped":
+        result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_inconclusive_can_pass_or_skip.py:*: judge score: "
+                                     "inconclusive after 5 of 5 samples*"])
 
 
 def test_reports_show_a_cases_samples(pytester, server, tmp_path) -> None:

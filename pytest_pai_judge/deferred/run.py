@@ -364,8 +364,13 @@ class DeferredRun:
             phase_report = next((r for r in test.reports if r.when == when), None)
             if phase_report is None or (when == "teardown" and phase_report.failed):
                 continue  # a teardown that failed anyway keeps its own error
-            phase_report.outcome = "failed"
-            phase_report.longrepr = self._longrepr(test, failure, entry.callsite, when)
+            if isinstance(failure, pytest.skip.Exception):  # --judge-inconclusive=skip: skipped where it was made
+                phase_report.outcome = "skipped"
+                line = next((int(f[1]) for f in entry.callsite[:1]), (test.location[1] or 0) + 1)
+                phase_report.longrepr = (test.location[0], line, f"Skipped: {failure.msg}")
+            else:
+                phase_report.outcome = "failed"
+                phase_report.longrepr = self._longrepr(test, failure, entry.callsite, when)
             if hasattr(phase_report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
                 del phase_report.wasxfail
         if "setup" in failures:
