@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
@@ -35,7 +36,43 @@ if TYPE_CHECKING:  # pragma: no cover
     from .verdict import Verdict
 
 UNREACHABLE_AFTER = 2
-"""Consecutive synchronous calls that could not reach the judge (after retries) before later ones fail fast."""
+"""Consecutive calls that could not reach the judge (after retries) before later ones fail fast."""
+PROBE_EVERY_S = 2.0
+"""While calls fail fast, one call in this many seconds is tried anyway; one that gets through closes it."""
+
+
+class Breaker:
+    """Fails calls fast once the judge cannot be reached; only "cannot reach" counts.
+
+    Opens after :data:`UNREACHABLE_AFTER` consecutive connection failures (refused, reset, no
+    route), after the SDK's own retries. A timeout, a 5xx or any reply means the judge is there,
+    so it closes the breaker again, as does a probe (one call every :data:`PROBE_EVERY_S` while it
+    is open) that gets through.
+    """
+
+    def __init__(self, retries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.retries = retries
+        self.clock = clock
+        self.failures: list[errors.JudgeError] = []
+        self.last_try = 0.0
+
+    def refusal(self) -> errors.JudgeError | None:
+        """The error a call fails fast with now, or None to try it (closed, or time for a probe)."""
+        if len(self.failures) < UNREACHABLE_AFTER or self.clock() - self.last_try >= PROBE_EVERY_S:
+            self.last_try = self.clock()
+            return None
+        first = self.failures[0]
+        return type(first)(f"not sent: the judge failed the last {len(self.failures)} calls of this run the same way "
+                           f"(first: {first.message}); later tests fail fast instead of waiting {self.retries} "
+                           f"retries each, and one call every {PROBE_EVERY_S:g}s is tried again", status=first.status,
+                           code=first.code, hint=first.hint)
+
+    def observe(self, exc: BaseException | None) -> None:
+        """After a call: None (a reply), or its exception."""
+        if isinstance(exc, errors.JudgeConnectionError):
+            self.failures.append(exc)
+        else:
+            self.failures.clear()
 MEMO_DROPPED = ("raw", "model", "usage", "latency_s", "cached")
 """Verdict fields a parse memo leaves out: they come from the stored reply, or from this read."""
 
@@ -64,8 +101,7 @@ class Judging:
         self._cache: VerdictCache | None = None
         self._server: LocalJudgeServer | None = None
         self._lock = threading.Lock()
-        self._unreachable: list[errors.JudgeError] = []
-        """Consecutive connection failures / timeouts of synchronous calls (after the SDK's own retries)."""
+        self.breaker = Breaker(options.retries)
         self._custom_parser: bool | None = None
         self._variant_prefix = ""
 
@@ -177,29 +213,26 @@ class Judging:
         return verdict
 
     def _refuse_when_offline(self, key: str, request: JudgeRequest) -> None:
-        """Replay mode never calls the judge; after repeated unreachable calls, later ones fail fast."""
+        """Replay mode never calls the judge; while the judge cannot be reached, calls fail fast (:class:`Breaker`)."""
         __tracebackhide__ = True
         if self.options.cache_mode is CacheMode.REPLAY:
             question = (request.question or "")[:120]
             raise errors.ReplayMiss(f"no cached verdict for this request and --judge-cache=replay forbids calling "
                                     f"the judge ({request.describe()}, question {question!r}, cache key "
                                     f"{key[:12]}); run once with --judge-cache=use to record it")
-        if len(self._unreachable) >= UNREACHABLE_AFTER:
-            first = self._unreachable[0]
-            raise type(first)(f"not sent: the judge failed the last {len(self._unreachable)} calls of this run the "
-                              f"same way (first: {first.message}); later tests fail fast instead of waiting "
-                              f"{self.options.retries} retries each", status=first.status, code=first.code,
-                              hint=first.hint)
+        refusal = self.breaker.refusal()
+        if refusal is not None:
+            raise refusal
 
     def _send(self, request: JudgeRequest, future: Future[JudgeReply] | None = None) -> JudgeReply:
         """One call (or the held call already in flight), remembering whether the judge could be reached."""
         __tracebackhide__ = True
         try:
             reply = future.result() if future is not None else self.client.send(request)
-        except (errors.JudgeConnectionError, errors.JudgeTimeout) as exc:
-            self._unreachable.append(exc)
+        except errors.JudgeError as exc:
+            self.breaker.observe(exc)
             raise
-        self._unreachable.clear()
+        self.breaker.observe(None)
         return reply
 
     def store(self, key: str, request: JudgeRequest, reply: JudgeReply, item: pytest.Item | None, *,

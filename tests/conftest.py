@@ -17,9 +17,35 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
 # numpy (under pandas) cannot be imported twice in one process, and an HTTP stack first imported inside
 # an inner run would come back as a second copy whose exception classes (openai.APITimeoutError, ...)
 # the next test's copy does not catch.
-import httpx  # noqa: F401, E402 - after the environment is cleaned above
-import openai  # noqa: F401, E402
+import asyncio  # noqa: E402 - after the environment is cleaned above
+import socket  # noqa: E402
+
+import httpx  # noqa: F401, E402
+import openai  # noqa: E402
 import pandas  # noqa: F401, E402
+
+
+def _load_the_http_stack() -> None:
+    """The SDK imports its transport (httpcore, h11, anyio's backends) on the first call: make one,
+    sync and async, to a port nothing listens on, so no inner run is the first."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    try:
+        openai.OpenAI(api_key="x", base_url=dead, max_retries=0).post("/x", body={}, cast_to=object)
+    except openai.APIConnectionError:
+        pass
+
+    async def call() -> None:
+        try:
+            await openai.AsyncOpenAI(api_key="x", base_url=dead, max_retries=0).post("/x", body={}, cast_to=object)
+        except openai.APIConnectionError:
+            pass
+
+    asyncio.run(call())
+
+
+_load_the_http_stack()
 
 from pytest_pai_judge.server import LocalJudgeServer  # noqa: E402
 

@@ -644,3 +644,57 @@ def test_an_error_while_preparing_a_request_is_a_report_row(pytester, server, tm
 
     rows = pandas.read_csv(report)
     assert len(rows) == 2 and rows["error"].notna().sum() == 1
+
+
+def test_slow_calls_do_not_fail_the_healthy_tests_after_them(pytester, make_judge_server):
+    """Two calls that time out used to make every later test fail fast ("not sent: ..."): a timeout
+    means the judge is there, only "cannot reach the judge" opens the breaker."""
+    server = make_judge_server(faults=[Fault("slow question", "timeout")], fault_timeout_s=5.0)
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(2))
+        def test_slow(i):
+            assert_judge_score(f"slow question {i}?", "a.", 1)
+
+        @pytest.mark.parametrize("i", range(10))
+        def test_healthy(i):
+            assert_judge_score(f"What is the capital of France? ({i})", "Paris.", 1)
+    """))
+    result = run(pytester, server, "--judge-timeout=0.5", "--judge-retries=0")
+    result.assert_outcomes(passed=10, failed=2)
+    assert "not sent" not in result.stdout.str()
+
+
+def test_a_judge_that_comes_back_is_used_again(pytester):
+    """While the judge cannot be reached calls fail fast, but one call every 2 s is tried: once the
+    judge is back, the tests after it pass."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on yet
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pytester.makepyfile(HEADER + textwrap.dedent(f"""
+        import time
+        import pytest
+        from pytest_pai_judge.server import LocalJudgeServer
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_down(i):
+            assert_judge_score(f"q{{i}}?", "a.", 1)
+
+        def test_judge_comes_back():
+            pytest.server = LocalJudgeServer(port={port}).__enter__()
+            time.sleep(2.1)
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_up(i):
+            assert_judge_score(f"What is the capital of France? ({{i}})", "Paris.", 1)
+
+        def test_stop():
+            pytest.server.__exit__(None, None, None)
+    """))
+    result = pytester.runpytest("--judge-base-url", f"http://127.0.0.1:{port}/v1", "--judge-retries=0",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=3)
+    assert result.stdout.str().count("not sent: the judge failed the last 2 calls") == 1
