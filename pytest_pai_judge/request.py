@@ -116,6 +116,18 @@ class JudgeRequest:
                 "params": self.params}
 
     @classmethod
+    def from_body(cls, body: dict[str, Any]) -> JudgeRequest:
+        """The request a ``/v1/chat/completions`` body (or a batch line's body) was made from."""
+        body = dict(body)
+        model = str(body.pop("model", protocol.DEFAULT_MODEL))
+        messages = body.pop("messages", [])
+        content = messages[0].get("content") if len(messages) == 1 and isinstance(messages[0], dict) else None
+        if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict) \
+                and content[0].get("type") == "json" and content[0].get("mode") in ("single", "pairwise"):
+            return cls(content[0]["mode"], model, fields=dict(content[0].get("json") or {}), params=body)
+        return cls("custom", model, messages=list(messages), params=body)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeRequest:
         return cls(data["kind"], data["model"], dict(data.get("fields") or {}), list(data.get("messages") or []),
                    dict(data.get("params") or {}))

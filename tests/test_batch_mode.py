@@ -384,3 +384,30 @@ def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
         time.sleep(0.05)
         steps.append("not reached")
     assert steps == ["remembered"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "lost"])
+def test_a_job_the_ledger_does_not_know_is_found_on_the_server(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer], damage: str) -> None:
+    """A ledger written when the job was created but cut short, or never written (a SIGKILL between
+    creating the job and remembering it): the next run finds the job by its metadata, pays nothing."""
+    server = make_judge_server(latency_ms=1200)
+    pytester.makepyfile(test_many=PARAMETRIZED.format(n=3))
+    first, _ = run_inner(pytester, server, "batch", "--judge-batch-timeout=0.3")
+    first.assert_outcomes(failed=3)
+    (batch_id,) = ledger(pytester)
+    path = pytester.path / ".pai_judge_cache" / "batches.json"
+    if damage == "corrupt":
+        path.write_text(path.read_text()[:40])  # a write cut short by a crash
+    else:
+        path.unlink()
+    again, _ = run_inner(pytester, server, "batch", name="again")
+    again.assert_outcomes(passed=3)
+    again.stdout.fnmatch_lines([f"pai-judge: collecting 3 verdicts from {batch_id} (an earlier run's batch)…"])
+    assert stats(server).get("batches_created") == 1, "found, not paid for again"
+    if damage == "corrupt":
+        again.stdout.fnmatch_lines(["*the batch ledger * could not be read (not JSON*; moved to batches.json.unreadable-*"
+                                    "found 1 of this cache's batch jobs on the judge service by their metadata*"])
+    third, _ = run_inner(pytester, server, "batch", name="third")  # --judge-cache=off: judged again
+    third.assert_outcomes(passed=3)
+    assert "collecting" not in third.stdout.str(), "a collected job is not collected twice"

@@ -23,10 +23,11 @@ from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
 from ..request import JudgeRequest
 from ..terminal import Console, plural
-from .batch_files import custom_id, encode_line, key_of, outcome_of_line, split_files
+from .batch_files import attribute, custom_id, encode_line, key_of, outcome_of_line, split_files
 from .ctrl_c import hold_ctrl_c
 from .held import RawOutcome
-from .ledger import BatchLedger
+from .ledger import CREATOR, MARKER, BatchLedger, cache_token
+from .recovery import find_lost_jobs
 from .sources import VerdictSource, Wanted
 
 FIRST_POLL_S = 0.2
@@ -56,17 +57,6 @@ class Job:
     done: bool = False
 
 
-def _attr(obj: Any, name: str, default: Any = None) -> Any:
-    """Read a field of an SDK model (or a dict) without serializing it: PAI's status words are not OpenAI's."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    value = getattr(obj, name, default)
-    if value is default:
-        extra = getattr(obj, "model_extra", None) or {}
-        value = extra.get(name, default)
-    return value
-
-
 class BatchJudge:
     """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
 
@@ -81,6 +71,7 @@ class BatchJudge:
         self.timeout = options.batch_timeout
         self.resume_id: str | None = options.batch_resume
         self.ledger = BatchLedger(options.cache_dir)
+        self.token = cache_token(options.cache_dir, options.cache_identity)
         self.persistent = not options.embedded
         """The embedded server's batches live in a temp dir that dies with this run: nothing to resume."""
         self.jobs: list[Job] = []
@@ -144,6 +135,7 @@ class BatchJudge:
             self._refuse_resume_on_embedded()
             return []
         remembered = self.ledger.entries(self.identity)
+        remembered.update(find_lost_jobs(self.sdk, self.ledger, self.identity, self.token, self.warnings))
         if self.resume_id and self.resume_id not in remembered:
             remembered[self.resume_id] = {"requests": {}}
         running: list[Job] = []
@@ -211,7 +203,8 @@ class BatchJudge:
         with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
                 batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
-                                                completion_window=protocol.COMPLETION_WINDOW)
+                                                completion_window=protocol.COMPLETION_WINDOW,
+                                                metadata={MARKER: CREATOR, "cache": self.token})
             except Exception as exc:  # noqa: BLE001
                 self._fail_all(requests, results, exc)
                 return None
@@ -237,15 +230,15 @@ class BatchJudge:
     # ------------------------------------------------------------------ step 4: poll
 
     def _update(self, job: Job, info: Any) -> None:
-        raw = str(_attr(info, "status", "") or "")
+        raw = str(attribute(info, "status", "") or "")
         try:
             job.status = protocol.normalize_batch_status(raw)
         except ValueError:
             job.status = "in_progress"  # an unknown word: keep polling until the timeout says otherwise
         job.raw_status = raw or job.raw_status
-        counts = _attr(info, "request_counts")
+        counts = attribute(info, "request_counts")
         if counts is not None:
-            job.counts = {k: int(_attr(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
+            job.counts = {k: int(attribute(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
 
     def _wait(self, results: dict[str, RawOutcome]) -> None:
         interval = min(FIRST_POLL_S, self.poll)
@@ -347,7 +340,7 @@ class BatchJudge:
         Returns the keys the files answered (empty if a download failed: the job stays remembered).
         """
         got: dict[str, RawOutcome] = {}
-        for file_id in (_attr(info, "output_file_id"), _attr(info, "error_file_id")):
+        for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
                 continue
             try:
@@ -413,12 +406,12 @@ def lines_done(job: Job) -> str:
 
 
 def batch_errors(info: Any) -> str:
-    errs = _attr(info, "errors")
-    data = _attr(errs, "data") if errs is not None and not isinstance(errs, list) else errs
+    errs = attribute(info, "errors")
+    data = attribute(errs, "data") if errs is not None and not isinstance(errs, list) else errs
     messages = []
     for err in (data or [])[:3]:
-        message = _attr(err, "message")
-        line = _attr(err, "line")
+        message = attribute(err, "message")
+        line = attribute(err, "line")
         if message:
             messages.append(f"{message}" + (f" (line {line})" if line else ""))
     return "; ".join(messages)

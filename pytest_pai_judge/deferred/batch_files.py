@@ -79,3 +79,13 @@ def outcome_of_line(row: dict[str, Any]) -> RawOutcome:
     if isinstance(status, int) and status >= 400:
         return errors.from_code(status, str(code) if code else None, str(message), envelope.get("param"))
     return errors.BatchError(f"batch line failed: {message}", code=str(code) if code else None)
+
+
+def attribute(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of an SDK model (or a dict), read without serializing it (PAI's words are not OpenAI's)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    value = getattr(obj, name, default)
+    if value is default:
+        value = (getattr(obj, "model_extra", None) or {}).get(name, default)
+    return value
