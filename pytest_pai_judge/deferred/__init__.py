@@ -46,6 +46,8 @@ def install(session: JudgeSession) -> DeferredRun:
         source = OnlineSource(lambda: session.judging.client, _concurrency(session))
         session.judging.in_flight = source.in_flight
     run = DeferredRun(session, source, is_worker=is_xdist_worker(config))
+    if isinstance(source, OnlineSource):
+        source.calls.keep = run.keep_reply  # every answered call in the cache at once
     if run.is_worker:
         run.spool = WorkerSpool(config, options.cache_dir, run_id, session.warnings)
     elif config.pluginmanager.hasplugin("xdist"):

@@ -60,8 +60,7 @@ class HoldingHooks:
             self.run.keep(Held(item.nodeid, item.location, reports, pending, None if self.run.is_worker else item))
         else:
             emit(item.ihook, item.nodeid, item.location, reports)
-        if not self.run.is_worker:
-            self.run.drain()
+        self.run.drain()
         return True
 
     @pytest.hookimpl(tryfirst=True)

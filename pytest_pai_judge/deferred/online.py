@@ -27,8 +27,9 @@ from .sources import VerdictSource, Wanted
 class OnlineJudge:
     """Concurrent online judge calls on a background event loop, at most ``limit`` in flight.
 
-    Results are only collected here; the caller stores them in the cache on the main thread
-    (the cache's sqlite connection is not thread-safe).
+    ``keep`` (set by the deferred run) is called on the loop thread with every reply as soon as it
+    is answered, so an answered verdict is in the cache at once (the cache's connection is shared
+    under a lock); the main thread still drains ``finished`` for its own bookkeeping.
     """
 
     def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
@@ -44,6 +45,7 @@ class OnlineJudge:
         self.first_call: float | None = None
         """perf_counter() of the first call started, and of the last answer in: the judging span."""
         self.last_answer: float | None = None
+        self.keep: Callable[[str, JudgeReply], None] | None = None
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -75,7 +77,12 @@ class OnlineJudge:
             self.futures[key] = future
             future.add_done_callback(functools.partial(self._finished, key))
 
-    def _finished(self, key: str, _future: object) -> None:
+    def _finished(self, key: str, future: concurrent.futures.Future[JudgeReply]) -> None:
+        if self.keep is not None and not future.cancelled() and future.exception() is None:
+            try:
+                self.keep(key, future.result())
+            except Exception:  # noqa: BLE001 - the reply is still drained and stored by the main thread
+                pass
         self.finished.append(key)
 
     async def _call(self, request: JudgeRequest) -> JudgeReply:

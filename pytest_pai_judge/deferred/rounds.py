@@ -16,7 +16,9 @@ from ..cache import cache_key
 from ..client import JudgeReply
 from ..request import JudgeRequest
 from ..sampling import draw_request, sample_key
-from .held import Pending
+from ..terminal import Console, plural
+from .held import Held, Pending
+from .sources import Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -29,8 +31,59 @@ class SampleRounds:
 
     def __init__(self, run: DeferredRun) -> None:
         self.run = run
+        self.sample_calls: dict[str, tuple[str, list[int], JudgeRequest]] = {}
+        """Calls drawing several samples: call key -> (the request's key, the sample numbers, the call)."""
         self.decided: dict[int, list[list[Any]]] = {}
         """id(held assertion) -> its samples per request, once its rounds are done (read by the settler)."""
+
+    def second_round(self, held: list[Held], console: Console) -> None:
+        """Held multi-sample assertions the first round left undecided draw the rest of their samples."""
+        undecided: list[tuple[Held, Pending, list[list[Any]]]] = []
+        for test in held:
+            for entry in test.pending:
+                if entry.expectation.samples == 1 or entry.shared:
+                    continue
+                rounds = entry.expectation.rounds()
+                drawn = self.samples(entry, rounds[0], test.item, None)
+                self.decided[id(entry)] = drawn
+                if len(rounds) > 1 and not entry.expectation.decided(drawn, final=False):
+                    undecided.append((test, entry, drawn))
+        if not undecided:
+            return
+        wanted: Wanted = {}
+        for test, entry, _drawn in undecided:
+            for key, call in self.plan(entry, entry.expectation.rounds()[1]):
+                self.run.requests.setdefault(key, (call, test.nodeid))
+                wanted.setdefault(key, (call, test.nodeid))
+        if wanted:
+            console.line(f"pai-judge: second round: {plural(len(undecided), 'undecided case')} draw the rest of "
+                         "their samples")
+            self.run.results.update(self.run.source.resolve(wanted, console, needed=len(wanted),
+                                                            on_progress=self.run.drain, store=self.run.store))
+            self.run.drain()
+        for test, entry, drawn in undecided:
+            for samples, more in zip(drawn, self.samples(entry, entry.expectation.rounds()[1], test.item,
+                                                                None)):
+                samples += more
+
+    def entry_outcomes(self, pending: Pending, item: pytest.Item | None, unavailable: str | None) -> list[list[Any]]:
+        """Every drawn sample of a held assertion, per request (as decided, unless its verdicts never came)."""
+        drawn = self.decided.get(id(pending))
+        if drawn is not None and unavailable is None:
+            return drawn
+        indices = sorted({j for _i, js in pending.calls for j in js} | set(pending.expectation.rounds()[0]))
+        return self.samples(pending, indices, item, unavailable)
+
+    def keep_reply(self, key: str, reply: JudgeReply) -> bool:
+        """Store each choice of an answered call of several samples under its sample's key; False: not one."""
+        drawn = self.sample_calls.get(key)
+        if drawn is None:
+            return False
+        base_key, indices, call = drawn
+        for choice, index in enumerate(indices[:len(reply.texts)]):
+            one = JudgeReply(reply.texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s)
+            self.run.store(sample_key(base_key, index), call, one, choice=choice)
+        return True
 
     def call(self, pending: Pending, request_index: int, indices: list[int]) -> tuple[str, JudgeRequest]:
         """The call drawing ``indices`` of one request, and its key (the key of exactly that request body)."""
@@ -45,7 +98,9 @@ class SampleRounds:
             missing = [j for j in indices if self.run.session.judging.peek(sample_key(base_key, j)) is None]
             if missing:
                 pending.calls.append([request_index, missing])
-                planned.append(self.call(pending, request_index, missing))
+                key, call = self.call(pending, request_index, missing)
+                self.sample_calls[key] = (base_key, missing, call)
+                planned.append((key, call))
         return planned
 
     def wait_keys(self, pending: Pending) -> list[str]:

@@ -196,7 +196,7 @@ class DeferredRun:
                     self.results.update(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
                                                             store=self.store))
                     self.drain()
-                self._second_round(held, console)
+                self.rounds.second_round(held, console)
             except KeyboardInterrupt as exc:
                 stop = exc
             except Exception as exc:  # noqa: BLE001 - never let a held test pass unjudged
@@ -208,36 +208,6 @@ class DeferredRun:
                 raise stop
         with hold_ctrl_c():  # a Ctrl-C while the verdicts are being logged waits the few ms until all are
             self._log(held, unavailable)
-
-    def _second_round(self, held: list[Held], console: Console) -> None:
-        """Held multi-sample assertions the first round left undecided draw the rest of their samples."""
-        undecided: list[tuple[Held, Pending, list[list[Any]]]] = []
-        for test in held:
-            for entry in test.pending:
-                if entry.expectation.samples == 1 or entry.shared:
-                    continue
-                rounds = entry.expectation.rounds()
-                drawn = self.rounds.samples(entry, rounds[0], test.item, None)
-                self.rounds.decided[id(entry)] = drawn
-                if len(rounds) > 1 and not entry.expectation.decided(drawn, final=False):
-                    undecided.append((test, entry, drawn))
-        if not undecided:
-            return
-        wanted: Wanted = {}
-        for test, entry, _drawn in undecided:
-            for key, call in self.rounds.plan(entry, entry.expectation.rounds()[1]):
-                self.requests.setdefault(key, (call, test.nodeid))
-                wanted.setdefault(key, (call, test.nodeid))
-        if wanted:
-            console.line(f"pai-judge: second round: {plural(len(undecided), 'undecided case')} draw the rest of "
-                         "their samples")
-            self.results.update(self.source.resolve(wanted, console, needed=len(wanted), on_progress=self.drain,
-                                                    store=self.store))
-            self.drain()
-        for test, entry, drawn in undecided:
-            for samples, more in zip(drawn, self.rounds.samples(entry, entry.expectation.rounds()[1], test.item,
-                                                                None)):
-                samples += more
 
     def _wanted(self, held: list[Held]) -> Wanted:
         """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
@@ -267,6 +237,14 @@ class DeferredRun:
             self.session.judging.store(key, request, reply, None, choice=choice)
         except Exception:  # noqa: BLE001 - the verdict is still used for this run
             pass
+
+    def keep_reply(self, key: str, reply: JudgeReply) -> None:
+        """Store an answered call at once (called from the judging thread): a kill later loses nothing answered."""
+        if self.rounds.keep_reply(key, reply):
+            return
+        entry = self.requests.get(key)
+        if entry is not None:
+            self.store(key, entry[0], reply)
 
     def drain(self) -> None:
         """Move the source's finished calls into ``results`` and the cache (main thread only)."""
@@ -311,11 +289,7 @@ class DeferredRun:
         """One outcome per request (one sample), or every drawn sample per request (several)."""
         if entry.expectation.samples == 1:
             return [self._outcome(k, r, item, unavailable) for k, r in entry.requests()]
-        drawn = self.rounds.decided.get(id(entry))
-        if drawn is not None and unavailable is None:
-            return drawn
-        indices = sorted({j for _i, js in entry.calls for j in js} | set(entry.expectation.rounds()[0]))
-        return self.rounds.samples(entry, indices, item, unavailable)
+        return self.rounds.entry_outcomes(entry, item, unavailable)
 
     def _parse(self, raw: JudgeReply, request: JudgeRequest) -> Any:
         __tracebackhide__ = True

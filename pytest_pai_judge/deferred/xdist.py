@@ -10,6 +10,7 @@ mode: one job for the whole run).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +23,8 @@ from .run import DeferredRun
 WORKER_OUTPUT_KEY = "pai_judge_held"
 WORKER_REPLIES_KEY = "pai_judge_replies"
 RUN_ID_KEY = "pai_judge_run_id"
+STALE_SPOOL_S = 3600.0
+"""A spool of another run untouched this long belongs to a run that was killed (a live run writes as it holds)."""
 
 
 def spool_path(cache_dir: Path, run_id: str, worker_id: str) -> Path:
@@ -107,7 +110,15 @@ class ControllerSide:
         _unlink(spool)
 
     def adopt_leftover_spools(self) -> None:
-        """Held tests of workers that never reported back (Ctrl-C, a lost node) are still ours."""
+        """Held tests of workers that never reported back (Ctrl-C, a lost node) are still ours; spools that
+        other, killed runs left behind are removed once nobody has written them for :data:`STALE_SPOOL_S`."""
+        now = time.time()
+        for spool in (self.cache_dir / "spool").glob("*.jsonl"):
+            try:
+                if not spool.name.startswith(f"{self.run_id}-") and now - spool.stat().st_mtime > STALE_SPOOL_S:
+                    spool.unlink()
+            except OSError:
+                pass
         known = {test.nodeid for test in self.run.held}
         for spool in sorted((self.cache_dir / "spool").glob(f"{self.run_id}-*.jsonl")):
             for row in read_spool(spool):

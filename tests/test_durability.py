@@ -1,0 +1,82 @@
+"""Nothing paid for is lost: real SIGKILLs of real pytest processes, then a rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pytest_pai_judge.server import LocalJudgeServer
+
+TESTS = 60
+SUITE = f'''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+@pytest.mark.parametrize("i", range({TESTS}))
+def test_case(i):
+    assert_judge_score(f"What is the capital of France? (case {{i}})", "Paris is the capital of France.", 1)
+'''
+
+
+def stats(server: LocalJudgeServer) -> dict[str, int]:
+    with urllib.request.urlopen(server.url.removesuffix("/v1") + "/_pai_judge/stats") as response:  # type: ignore[union-attr]
+        return json.load(response)
+
+
+def cached_replies(cache_dir: Path) -> int:
+    with sqlite3.connect(cache_dir / "verdicts.sqlite3") as db:
+        return int(db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
+
+
+def pytest_argv(server: LocalJudgeServer, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--judge-base-url", server.url or "", *args]
+
+
+@pytest.mark.parametrize("workers", [["-n", "2"], []], ids=["xdist", "single"])
+def test_sigkill_of_a_deferred_run_loses_only_the_calls_in_flight(
+        pytester: pytest.Pytester, make_judge_server, workers: list[str]) -> None:
+    server = make_judge_server(latency_ms=400)
+    pytester.makepyfile(test_many=SUITE)
+    concurrency = 8
+    proc = subprocess.Popen(pytest_argv(server, "--judge-mode=deferred", f"--judge-concurrency={concurrency}",
+                                        *workers), cwd=pytester.path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while stats(server).get("chat_completions", 0) < 24 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the controller and its workers
+    proc.wait(timeout=30)
+    started = stats(server)["chat_completions"]
+    assert 24 <= started < TESTS, "killed mid-run"
+    kept = cached_replies(pytester.path / ".pai_judge_cache")
+    assert kept >= started - concurrency, f"{started} calls started, only {kept} answers kept"
+    rerun = subprocess.run(pytest_argv(server, "--judge-mode=deferred", *workers), cwd=pytester.path,
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    assert stats(server)["chat_completions"] - started == TESTS - kept, "the rerun paid only for what was not kept"
+
+
+def test_a_killed_runs_spool_is_removed_once_stale(pytester: pytest.Pytester, make_judge_server) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(test_many=SUITE.replace(f"range({TESTS})", "range(4)"))
+    spool = pytester.path / ".pai_judge_cache" / "spool"
+    spool.mkdir(parents=True)
+    stale, fresh = spool / "deadrun-gw0.jsonl", spool / "liverun-gw0.jsonl"
+    for path in (stale, fresh):
+        path.write_text("{}\n")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    result = subprocess.run(pytest_argv(server, "--judge-mode=deferred", "-n", "2"), cwd=pytester.path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert not stale.exists() and fresh.exists(), "a live run's spool is left alone"
