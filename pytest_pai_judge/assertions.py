@@ -131,7 +131,7 @@ class Judge:
         model = model or self.model
         samples = fields.pop("samples", None)
         request = JudgeRequest.pairwise(question, answer1, answer2, model=model, **fields)
-        count = self._samples(samples, request)
+        count = self._samples(samples, request) if both_orders or samples is not None else 1
         if count > 1:
             if not both_orders:
                 raise ValueError("samples= judges both orders in every sample; it cannot go with both_orders=False")

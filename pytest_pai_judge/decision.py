@@ -7,12 +7,17 @@ typical score at least the threshold t?". On the judge's integer scale a score p
 at least ``ceil(t)``, i.e. when the judge's underlying (continuous) score is above the boundary
 ``b = ceil(t) - 1/2`` (for non-integer scores: ``b = t``). The rule is a one-sided one-sample
 t-test of the samples' mean against ``b``: met when ``P(mean > b)`` reaches the confidence,
-not met when ``P(mean < b)`` does. The samples' standard deviation is floored at ``1/sqrt(12)``
-(about 0.29, the spread that rounding to whole points alone adds), so identical samples are
-strong but not infinite evidence. Decisions need at least 2 samples; with 1 sample (the
-default) the rule is today's: ``score >= t``. Early stopping: the test is applied after the
-first round (3 samples, see :data:`FIRST_ROUND`) and only the undecided cases draw the rest; a
-case still undecided after all its samples is inconclusive.
+not met when ``P(mean < b)`` does. The samples' variance is pooled with a prior of
+:data:`PRIOR_DF` pseudo-samples at a spread of :data:`PRIOR_SD` points (a few samples never show
+a judge to be more precise than that): identical samples are strong but not certain evidence,
+and one higher sample never turns a met case into an inconclusive one. With ``PRIOR_DF = 0`` it
+is exactly Student's t-test (``scipy.stats.ttest_1samp``). Decisions need at least 2 readable
+samples (an unreadable sample is missing data); with 1 sample asked (the default) the rule is the
+single verdict's ``score >= t``. Early stopping: the test is applied after the first round (3
+samples, see :data:`FIRST_ROUND`) and, for the cases it leaves undecided, once more on all the
+samples; each look uses half the error rate (Bonferroni), so looking twice does not raise the
+chance of a wrong met / not met above ``1 - confidence``. A case still undecided after all its
+samples is inconclusive.
 
 **Pairwise** (``assert_judge_prefers`` / ``assert_judge_not_worse``). One sample judges both
 orders; a consistent winner is a vote for it, disagreement (position bias) a vote for a tie.
@@ -31,8 +36,10 @@ from dataclasses import dataclass
 
 MAX_SAMPLES = 128
 """The spec's upper bound of ``n``: a case's samples can always be drawn in one call."""
-SD_FLOOR = 1 / math.sqrt(12)
-"""The spread rounding to a whole point adds to a continuous score (uniform rounding error)."""
+PRIOR_DF = 2
+"""Pseudo-samples of the prior on the judge's spread (0: no prior, Student's t-test as it is)."""
+PRIOR_SD = 0.5
+"""The prior's spread, in score points: half a point, the precision a few samples can claim at best."""
 FIRST_ROUND = 3
 """Samples a score assertion draws before its first decision. Two is the fewest a t-test can use,
 but on one degree of freedom two samples that differ by a point decide nothing, even far from the
@@ -71,22 +78,20 @@ def boundary_of(threshold: float, scores: Sequence[float]) -> float:
     return threshold
 
 
-def decide_score(scores: Sequence[float], threshold: float, *, confidence: float, final: bool) -> ScoreTest:
-    """Met / not met / inconclusive (``final``) or undecided for these samples."""
+def decide_score(scores: Sequence[float], threshold: float, *, confidence: float, final: bool,
+                 looks: int = 1) -> ScoreTest:
+    """Met / not met / inconclusive (``final``) or undecided for these samples (``looks``: how many times
+    the rule may be applied to one case, each at ``(1 - confidence) / looks``)."""
     n = len(scores)
     mean = statistics.fmean(scores) if scores else math.nan
     median = statistics.median(scores) if scores else math.nan
     spread = statistics.stdev(scores) if n > 1 else 0.0
-    if n == 1:  # one sample: exactly the single-verdict rule
-        met = scores[0] >= threshold
-        return ScoreTest(Decision.MET if met else Decision.NOT_MET, mean, median, spread, threshold,
-                         0.0 if met else 1.0, 1.0 if met else 0.0)
     boundary = boundary_of(threshold, scores)
-    if n == 0:
+    if n < 2:  # one readable sample of several asked is no evidence to decide on
         return ScoreTest(Decision.INCONCLUSIVE if final else Decision.UNDECIDED, mean, median, spread, boundary,
                          1.0, 1.0)
     p_met, p_not_met = one_sided_p(scores, boundary)
-    alpha = 1 - confidence
+    alpha = (1 - confidence) / max(1, looks)
     if p_met <= alpha:
         decision = Decision.MET
     elif p_not_met <= alpha:
@@ -96,25 +101,28 @@ def decide_score(scores: Sequence[float], threshold: float, *, confidence: float
     return ScoreTest(decision, mean, median, spread, boundary, p_met, p_not_met)
 
 
-def one_sided_p(scores: Sequence[float], boundary: float) -> tuple[float, float]:
-    """p-values of "mean > boundary" and "mean < boundary": Student's t, n - 1 degrees of freedom.
+def one_sided_p(scores: Sequence[float], boundary: float, *, prior_df: float = PRIOR_DF,
+                prior_sd: float = PRIOR_SD) -> tuple[float, float]:
+    """p-values of "mean > boundary" and "mean < boundary": a t-test whose variance pools the samples'
+    with ``prior_df`` pseudo-samples at ``prior_sd`` (``prior_df + n - 1`` degrees of freedom).
 
-    Equal to ``scipy.stats.ttest_1samp(scores, boundary, alternative=...)`` whenever the samples'
-    standard deviation is above :data:`SD_FLOOR`; below it the floor stands in for it.
+    With ``prior_df=0`` it equals ``scipy.stats.ttest_1samp(scores, boundary, alternative=...)``.
     """
     from scipy import stats
 
     n = len(scores)
-    sd = max(statistics.stdev(scores), SD_FLOOR)
-    t = (statistics.fmean(scores) - boundary) / (sd / math.sqrt(n))
-    return float(stats.t.sf(t, n - 1)), float(stats.t.cdf(t, n - 1))
+    df = prior_df + n - 1
+    variance = (prior_df * prior_sd ** 2 + (n - 1) * statistics.variance(scores)) / df
+    t = (statistics.fmean(scores) - boundary) / math.sqrt(variance / n)
+    return float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
 
 
-def first_round(samples: int, *, pairwise: bool) -> int:
-    """How many samples the first round draws: the fewest that can decide."""
+def first_round(samples: int, *, pairwise: bool, block: int = 1) -> int:
+    """How many samples the first round draws: the fewest that can decide, in whole blocks of ``block``."""
     if samples <= 1:
         return 1
-    return majority(samples) if pairwise else min(samples, FIRST_ROUND)
+    fewest = majority(samples) if pairwise else FIRST_ROUND
+    return min(samples, -(-fewest // block) * block)
 
 
 def majority(samples: int) -> int:

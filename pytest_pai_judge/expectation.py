@@ -16,6 +16,7 @@ from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_
 from .errors import JudgeAssertionError
 from .records import JudgeRecord
 from .request import JudgeRequest
+from .sampling import BLOCK
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -67,9 +68,13 @@ def failure_columns(outcomes: list[Outcome]) -> dict[str, Any]:
     """
     failure = next(o for o in outcomes if isinstance(o, BaseException))
     cached = all(bool(getattr(o, "judge_cached", getattr(o, "cached", False))) for o in outcomes)
-    tokens = sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
-                     .get("total_tokens") or 0) for o in outcomes)
-    return {"error": f"{type(failure).__name__}: {failure}", "cached": cached, "tokens": tokens}
+    return {"error": f"{type(failure).__name__}: {failure}", "cached": cached, "tokens": spent_tokens(outcomes)}
+
+
+def spent_tokens(outcomes: list[Outcome]) -> int:
+    """The tokens of every call behind these outcomes, unreadable replies included."""
+    return sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
+                   .get("total_tokens") or 0) for o in outcomes)
 
 
 def _trim(text: str | None, limit: int) -> str:
@@ -114,7 +119,7 @@ class Expectation:
 
     def rounds(self) -> list[list[int]]:
         """The sample numbers each round draws: first the fewest that can decide, then the rest."""
-        first = first_round(self.samples, pairwise=self.assertion != "score")
+        first = first_round(self.samples, pairwise=self.assertion != "score", block=BLOCK)
         return [list(range(first))] + ([list(range(first, self.samples))] if first < self.samples else [])
 
     def decided(self, per_request: list[list[Outcome]], *, final: bool) -> bool:
@@ -129,7 +134,8 @@ class Expectation:
         if self.assertion == "score":
             readable = [o for o in per_request[0] if not isinstance(o, BaseException) and o.score is not None]
             scores = [float(v.score) for v in readable if v.score is not None]
-            test = decide_score(scores, self.threshold or 0.0, confidence=self.confidence, final=final)
+            test = decide_score(scores, self.threshold or 0.0, confidence=self.confidence, final=final,
+                                looks=len(self.rounds()))
             decision = None if test.decision is Decision.UNDECIDED else test.decision.value
             return decision, test, readable, scores
         pairs = [(f, b) for f, b in zip(*per_request)
@@ -279,7 +285,7 @@ class Expectation:
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
         passed = decision == Decision.MET.value or (decision == Decision.INCONCLUSIVE.value
                                                      and self.inconclusive == "pass")
-        tokens = sum(int((o.usage or {}).get("total_tokens") or 0) for o in flat if not isinstance(o, BaseException))
+        tokens = spent_tokens(flat)
         cached = all(not isinstance(o, BaseException) and o.cached for o in flat)
         extra: dict[str, Any] = {}
         if self.assertion != "score":
@@ -313,13 +319,16 @@ def sampled_failure_text(expectation: Expectation, decision: str | None, numbers
                          shown: Verdict, drawn: int) -> str:
     """What a reviewer needs about a multi-sample decision: every sample, the aggregate, the rule's verdict."""
     request = expectation.requests[0]
-    level = f"{expectation.confidence:.0%} confidence"
+    level = f"{expectation.confidence * 100:g}% confidence"
     listed = ", ".join(_fmt(s) for s in scores) or "none readable"
+    unreadable = drawn - len(scores)
+    missing = f"; {unreadable} unreadable (missing data, not votes)" if unreadable > 0 else ""
     if expectation.assertion == "score":
         head = (f"judge score: {decision} after {drawn} of {expectation.samples} samples against the minimum "
                 f"{_fmt(expectation.threshold)} at {level} ({request.describe()})")
-        detail = [f"  sample scores: {listed} (of {shown.max_score}); median {_fmt(statistics.median(scores))}, "
-                  f"mean {numbers.mean:.2f}, spread (sd) {numbers.spread:.2f}"]
+        middle = _fmt(statistics.median(scores)) if scores else "n/a"
+        detail = [f"  sample scores (out of {shown.max_score}): {listed}; median {middle}, mean {numbers.mean:.2f}, "
+                  f"spread (sd) {numbers.spread:.2f}{missing}"]
     else:
         winner, votes = numbers if isinstance(numbers, tuple) else ("no majority", numbers)
         first, second = expectation.labels.get("first", "answer 1"), expectation.labels.get("second", "answer 2")
@@ -328,7 +337,7 @@ def sampled_failure_text(expectation: Expectation, decision: str | None, numbers
                 f"samples, each in both orders ({request.describe()})")
         detail = [f"  votes: {', '.join(names.get(v, v) for v in votes)} (a win needs "
                   f"{majority(expectation.samples)} of {expectation.samples}; orders that disagree vote tie)",
-                  f"  {first}'s scores: {listed}"]
+                  f"  {first}'s scores: {listed}{missing}"]
     lines = [head, *detail, f"  question: {_trim(request.question, TEXT_CHARS)}"]
     for name, label in (("answer", "answer"), ("answer1", expectation.labels.get("first", "answer 1")),
                         ("answer2", expectation.labels.get("second", "answer 2")), ("ref_answer", "ref")):
@@ -352,7 +361,13 @@ def _fmt(value: float | None) -> str:
 
 
 def samples_of(samples: int | None, settings: Settings, request: JudgeRequest) -> int:
-    """``samples=`` of a call, else the test's setting; refused when it cannot be honoured."""
+    """``samples=`` of a call, else the test's setting; refused when it cannot be honoured.
+
+    A run-wide or marker setting leaves a call that draws ``n`` choices itself at one sample.
+    """
+    __tracebackhide__ = True
+    if samples is None and request.params.get("n") not in (None, 1):
+        return 1
     value = settings.samples if samples is None else samples
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAMPLES:
         raise ValueError(f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {value!r}")
@@ -365,6 +380,7 @@ def score_expectation(settings: Settings, item: pytest.Item | None, question: st
                       minimum: float | None, model: str | None, fields: dict[str, Any], *,
                       samples: int | None = None) -> Expectation:
     """``assert_judge_score``'s request and threshold; a threshold that can never fail or pass is refused."""
+    __tracebackhide__ = True
     request = JudgeRequest.single(question, answer, model=model or settings.model, **fields)
     return _scored(settings, item, request, minimum, samples)
 
@@ -373,6 +389,7 @@ def custom_expectation(settings: Settings, item: pytest.Item | None, messages: l
                        minimum: float | None, model: str | None, max_score: int | None, params: dict[str, Any], *,
                        samples: int | None = None) -> Expectation:
     """``assert_judge_custom``: your own template, its score read from the reply's prose."""
+    __tracebackhide__ = True
     request = JudgeRequest.custom(messages, model=model or settings.model, **params)
     if max_score is not None and max_score != protocol.DEFAULT_MAX_SCORE:
         request.fields["max_score"] = max_score
@@ -381,6 +398,7 @@ def custom_expectation(settings: Settings, item: pytest.Item | None, messages: l
 
 def _scored(settings: Settings, item: pytest.Item | None, request: JudgeRequest, minimum: float | None,
             samples: int | None) -> Expectation:
+    __tracebackhide__ = True
     count = samples_of(samples, settings, request)
     threshold = minimum if minimum is not None else settings.min_score
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -405,6 +423,7 @@ def pairwise_expectation(settings: Settings, item: pytest.Item | None, assertion
                          first: str, second: str, model: str | None, fields: dict[str, Any],
                          labels: dict[str, str], *, samples: int | None = None) -> Expectation:
     """Both orders of a pairwise assertion, the candidate first in ``requests[0]``."""
+    __tracebackhide__ = True
     model = model or settings.model
     forward = JudgeRequest.pairwise(question, first, second, model=model, **fields)
     backward = JudgeRequest.pairwise(question, second, first, model=model, **fields)

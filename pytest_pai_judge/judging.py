@@ -26,7 +26,7 @@ from .cache import CacheMode, cache_key
 from .client import TOKEN_ENV, JudgeClient, JudgeReply, check_request
 from .options import Options
 from .request import JudgeRequest
-from .sampling import draw_request, sample_key
+from .sampling import blocks, draw_request, sample_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -246,7 +246,8 @@ class Judging:
     def draw(self, request: JudgeRequest, base_key: str, indices: list[int], item: pytest.Item | None
              ) -> list[Verdict | BaseException]:
         """Samples ``indices`` of a prepared request (see :mod:`.sampling`): cached ones read back, the rest
-        drawn in one call. Each is a verdict or the exception that stands in its place; none is counted."""
+        drawn one call per block. Each is a verdict or the exception that stands in its place; none is counted."""
+        __tracebackhide__ = True
         found: dict[int, Verdict | BaseException] = {}
         missing = []
         for index in indices:
@@ -259,30 +260,33 @@ class Judging:
                 missing.append(index)
             else:
                 found[index] = hit
-        if missing:
+        for drawn in blocks(missing):
             try:
-                found.update(zip(missing, self._fresh_samples(request, base_key, missing, item)))
+                outcomes = self._fresh_samples(request, base_key, drawn, set(missing), item)
             except Exception as exc:  # noqa: BLE001 - the call failed: so did every sample it was to draw
-                found.update((index, exc) for index in missing)
+                outcomes = [exc] * len(drawn)
+            found.update((index, outcome) for index, outcome in zip(drawn, outcomes) if index not in found)
         return [found[index] for index in indices]
 
-    def _fresh_samples(self, request: JudgeRequest, base_key: str, indices: list[int], item: pytest.Item | None
-                       ) -> list[Verdict | BaseException]:
+    def _fresh_samples(self, request: JudgeRequest, base_key: str, drawn: list[int], wanted: set[int],
+                       item: pytest.Item | None) -> list[Verdict | BaseException]:
+        """One block's call; the ``wanted`` choices are stored under their samples' keys (a cached one stays)."""
         __tracebackhide__ = True
-        if indices == [0]:
-            return [self.fresh(base_key, request, item)]
-        call = draw_request(request, base_key, indices)
-        self._refuse_when_offline(sample_key(base_key, indices[0]), call)
+        call = draw_request(request, drawn)
+        self._refuse_when_offline(sample_key(base_key, drawn[0]), call)
         reply = self._send(call)
         texts = reply.texts
         outcomes: list[Verdict | BaseException] = []
-        for choice, index in enumerate(indices):
+        for choice, index in enumerate(drawn):
             if choice >= len(texts):
-                outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(indices)}; "
+                outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(drawn)}; "
                                                   f"sample {index} is missing", code="MissingChoice"))
                 continue
             one = JudgeReply(texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s)
             key = sample_key(base_key, index)
+            if index not in wanted:
+                outcomes.append(errors.JudgeError("already cached", code="Cached"))  # not used: the cached one is
+                continue
             self.store(key, call, one, item, choice=choice)
             try:
                 verdict = self.parse(one, request)

@@ -86,7 +86,7 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], stats: dict[str, int]
     if not records:
         return
     tests = {r.nodeid for r in records}
-    inconclusive = sum(1 for r in records if r.decision == "inconclusive" and not r.error)
+    inconclusive = sum(1 for r in records if r.decision == "inconclusive" and not r.error and not r.xfail)
     failed = sum(1 for r in records if ((r.passed is False and not r.xfail) or r.error)
                  and not (r.decision == "inconclusive" and not r.error))
     undecided = f", {inconclusive} inconclusive" if inconclusive else ""
@@ -104,7 +104,8 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], stats: dict[str, int]
     if scored:
         tr.write_line("lowest scores:")
         for r in scored:
-            mark = "ok   " if r.passed else "xfail" if r.xfail else "?    " if r.decision == "inconclusive" else "FAIL "
+            mark = ("?    " if r.decision == "inconclusive" else "ok   ") if r.passed else \
+                "xfail" if r.xfail else "?    " if r.decision == "inconclusive" else "FAIL "
             threshold = f" (min {r.threshold:g})" if r.threshold is not None else ""
             sampled = f" (median of {r.samples} samples)" if r.samples > 1 else ""
             tr.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}{sampled}  {r.nodeid}")

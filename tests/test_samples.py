@@ -11,7 +11,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from pytest_pai_judge.decision import (
-    SD_FLOOR,
+    PRIOR_DF,
+    PRIOR_SD,
     Decision,
     boundary_of,
     decide_score,
@@ -19,7 +20,7 @@ from pytest_pai_judge.decision import (
     first_round,
     one_sided_p,
 )
-from pytest_pai_judge.sampling import draw_request, sample_key, sample_seed
+from pytest_pai_judge.sampling import block_seed, blocks, draw_request, sample_key
 
 pytest_plugins = ["pytester"]
 HEADER = ("from pytest_pai_judge import assert_judge_score, assert_judge_prefers, assert_judge_not_worse, "
@@ -31,41 +32,48 @@ BAD = ("What is the capital of France?", "Bananas are yellow fruit.", "Paris is 
 # --------------------------------------------------------------------------- the rule, alone
 
 
-def test_one_sided_p_is_scipys_t_test_whenever_the_spread_is_above_the_floor() -> None:
-    for scores in ([4, 5, 4, 5, 3], [3, 4, 4, 2, 5, 4], [1.0, 2.5, 2.0]):
-        assert statistics_sd(scores) > SD_FLOOR
+def test_without_a_prior_the_p_values_are_scipys_t_test() -> None:
+    for scores in ([4, 5, 4, 5, 3], [3, 4, 4, 2, 5, 4], [1.0, 2.5, 2.0], [4, 3]):
         for boundary in (2.5, 3.5, 4.5):
-            p_met, p_not = one_sided_p(scores, boundary)
+            p_met, p_not = one_sided_p(scores, boundary, prior_df=0)
             assert math.isclose(p_met, scipy_stats.ttest_1samp(scores, boundary, alternative="greater").pvalue)
             assert math.isclose(p_not, scipy_stats.ttest_1samp(scores, boundary, alternative="less").pvalue)
 
 
-def statistics_sd(values: list[float]) -> float:
-    import statistics
-
-    return statistics.stdev(values)
-
-
-def test_the_floor_stands_in_for_a_spread_of_zero() -> None:
-    p_met, p_not = one_sided_p([4, 4, 4], 3.5)  # t = 0.5 / (SD_FLOOR / sqrt(3)) = 3.0 on 2 degrees of freedom
-    assert math.isclose(p_met, scipy_stats.t.sf(3.0, 2)) and math.isclose(p_not, scipy_stats.t.cdf(3.0, 2))
+def test_the_prior_pools_with_the_samples_variance() -> None:
+    # 4, 4, 4 against 3.5: variance (2 * 0.5**2 + 0) / (2 + 2) = 0.125, t = 0.5 / sqrt(0.125 / 3), 4 df
+    t = 0.5 / math.sqrt(0.125 / 3)
+    p_met, p_not = one_sided_p([4, 4, 4], 3.5)
+    assert math.isclose(p_met, scipy_stats.t.sf(t, 4)) and math.isclose(p_not, scipy_stats.t.cdf(t, 4))
+    assert PRIOR_DF == 2 and PRIOR_SD == 0.5
 
 
 @pytest.mark.parametrize(("scores", "threshold", "final", "expected"), [
-    ([5], 4, True, Decision.MET),  # one sample: today's rule
-    ([3], 4, True, Decision.NOT_MET),
-    ([4], 4, True, Decision.MET),
     ([5, 5], 4, False, Decision.MET),  # two samples far above the threshold decide it
     ([2, 2], 4, False, Decision.NOT_MET),  # ... and far below
-    ([1, 2], 4, False, Decision.UNDECIDED),  # two samples that disagree are weak evidence (1 degree of freedom)
-    ([4, 4], 4, False, Decision.UNDECIDED),  # at the threshold two samples are not enough
+    ([1, 2], 4, False, Decision.NOT_MET),
+    ([4, 4], 4, True, Decision.INCONCLUSIVE),  # at the threshold two samples are not enough
     ([4, 4, 4], 4, True, Decision.MET),
     ([3, 3, 3], 4, True, Decision.NOT_MET),
     ([4, 3, 4, 3, 4], 4, True, Decision.INCONCLUSIVE),  # borderline: the samples cannot tell
-    ([4, 4, 4, 4, 3], 4, True, Decision.INCONCLUSIVE),  # 4/5 at the threshold is not 95% evidence
+    ([4, 4, 4, 4, 3], 4, True, Decision.INCONCLUSIVE),  # 4 of 5 at the threshold is not 95% evidence
+    ([5], 4, True, Decision.INCONCLUSIVE),  # one readable sample of several asked is no evidence
+    ([5], 4, False, Decision.UNDECIDED),
 ])
 def test_score_decisions(scores: list[int], threshold: float, final: bool, expected: Decision) -> None:
     assert decide_score(scores, threshold, confidence=0.95, final=final).decision is expected
+
+
+@pytest.mark.parametrize(("worse", "better"), [([4, 4, 4], [4, 4, 5]), ([3, 3, 2], [3, 3, 3])])
+def test_a_better_sample_never_makes_a_case_worse(worse: list[int], better: list[int]) -> None:
+    order = [Decision.NOT_MET, Decision.INCONCLUSIVE, Decision.MET]
+    got = [decide_score(s, 4, confidence=0.95, final=True).decision for s in (worse, better)]
+    assert order.index(got[1]) >= order.index(got[0]), got
+
+
+def test_two_looks_each_use_half_the_error_rate() -> None:
+    assert decide_score([4, 4, 4], 4, confidence=0.95, final=False, looks=1).decision is Decision.MET
+    assert decide_score([4, 4, 4], 4, confidence=0.95, final=False, looks=2).decision is Decision.UNDECIDED
 
 
 def test_a_lower_confidence_decides_sooner() -> None:
@@ -88,23 +96,21 @@ def test_pairwise_majority(votes: list[str], samples: int, final: bool, expected
     assert decide_winner(votes, samples, final=final) == expected
 
 
-def test_rounds_start_with_the_fewest_samples_that_can_decide() -> None:
-    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False) == 3
-    assert first_round(2, pairwise=False) == 2
-    assert first_round(5, pairwise=True) == 3 and first_round(2, pairwise=True) == 2
+def test_rounds_start_with_the_fewest_samples_that_can_decide_in_whole_blocks() -> None:
+    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False, block=3) == 3
+    assert first_round(2, pairwise=False, block=3) == 2
+    assert first_round(5, pairwise=True, block=3) == 3 and first_round(7, pairwise=True, block=3) == 6
 
 
-def test_each_sample_has_its_own_key_and_seed_and_sample_0_is_the_request_as_written() -> None:
+def test_a_sample_is_pinned_by_its_number_not_by_how_a_run_drew_it() -> None:
     from pytest_pai_judge.request import JudgeRequest
 
     request = JudgeRequest.single("q?", "a.", temperature=0.7)
-    assert sample_key("k", 0) == "k" and len({sample_key("k", j) for j in range(5)}) == 5
-    assert len({sample_seed(request, j) for j in range(5)}) == 5 and all(0 <= sample_seed(request, j) < 2**63
-                                                                      for j in range(5))
-    assert draw_request(request, "k", [0]) is request
-    call = draw_request(request, "k", [1, 2, 3])
-    assert call.params == {"temperature": 0.7, "seed": sample_seed(request, 1), "n": 3} and request.params == {
-        "temperature": 0.7}
+    assert len({sample_key("k", j) for j in range(6)} | {"k"}) == 7, "own keys, apart from the single verdict's"
+    assert blocks([1, 4]) == [[0, 1], [3, 4]] and blocks([2, 0]) == [[0, 1, 2]]
+    assert draw_request(request, [0, 1, 2]).params == {"temperature": 0.7, "seed": block_seed(request, 0), "n": 3}
+    assert draw_request(request, [3]).params == {"temperature": 0.7, "seed": block_seed(request, 1)}
+    assert request.params == {"temperature": 0.7} and 0 <= block_seed(request, 5) < 2**63
 
 
 # --------------------------------------------------------------------------- end to end
@@ -137,7 +143,7 @@ def test_clear_cases_stop_early_and_a_warm_rerun_makes_no_call(pytester, server,
     result.assert_outcomes(passed=1, failed=1)
     assert calls(server) - before == 2, "one call of n=3 per case: decided after the first round"
     result.stdout.fnmatch_lines(["*judge score: not met after 3 of 5 samples against the minimum 4 at 95% confidence*",
-                                 "*sample scores: 2, 2, 2 (of 5); median 2*"])
+                                 "*sample scores (out of 5): 2, 2, 2; median 2*"])
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
     assert rows["test_good"]["samples"] == 3 and rows["test_good"]["decision"] == "met"
     assert rows["test_good"]["scores"] == [5.0, 5.0, 5.0] and rows["test_bad"]["decision"] == "not met"
@@ -195,14 +201,16 @@ def test_replay_needs_every_sample_recorded(pytester, server) -> None:
 
 
 def test_raising_samples_reuses_the_samples_already_paid_for(pytester, server) -> None:
-    pytester.makepyfile(HEADER + case("test_good", GOOD))
+    q, ref = NOISY
+    body = f"assert_judge_score({q!r}, 'Paris.', 4, ref_answer={ref!r}, temperature=0.7, samples={{}})"
+    pytester.makepyfile(HEADER + "def test_borderline():\n    " + body.format(3) + "\n")
     before = calls(server)
-    run(pytester, server).assert_outcomes(passed=1)
-    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=3"))
+    run(pytester, server).assert_outcomes(failed=1)  # 4, 3, 4: inconclusive after all 3
+    pytester.makepyfile(HEADER + "def test_borderline():\n    " + body.format(5) + "\n")
     result = run(pytester, server)
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*verdicts: 2 fresh, 1 from cache*"])  # sample 0 was the single verdict
-    assert calls(server) - before == 2, "the single verdict, then one call of n=2 for samples 1 and 2"
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*inconclusive after 5 of 5 samples*", "*verdicts: 2 fresh, 3 from cache*"])
+    assert calls(server) - before == 2, "one call of n=3, then one of n=2 for samples 3 and 4"
 
 
 def test_pairwise_samples_vote(pytester, server, tmp_path) -> None:
@@ -218,10 +226,10 @@ def test_pairwise_samples_vote(pytester, server, tmp_path) -> None:
     report = tmp_path / "r.json"
     result = run(pytester, server, f"--judge-report={report}")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*judge verdict: baseline (not met) after 2 of 3 samples, each in both orders*",
-                                 "*votes: baseline, baseline (a win needs 2 of 3*"])
+    result.stdout.fnmatch_lines(["*judge verdict: baseline (not met) after 3 of 3 samples, each in both orders*",
+                                 "*votes: baseline, baseline, baseline (a win needs 2 of 3*"])
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
-    assert rows["test_prefers"]["samples"] == 2 and rows["test_prefers"]["winner"] == "1"
+    assert rows["test_prefers"]["samples"] == 3 and rows["test_prefers"]["winner"] == "1"
 
 
 def test_a_custom_template_is_a_threshold_test(pytester, server) -> None:
@@ -255,7 +263,7 @@ NOISY = ("What is the capital of France?", "Paris is the capital of France.")
 """At temperature 0.7 the lexical engine's scores spread by about 0.7 points (see its docstring).
 The samples are reproducible (each sample's seed comes from the request body), so these cases are
 known: "Capital of France: Paris" draws 5, 5, 5 (met at 4 after 3 of 5 samples), "Lyon is a big
-city." 2, 2, 2 (not met after 3), and "Paris." 4, 3, 4, then 4, 4: borderline, inconclusive after
+city." 2, 2, 2 (not met after 3), and "Paris." 4, 3, 4, then 4, 5: borderline, inconclusive after
 all 5 (a second round, in batch mode a second job)."""
 
 
@@ -287,10 +295,10 @@ def test_samples_decide_alike_in_every_mode(pytester, make_judge_server, tmp_pat
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
     assert {k: (r["samples"], r["scores"], r["decision"]) for k, r in rows.items()} == {
         "test_noisy[good]": (3, [5.0, 5.0, 5.0], "met"), "test_noisy[bad]": (3, [2.0, 2.0, 2.0], "not met"),
-        "test_noisy[borderline]": (5, [4.0, 3.0, 4.0, 4.0, 4.0], "inconclusive"),
-        "test_pairwise": (2, [4.0, 4.0], "met")}
+        "test_noisy[borderline]": (5, [4.0, 3.0, 4.0, 4.0, 5.0], "inconclusive"),
+        "test_pairwise": (3, [4.0, 4.0, 4.0], "met")}
     result.stdout.fnmatch_lines(["*JudgeInconclusive: judge score: inconclusive after 5 of 5 samples*",
-                                 "*sample scores: 4, 3, 4, 4, 4 (of 5); median 4, mean 3.80, spread (sd) 0.45*",
+                                 "*sample scores (out of 5): 4, 3, 4, 4, 5; median 4, mean 4.00, spread (sd) 0.71*",
                                  "*raise samples= or review the case*",
                                  "*4 judged assertions in 4 tests (1 not met, 1 inconclusive)*"])
     got = server_stats(server)
@@ -334,12 +342,12 @@ def test_reports_show_a_cases_samples(pytester, server, tmp_path) -> None:
     md, page, csv = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "r.csv"
     run(pytester, server, "-k", "borderline", f"--judge-report={md}", f"--judge-report={page}",
         f"--judge-report={csv}").assert_outcomes(failed=1)
-    shown = "median of 5 samples: 4, 3, 4, 4, 4 (sd 0.45); inconclusive"
+    shown = "median of 5 samples: 4, 3, 4, 4, 5 (sd 0.71); inconclusive"
     assert shown in md.read_text() and shown in page.read_text()
     from pytest_pai_judge.report.table import read_report
 
     back = read_report(csv).to_dict(orient="records")[0]
-    assert (back["samples"], back["scores"], back["decision"]) == (5, [4.0, 3.0, 4.0, 4.0, 4.0], "inconclusive")
+    assert (back["samples"], back["scores"], back["decision"]) == (5, [4.0, 3.0, 4.0, 4.0, 5.0], "inconclusive")
 
 
 def test_compare_with_samples_takes_the_majority(pytester, server, tmp_path) -> None:

@@ -49,7 +49,8 @@ class Pending:
     fixture's value, so if the assertion fails its setup errors too (as pytest re-raises a cached fixture
     error), but the assertion is reported (and counted) only once, with the test that made it."""
     calls: list[list[Any]] = field(default_factory=list)
-    """Several samples: ``[request number, [sample numbers]]`` of each call planned for it (see ``rounds``)."""
+    """Several samples: ``[request number, [samples it draws], [samples it keeps]]`` of each call planned for it
+    (see ``rounds``; a sample cached before the call is drawn again with its block, but not kept)."""
 
     @property
     def phase(self) -> str:
@@ -67,7 +68,7 @@ class Pending:
     def from_dict(cls, data: dict[str, Any]) -> Pending:
         return cls(Expectation.from_dict(data["expectation"]), list(data["keys"]), list(data.get("callsite") or []),
                    str(data.get("when") or "call"), bool(data.get("shared", False)),
-                   [[int(i), [int(j) for j in js]] for i, js in data.get("calls") or []])
+                   [[int(c[0]), [int(j) for j in c[1]], [int(j) for j in c[-1]]] for c in data.get("calls") or []])
 
 
 PHASE = pytest.StashKey[str]()

@@ -15,7 +15,7 @@ from .. import errors
 from ..cache import cache_key
 from ..client import JudgeReply
 from ..request import JudgeRequest
-from ..sampling import draw_request, sample_key
+from ..sampling import blocks, draw_request, sample_key
 from ..terminal import Console, plural
 from .held import Held, Pending
 from .sources import Wanted
@@ -31,8 +31,9 @@ class SampleRounds:
 
     def __init__(self, run: DeferredRun) -> None:
         self.run = run
-        self.sample_calls: dict[str, tuple[str, list[int], JudgeRequest]] = {}
-        """Calls drawing several samples: call key -> (the request's key, the sample numbers, the call)."""
+        self.sample_calls: dict[str, tuple[str, list[int], list[int], JudgeRequest]] = {}
+        """Calls drawing several samples: call key -> (the request's key, the samples it draws, those it
+        keeps (not cached before), the call)."""
         self.decided: dict[int, list[list[Any]]] = {}
         """id(held assertion) -> its samples per request, once its rounds are done (read by the settler)."""
 
@@ -71,7 +72,7 @@ class SampleRounds:
         drawn = self.decided.get(id(pending))
         if drawn is not None and unavailable is None:
             return drawn
-        indices = sorted({j for _i, js in pending.calls for j in js} | set(pending.expectation.rounds()[0]))
+        indices = sorted({j for entry in pending.calls for j in entry[-1]} | set(pending.expectation.rounds()[0]))
         return self.samples(pending, indices, item, unavailable)
 
     def keep_reply(self, key: str, reply: JudgeReply) -> bool:
@@ -79,16 +80,18 @@ class SampleRounds:
         drawn = self.sample_calls.get(key)
         if drawn is None:
             return False
-        base_key, indices, call = drawn
+        base_key, indices, kept, call = drawn
         for choice, index in enumerate(indices[:len(reply.texts)]):
-            one = JudgeReply(reply.texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s)
-            self.run.store(sample_key(base_key, index), call, one, choice=choice)
+            if index in kept:
+                one = JudgeReply(reply.texts[choice], reply.model, reply.usage if choice == 0 else None,
+                                 reply.latency_s)
+                self.run.store(sample_key(base_key, index), call, one, choice=choice)
         return True
 
     def call(self, pending: Pending, request_index: int, indices: list[int]) -> tuple[str, JudgeRequest]:
         """The call drawing ``indices`` of one request, and its key (the key of exactly that request body)."""
-        base_key, request = pending.requests()[request_index]
-        call = draw_request(request, base_key, indices)
+        _base_key, request = pending.requests()[request_index]
+        call = draw_request(request, indices)
         return cache_key(call.body(), self.run.session.options.cache_identity), call
 
     def plan(self, pending: Pending, indices: list[int]) -> list[tuple[str, JudgeRequest]]:
@@ -96,10 +99,11 @@ class SampleRounds:
         planned = []
         for request_index, (base_key, _request) in enumerate(pending.requests()):
             missing = [j for j in indices if self.run.session.judging.peek(sample_key(base_key, j)) is None]
-            if missing:
-                pending.calls.append([request_index, missing])
-                key, call = self.call(pending, request_index, missing)
-                self.sample_calls[key] = (base_key, missing, call)
+            for drawn in blocks(missing):
+                kept = [j for j in drawn if j in missing]  # a sample already cached stays as it is
+                pending.calls.append([request_index, drawn, kept])
+                key, call = self.call(pending, request_index, drawn)
+                self.sample_calls[key] = (base_key, drawn, kept, call)
                 planned.append((key, call))
         return planned
 
@@ -107,7 +111,7 @@ class SampleRounds:
         """The keys of every call a held assertion waits for."""
         if pending.expectation.samples == 1:
             return list(pending.keys)
-        return [self.call(pending, i, indices)[0] for i, indices in pending.calls]
+        return [self.call(pending, entry[0], entry[1])[0] for entry in pending.calls]
 
     def samples(self, pending: Pending, indices: list[int], item: pytest.Item | None, unavailable: str | None
                 ) -> list[list[Any]]:
@@ -120,7 +124,8 @@ class SampleRounds:
         run = self.run
         base_key, request = pending.requests()[request_index]
         key = sample_key(base_key, index)
-        drawn = next(((i, indices) for i, indices in pending.calls if i == request_index and index in indices), None)
+        drawn = next(((entry[0], entry[1]) for entry in pending.calls
+                      if entry[0] == request_index and index in entry[-1]), None)
         raw = None
         call: JudgeRequest | None = None
         choice = 0

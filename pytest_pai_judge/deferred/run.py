@@ -119,7 +119,7 @@ class DeferredRun:
         self.held.append(held)
         for entry in held.pending:
             if entry.expectation.samples > 1:
-                for i, indices in entry.calls:
+                for i, indices, *_kept in entry.calls:
                     key, call = self.rounds.call(entry, i, indices)
                     self.requests.setdefault(key, (call, held.nodeid))
                 continue
@@ -215,7 +215,7 @@ class DeferredRun:
         for test in held:
             for entry in test.pending:
                 if entry.expectation.samples > 1:
-                    for i, indices in entry.calls:
+                    for i, indices, *_kept in entry.calls:
                         key, call = self.rounds.call(entry, i, indices)
                         if key not in wanted and key not in self.results and self.source.outcome(key) is None:
                             wanted[key] = self.requests.get(key) or (call, test.nodeid)
