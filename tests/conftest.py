@@ -14,12 +14,14 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
     os.environ.pop(_ci_var, None)
 
 # pytester's in-process runs restore sys.modules afterwards, so load here, once, what inner runs import:
-# numpy (under pandas) cannot be imported twice in one process, and an HTTP stack first imported inside
+# numpy (under pandas) and datasets (pyarrow's extension types) cannot be imported twice in one
+# process, and an HTTP stack first imported inside
 # an inner run would come back as a second copy whose exception classes (openai.APITimeoutError, ...)
 # the next test's copy does not catch.
 import asyncio  # noqa: E402 - after the environment is cleaned above
 import socket  # noqa: E402
 
+import datasets  # noqa: F401, E402 - pyarrow refuses a second import's extension types
 import httpx  # noqa: F401, E402
 import openai  # noqa: E402
 import pandas  # noqa: F401, E402
