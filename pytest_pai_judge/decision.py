@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 MAX_SAMPLES = 128
@@ -117,12 +117,12 @@ def one_sided_p(scores: Sequence[float], boundary: float, *, prior_df: float = P
     return float(stats.t.sf(t, df)), float(stats.t.cdf(t, df))
 
 
-def first_round(samples: int, *, pairwise: bool, block: int = 1) -> int:
-    """How many samples the first round draws: the fewest that can decide, in whole blocks of ``block``."""
+def first_round(samples: int, *, pairwise: bool, whole: Callable[[int], int] = lambda n: n) -> int:
+    """How many samples the first round draws: the fewest that can decide (``whole``: rounded up to the
+    calls that draw them)."""
     if samples <= 1:
         return 1
-    fewest = majority(samples) if pairwise else FIRST_ROUND
-    return min(samples, -(-fewest // block) * block)
+    return min(samples, whole(majority(samples) if pairwise else FIRST_ROUND))
 
 
 def majority(samples: int) -> int:

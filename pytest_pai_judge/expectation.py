@@ -16,7 +16,7 @@ from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_
 from .errors import JudgeAssertionError
 from .records import JudgeRecord
 from .request import JudgeRequest
-from .sampling import BLOCK
+from .sampling import round_end
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -119,7 +119,7 @@ class Expectation:
 
     def rounds(self) -> list[list[int]]:
         """The sample numbers each round draws: first the fewest that can decide, then the rest."""
-        first = first_round(self.samples, pairwise=self.assertion != "score", block=BLOCK)
+        first = first_round(self.samples, pairwise=self.assertion != "score", whole=round_end)
         return [list(range(first))] + ([list(range(first, self.samples))] if first < self.samples else [])
 
     def decided(self, per_request: list[list[Outcome]], *, final: bool) -> bool:

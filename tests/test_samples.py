@@ -20,7 +20,7 @@ from pytest_pai_judge.decision import (
     first_round,
     one_sided_p,
 )
-from pytest_pai_judge.sampling import block_seed, blocks, draw_request, sample_key
+from pytest_pai_judge.sampling import block_seed, blocks, draw_request, round_end, sample_key
 
 pytest_plugins = ["pytester"]
 HEADER = ("from pytest_pai_judge import assert_judge_score, assert_judge_prefers, assert_judge_not_worse, "
@@ -96,20 +96,22 @@ def test_pairwise_majority(votes: list[str], samples: int, final: bool, expected
     assert decide_winner(votes, samples, final=final) == expected
 
 
-def test_rounds_start_with_the_fewest_samples_that_can_decide_in_whole_blocks() -> None:
-    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False, block=3) == 3
-    assert first_round(2, pairwise=False, block=3) == 2
-    assert first_round(5, pairwise=True, block=3) == 3 and first_round(7, pairwise=True, block=3) == 6
+def test_rounds_start_with_the_fewest_samples_that_can_decide_in_whole_calls() -> None:
+    assert first_round(1, pairwise=False) == 1 and first_round(5, pairwise=False, whole=round_end) == 3
+    assert first_round(2, pairwise=False, whole=round_end) == 2
+    assert first_round(5, pairwise=True, whole=round_end) == 3 and first_round(7, pairwise=True, whole=round_end) == 5
 
 
 def test_a_sample_is_pinned_by_its_number_not_by_how_a_run_drew_it() -> None:
     from pytest_pai_judge.request import JudgeRequest
 
     request = JudgeRequest.single("q?", "a.", temperature=0.7)
-    assert len({sample_key("k", j) for j in range(6)} | {"k"}) == 7, "own keys, apart from the single verdict's"
-    assert blocks([1, 4]) == [[0, 1], [3, 4]] and blocks([2, 0]) == [[0, 1, 2]]
-    assert draw_request(request, [0, 1, 2]).params == {"temperature": 0.7, "seed": block_seed(request, 0), "n": 3}
-    assert draw_request(request, [3]).params == {"temperature": 0.7, "seed": block_seed(request, 1)}
+    assert sample_key("k", 0) == "k", "sample 0 is the single verdict"
+    assert len({sample_key("k", j) for j in range(6)}) == 6
+    assert blocks([0, 1, 2]) == [[0], [1, 2]] and blocks([4]) == [[3, 4]] and blocks([2]) == [[1, 2]]
+    assert draw_request(request, [0]) is request
+    assert draw_request(request, [1, 2]).params == {"temperature": 0.7, "seed": block_seed(request, 1), "n": 2}
+    assert draw_request(request, [3]).params == {"temperature": 0.7, "seed": block_seed(request, 2)}
     assert request.params == {"temperature": 0.7} and 0 <= block_seed(request, 5) < 2**63
 
 
@@ -141,15 +143,15 @@ def test_clear_cases_stop_early_and_a_warm_rerun_makes_no_call(pytester, server,
     before = calls(server)
     result = run(pytester, server, f"--judge-report={report}")
     result.assert_outcomes(passed=1, failed=1)
-    assert calls(server) - before == 2, "one call of n=3 per case: decided after the first round"
+    assert calls(server) - before == 4, "two calls per case (the request as written, then n=2): decided after one round"
     result.stdout.fnmatch_lines(["*judge score: not met after 3 of 5 samples against the minimum 4 at 95% confidence*",
-                                 "*sample scores (out of 5): 2, 2, 2; median 2*"])
+                                 "*sample scores (out of 5): 2, 3, 2; median 2*"])
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
     assert rows["test_good"]["samples"] == 3 and rows["test_good"]["decision"] == "met"
     assert rows["test_good"]["scores"] == [5.0, 5.0, 5.0] and rows["test_bad"]["decision"] == "not met"
     warm = run(pytester, server)
     warm.assert_outcomes(passed=1, failed=1)
-    assert calls(server) - before == 2, "every sample came from the cache"
+    assert calls(server) - before == 4, "every sample came from the cache"
     warm.stdout.fnmatch_lines(["*verdicts: 0 fresh, 6 from cache*"])
 
 
@@ -201,16 +203,16 @@ def test_replay_needs_every_sample_recorded(pytester, server) -> None:
 
 
 def test_raising_samples_reuses_the_samples_already_paid_for(pytester, server) -> None:
-    q, ref = NOISY
-    body = f"assert_judge_score({q!r}, 'Paris.', 4, ref_answer={ref!r}, temperature=0.7, samples={{}})"
-    pytester.makepyfile(HEADER + "def test_borderline():\n    " + body.format(3) + "\n")
+    pytester.makepyfile(HEADER + case("test_good", GOOD))
     before = calls(server)
-    run(pytester, server).assert_outcomes(failed=1)  # 4, 3, 4: inconclusive after all 3
-    pytester.makepyfile(HEADER + "def test_borderline():\n    " + body.format(5) + "\n")
+    run(pytester, server).assert_outcomes(passed=1)
+    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=3"))
     result = run(pytester, server)
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*inconclusive after 5 of 5 samples*", "*verdicts: 2 fresh, 3 from cache*"])
-    assert calls(server) - before == 2, "one call of n=3, then one of n=2 for samples 3 and 4"
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*verdicts: 2 fresh, 1 from cache*"])  # sample 0 is the single verdict
+    assert calls(server) - before == 2, "the single verdict, then one call of n=2 for samples 1 and 2"
+    pytester.makepyfile(HEADER + case("test_good", GOOD, ", samples=1"))
+    run(pytester, server).stdout.fnmatch_lines(["*verdicts: 0 fresh, 1 from cache*"])  # and back
 
 
 def test_pairwise_samples_vote(pytester, server, tmp_path) -> None:
@@ -262,15 +264,16 @@ def test_a_value_read_with_samples_is_their_median(pytester, server) -> None:
 NOISY = ("What is the capital of France?", "Paris is the capital of France.")
 """At temperature 0.7 the lexical engine's scores spread by about 0.7 points (see its docstring).
 The samples are reproducible (each sample's seed comes from the request body), so these cases are
-known: "Capital of France: Paris" draws 5, 5, 5 (met at 4 after 3 of 5 samples), "Lyon is a big
-city." 2, 2, 2 (not met after 3), and "Paris." 4, 3, 4, then 4, 5: borderline, inconclusive after
-all 5 (a second round, in batch mode a second job)."""
+known: "France's capital city is Paris." draws 5, 5, 5 (met at 4 after 3 of 5 samples), "Lyon is a big
+city." 2, 2, 2 (not met after 3), and "I think it might be Paris." 2, 3, 3, then 3, 4: borderline,
+inconclusive after all 5 (a second round, in batch mode a second job)."""
 
 
 def modes_suite() -> str:
     q, ref = NOISY
     return HEADER + textwrap.dedent(f"""
-        @pytest.mark.parametrize("answer", ["Capital of France: Paris", "Lyon is a big city.", "Paris."],
+        @pytest.mark.parametrize("answer", ["France's capital city is Paris.", "Lyon is a big city.",
+                                            "I think it might be Paris."],
                                  ids=["good", "bad", "borderline"])
         def test_noisy(answer):
             assert_judge_score({q!r}, answer, 4, ref_answer={ref!r}, samples=5, temperature=0.7)
@@ -295,10 +298,10 @@ def test_samples_decide_alike_in_every_mode(pytester, make_judge_server, tmp_pat
     rows = {r["nodeid"].rpartition("::")[2]: r for r in json.loads(report.read_text())}
     assert {k: (r["samples"], r["scores"], r["decision"]) for k, r in rows.items()} == {
         "test_noisy[good]": (3, [5.0, 5.0, 5.0], "met"), "test_noisy[bad]": (3, [2.0, 2.0, 2.0], "not met"),
-        "test_noisy[borderline]": (5, [4.0, 3.0, 4.0, 4.0, 5.0], "inconclusive"),
+        "test_noisy[borderline]": (5, [2.0, 3.0, 3.0, 3.0, 4.0], "inconclusive"),
         "test_pairwise": (3, [4.0, 4.0, 4.0], "met")}
     result.stdout.fnmatch_lines(["*JudgeInconclusive: judge score: inconclusive after 5 of 5 samples*",
-                                 "*sample scores (out of 5): 4, 3, 4, 4, 5; median 4, mean 4.00, spread (sd) 0.71*",
+                                 "*sample scores (out of 5): 2, 3, 3, 3, 4; median 3, mean 3.00, spread (sd) 0.71*",
                                  "*raise samples= or review the case*",
                                  "*4 judged assertions in 4 tests (1 not met, 1 inconclusive)*"])
     got = server_stats(server)
@@ -306,8 +309,9 @@ def test_samples_decide_alike_in_every_mode(pytester, make_judge_server, tmp_pat
         assert got.get("batches_created") == 2, "a second, smaller job for the undecided case"
         result.stdout.fnmatch_lines(["*second round: 1 undecided case draw the rest of their samples*"])
     else:
-        # one call per request and round: good, bad, borderline twice, pairwise both orders
-        assert got.get("chat_completions") == 6, got
+        # per request: the request as written, then one call per block: good 2, bad 2, borderline 3,
+        # pairwise 2 per order
+        assert got.get("chat_completions") == 11, got
     warm = run(pytester, server, f"--judge-mode={mode}")
     warm.assert_outcomes(passed=2, failed=2)
     assert server_stats(server) == got, "a warm rerun makes no call"
@@ -342,12 +346,12 @@ def test_reports_show_a_cases_samples(pytester, server, tmp_path) -> None:
     md, page, csv = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "r.csv"
     run(pytester, server, "-k", "borderline", f"--judge-report={md}", f"--judge-report={page}",
         f"--judge-report={csv}").assert_outcomes(failed=1)
-    shown = "median of 5 samples: 4, 3, 4, 4, 5 (sd 0.71); inconclusive"
+    shown = "median of 5 samples: 2, 3, 3, 3, 4 (sd 0.71); inconclusive"
     assert shown in md.read_text() and shown in page.read_text()
     from pytest_pai_judge.report.table import read_report
 
     back = read_report(csv).to_dict(orient="records")[0]
-    assert (back["samples"], back["scores"], back["decision"]) == (5, [4.0, 3.0, 4.0, 4.0, 5.0], "inconclusive")
+    assert (back["samples"], back["scores"], back["decision"]) == (5, [2.0, 3.0, 3.0, 3.0, 4.0], "inconclusive")
 
 
 def test_compare_with_samples_takes_the_majority(pytester, server, tmp_path) -> None:
