@@ -142,8 +142,13 @@ class BatchRunner:
         if errors:
             self.store.update_batch(batch.id, status="failed", failed_at=now, errors=errors)
         else:
-            self.store.start_batch(batch.id, [(ln.custom_id, ln.body) for ln in lines],
+            # a line whose body cannot be judged at all fails alone, with the error an online call gets
+            failed = {i: _line_record(ln.custom_id, ln.error.status, error_envelope(ln.error))[0]
+                      for i, ln in enumerate(lines) if ln.error is not None}
+            self.store.start_batch(batch.id, [(ln.custom_id, ln.body) for ln in lines], failed_records=failed,
                                    status="in_progress", in_progress_at=now, total=len(lines))
+            self.stats["batch_lines_judged"] += len(failed)
+            self.stats["batch_lines_failed"] += len(failed)
         updated = self.store.get_batch(batch.id)
         assert updated is not None
         return updated

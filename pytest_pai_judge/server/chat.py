@@ -7,7 +7,6 @@ One :class:`ChatService` serves both the online endpoint and batch lines (throug
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -15,14 +14,24 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from ..protocol import ChatCall, GenerationParams, ProtocolError, invalid_body, parse_chat_body
+from ..protocol import ChatCall, GenerationParams, ProtocolError
+from .bodies import load_json, parse_chat
 from .config import ServerConfig
 from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
 from .errors import context_length_exceeded, error_envelope, green_net_filter, model_service_failed, rate_limited
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
-from .responses import Choice, Completion, completion_body, error_response, new_request_id, now, sse_events
+from .responses import (
+    Choice,
+    Completion,
+    SafeJSONResponse,
+    completion_body,
+    error_response,
+    new_request_id,
+    now,
+    sse_events,
+)
 from .tokens import count_tokens, truncate_tokens
 
 logger = logging.getLogger("pytest_pai_judge.server")
@@ -37,12 +46,8 @@ def request_too_large() -> ProtocolError:
 
 
 def parse_body_bytes(raw: bytes, models: dict[str, int] | None = None) -> ChatCall:
-    """Like :func:`~pytest_pai_judge.protocol.parse_chat_body` for the raw HTTP body; bad JSON is 402 InvalidBody."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_body() from None
-    return parse_chat_body(body, models)
+    """:func:`.bodies.parse_chat` for the raw HTTP body; JSON that does not load (or nests too deep) is 402."""
+    return parse_chat(load_json(raw), models)
 
 
 def trim_logprobs(logprobs: dict[str, Any] | None, length: int) -> dict[str, Any] | None:
@@ -98,7 +103,7 @@ class ChatService:
         """
         request_id = new_request_id()
         try:
-            call = parse_chat_body(body, self.config.models)
+            call = parse_chat(body, self.config.models)
             completion = await self.judge(call, request_id, stream=False)
         except ProtocolError as err:
             return err.status, error_envelope(err)
@@ -121,7 +126,7 @@ class ChatService:
             headers["cache-control"] = "no-cache"
             return StreamingResponse(sse_events(completion, self.config.status_dialect, call.params.include_usage),
                                      media_type="text/event-stream", headers=headers)
-        return JSONResponse(completion_body(completion, self.config.status_dialect), headers=headers)
+        return SafeJSONResponse(completion_body(completion, self.config.status_dialect), headers=headers)
 
     async def judge(self, call: ChatCall, request_id: str, *, stream: bool) -> Completion:
         """Everything between a validated request and its finished choices; raises ProtocolError."""
