@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..protocol import ProtocolError, model_not_found
 from .auth import TokenAuthMiddleware, is_loopback
+from .body_timeout import BodyTimeoutMiddleware
 from .chat import ChatService
 from .config import ServerConfig
 from .engines import load_engine
@@ -46,6 +47,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     body = {"error": {"message": f"{exc.detail}: {request.method} {request.url.path}", "type": kind,
                       "param": None, "code": code}}
     return SafeJSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _protocol_error(request: Request, exc: Exception) -> Response:
+    """A ProtocolError no route caught (the body timeout, raised while a body is read): its envelope."""
+    assert isinstance(exc, ProtocolError)
+    return error_response(exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -113,9 +120,10 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
                 await batch.shutdown()
             await engine.aclose()
 
-    handlers: dict[Any, Any] = {HTTPException: _http_error, Exception: _internal_error}
+    handlers: dict[Any, Any] = {HTTPException: _http_error, ProtocolError: _protocol_error, Exception: _internal_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(TokenAuthMiddleware, token=config.token)])
+                    middleware=[Middleware(BodyTimeoutMiddleware, timeout_s=config.body_timeout_s),
+                                Middleware(TokenAuthMiddleware, token=config.token)])
     app.state.config = config
     app.state.stats = stats
     app.state.engine = engine
