@@ -119,6 +119,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             if batch is not None:
                 await batch.shutdown()
             await engine.aclose()
+            chat.close()
 
     handlers: dict[Any, Any] = {HTTPException: _http_error, ProtocolError: _protocol_error, Exception: _internal_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,

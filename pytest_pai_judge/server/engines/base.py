@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ...protocol import ChatCall
 from ..config import ServerConfig
@@ -63,6 +63,10 @@ class JudgeEngine(ABC):
     """Writes the judge's reply for one choice of one request. Override :meth:`reply`."""
 
     name = "base"
+    blocking: ClassVar[bool] = False
+    """True for an engine whose replies are CPU work that never awaits (the lexical engine): the server then
+    calls :meth:`reply_blocking` on its worker thread instead of awaiting :meth:`reply` on the event loop,
+    so other requests (``GET /v1/models``, a batch's status) are answered while it computes."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -78,6 +82,10 @@ class JudgeEngine(ABC):
         ``stop`` and ``max_tokens`` are applied by the server afterwards; an engine must honour
         ``call.params.response_format`` itself (``json_object`` means the text is one JSON object).
         """
+
+    def reply_blocking(self, call: ChatCall, *, choice: int) -> str | EngineReply:
+        """:meth:`reply`, synchronously, for an engine with ``blocking = True`` (run on a worker thread)."""
+        raise NotImplementedError(f"engine {self.name!r} sets blocking = True but has no reply_blocking()")
 
     async def complete(self, call: ChatCall) -> EngineCompletion | None:
         """All ``call.params.n`` choices at once, for a model that answers them in one call and reports
