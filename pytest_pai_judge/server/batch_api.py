@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from .. import protocol
 from ..protocol import ProtocolError
 from .batch_runner import BatchRunner
-from .bodies import check_unicode, load_json
+from .bodies import check_unicode, load_json, read_body
 from .config import ServerConfig
 from .errors import batch_file_too_large, error_envelope
 from .responses import SafeJSONResponse
@@ -275,7 +275,7 @@ class BatchService:
 
     async def create_batch(self, request: Request) -> Response:
         """Step 3 of the spec. The body is read as JSON whatever its content type (the spec's curl sends none)."""
-        body = load_json(await request.body())
+        body = load_json(await read_body(request))
         if not isinstance(body, dict):
             raise protocol.invalid_body()
         check_unicode(body)  # ids with a lone surrogate could not even be looked up (SQLite wants UTF-8)

@@ -2,7 +2,8 @@
 
 Why a module of its own: every JSON body the server takes (a chat request, a batch line's body,
 a batch to create) must get the same answer for the same bad input, and none may reach code that
-breaks on it. Three things break there:
+breaks on it. Bodies over :data:`MAX_BODY_BYTES` are refused unread (413); beyond size, three things
+break there:
 
 * nesting: ``json.loads`` raises RecursionError some ~1,000 levels down, and anything that walks
   a value recursively (``repr`` in an error message, ``json.dumps`` into SQLite) fails sooner or
@@ -24,15 +25,46 @@ import json
 import re
 from typing import Any
 
-from ..protocol import JUDGE_FIELDS, ChatCall, content_error, invalid_body, invalid_parameter, parse_chat_body
+from starlette.requests import Request
+
+from ..protocol import (
+    JUDGE_FIELDS,
+    ChatCall,
+    ProtocolError,
+    content_error,
+    invalid_body,
+    invalid_parameter,
+    parse_chat_body,
+)
 
 MAX_JSON_DEPTH = 64
 """Objects and arrays nested deeper than this (the body itself is level 1) make a body 402 InvalidBody.
 A judge request needs 6 levels (body, messages, message, content, part, json), the vendor's nested
 message shape a few more."""
 
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""A JSON request body (a chat request, a batch to create) larger than this is refused with 413 unread."""
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 """In a decoded ``str`` a surrogate is always a lone one: a valid pair decodes to one character."""
+
+
+def request_too_large() -> ProtocolError:
+    return ProtocolError(413, "RequestTooLarge", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing bodies over :data:`MAX_BODY_BYTES` without reading them whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise request_too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise request_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def load_json(raw: bytes) -> Any:

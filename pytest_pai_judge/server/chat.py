@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..protocol import ChatCall, GenerationParams, ProtocolError
-from .bodies import load_json, parse_chat
+from .bodies import load_json, parse_chat, read_body
 from .config import ServerConfig
 from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
 from .errors import context_length_exceeded, error_envelope, green_net_filter, model_service_failed, rate_limited
@@ -38,14 +38,6 @@ from .tokens import count_tokens, truncate_tokens
 
 logger = logging.getLogger("pytest_pai_judge.server")
 _T = TypeVar("_T")
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-"""A chat request body larger than this is refused with 413 before it is parsed."""
-
-
-def request_too_large() -> ProtocolError:
-    return ProtocolError(413, "RequestTooLarge", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
-
 
 def parse_body_bytes(raw: bytes, models: dict[str, int] | None = None) -> ChatCall:
     """:func:`.bodies.parse_chat` for the raw HTTP body; JSON that does not load (or nests too deep) is 402."""
@@ -143,7 +135,7 @@ class ChatService:
         self.stats["chat_completions"] += 1
         request_id = new_request_id()
         try:
-            raw = await _read_body(request)
+            raw = await read_body(request)
             call = parse_body_bytes(raw, self.config.models)
             completion = await self.judge(call, request_id, stream=call.params.stream)
         except ProtocolError as err:
@@ -240,17 +232,3 @@ def _check_text(reply: Any, request_id: str, stage: str) -> str | EngineReply:
     if not isinstance(reply, (str, EngineReply)) or not isinstance(getattr(reply, "text", reply), str):
         raise model_service_failed(stage, request_id, "engine returned no text")
     return reply
-
-
-async def _read_body(request: Request) -> bytes:
-    """The request body, refusing bodies over :data:`MAX_BODY_BYTES` without reading them whole."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise request_too_large()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise request_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)

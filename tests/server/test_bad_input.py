@@ -222,3 +222,8 @@ def test_bad_batch_lines_fail_alone_with_the_online_code(http):
         assert line["error"] == {"code": error["code"], "message": error["message"]}, custom_id  # type: ignore[index]
         assert line["response"]["status_code"] == response.status_code  # type: ignore[index]
         assert line["response"]["body"]["error"] == error  # type: ignore[index]
+
+
+def test_oversize_batch_create_body_is_413_unread(http):
+    response = http.post("/batches", content=b"{" + b" " * (33 * 1024 * 1024))
+    assert_error(response, 413, "RequestTooLarge")
