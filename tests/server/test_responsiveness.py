@@ -49,3 +49,18 @@ def test_models_answers_quickly_while_heavy_requests_run(make_judge_server):
     assert latencies, "the heavy requests finished before the first probe: make them heavier"
     print(f"GET /v1/models under load: slowest {max(latencies) * 1000:.1f} ms of {len(latencies)}")
     assert max(latencies) < 1.0
+
+
+def test_a_subclass_with_its_own_reply_is_awaited_not_bypassed():
+    from pytest_pai_judge.server.engines.lexical import LexicalEngine
+
+    class Loud(LexicalEngine):
+        async def reply(self, call, *, choice):
+            return (await super().reply(call, choice=choice)).upper()
+
+    class Faster(LexicalEngine):
+        def reply_blocking(self, call, *, choice):
+            return super().reply_blocking(call, choice=choice)
+
+    assert LexicalEngine.blocking and Faster.blocking
+    assert not Loud.blocking  # the server awaits Loud.reply on the event loop

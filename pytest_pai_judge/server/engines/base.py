@@ -71,6 +71,13 @@ class JudgeEngine(ABC):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass of a blocking engine that brings its own reply() (and no reply_blocking()) must have
+        # that reply awaited, not its parent's reply_blocking() called behind its back.
+        if "reply" in vars(cls) and "reply_blocking" not in vars(cls) and "blocking" not in vars(cls):
+            cls.blocking = False
+
     def prompt_messages(self, call: ChatCall) -> list[dict[str, str]]:
         """The prompt, used for ``usage.prompt_tokens`` and the context check; rarely overridden."""
         return prompt_messages(call)
