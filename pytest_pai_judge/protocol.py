@@ -68,8 +68,14 @@ def messages_error() -> ProtocolError:
     return ProtocolError(400, "MessagesError", "\"messages\" not in body or type of \"messages\" is not list.", "messages")
 
 
-def content_error(param: str | None = "messages") -> ProtocolError:
-    return ProtocolError(400, "ContentError", f"Content should be like: {CONTENT_EXAMPLE}", param)
+def content_error(param: str | None = "messages", detail: str | None = None) -> ProtocolError:
+    """The spec's ContentError; ``detail`` (what exactly is wrong) follows the spec's fixed text in parentheses."""
+    message = f"Content should be like: {CONTENT_EXAMPLE}"
+    return ProtocolError(400, "ContentError", f"{message} ({detail})" if detail else message, param)
+
+
+def too_long_detail(where: str, length: int) -> str:
+    return f"{where} is {length:,} characters long, over the limit of {MAX_FIELD_CHARS:,} characters per field"
 
 
 def response_format_error() -> ProtocolError:
@@ -354,7 +360,7 @@ def validate_judge_fields(mode: Any, data: Any) -> dict[str, Any]:
         if value is not None and not isinstance(value, str):
             raise content_error(name)
         if value is not None and len(value) > MAX_FIELD_CHARS:
-            raise content_error(name)
+            raise content_error(name, too_long_detail(name, len(value)))
         # Texts are kept as sent (a code answer's indentation matters); only an all-blank field counts as
         # absent. ``scene`` is a name, matched against the inner scenes, so it is trimmed.
         fields[name] = None if value is None or _is_blank(value) else (value.strip() if name == "scene" else value)
@@ -422,9 +428,9 @@ def parse_chat_body(body: Any, models: dict[str, int] | None = None) -> ChatCall
         flat.append({"role": role, "content": _text_of(message.get("content"))})
     if not any(m["role"] == "user" and m["content"].strip() for m in flat):
         raise content_error()
-    for m in flat:
+    for i, m in enumerate(flat):
         if len(m["content"]) > MAX_FIELD_CHARS:
-            raise content_error("messages")
+            raise content_error("messages", too_long_detail(f"messages[{i}].content", len(m["content"])))
     return ChatCall(model=model, kind="custom", fields={}, messages=flat, params=params)
 
 

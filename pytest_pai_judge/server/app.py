@@ -17,15 +17,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..protocol import ProtocolError, model_not_found
 from .auth import TokenAuthMiddleware, is_loopback
+from .body_timeout import BodyTimeoutMiddleware
 from .chat import ChatService
 from .config import ServerConfig
 from .engines import load_engine
-from .responses import error_response, model_card, new_request_id
+from .responses import SafeJSONResponse, error_response, model_card, new_request_id
 
 try:
     from .batch_api import BatchService
@@ -45,7 +46,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code, kind = _HTTP_CODES.get(exc.status_code, ("HTTPError", "invalid_request_error"))
     body = {"error": {"message": f"{exc.detail}: {request.method} {request.url.path}", "type": kind,
                       "param": None, "code": code}}
-    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return SafeJSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _protocol_error(request: Request, exc: Exception) -> Response:
+    """A ProtocolError no route caught (the body timeout, raised while a body is read): its envelope."""
+    assert isinstance(exc, ProtocolError)
+    return error_response(exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -60,13 +67,13 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 def _model_routes(config: ServerConfig) -> list[BaseRoute]:
     async def list_models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [model_card(name) for name in config.models]})
+        return SafeJSONResponse({"object": "list", "data": [model_card(name) for name in config.models]})
 
     async def get_model(request: Request) -> Response:
         name = request.path_params["model_id"]
         if name not in config.models:
             return error_response(model_not_found(list(config.models)))
-        return JSONResponse(model_card(name))
+        return SafeJSONResponse(model_card(name))
 
     return [Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", get_model, methods=["GET"])]
@@ -90,7 +97,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     batch = BatchService(config, chat.complete, stats) if BatchService is not None else None
 
     async def stats_endpoint(request: Request) -> Response:
-        return JSONResponse(dict(stats))
+        return SafeJSONResponse(dict(stats))
 
     routes: list[BaseRoute] = [Route("/v1/chat/completions", chat.endpoint, methods=["POST"]),
                                *_model_routes(config),
@@ -112,10 +119,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             if batch is not None:
                 await batch.shutdown()
             await engine.aclose()
+            chat.close()
 
-    handlers: dict[Any, Any] = {HTTPException: _http_error, Exception: _internal_error}
+    handlers: dict[Any, Any] = {HTTPException: _http_error, ProtocolError: _protocol_error, Exception: _internal_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(TokenAuthMiddleware, token=config.token)])
+                    middleware=[Middleware(BodyTimeoutMiddleware, timeout_s=config.body_timeout_s),
+                                Middleware(TokenAuthMiddleware, token=config.token)])
     app.state.config = config
     app.state.stats = stats
     app.state.engine = engine

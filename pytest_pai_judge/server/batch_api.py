@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import protocol
 from ..protocol import ProtocolError
 from .batch_runner import BatchRunner
+from .bodies import check_unicode, load_json, read_body
 from .config import ServerConfig
 from .errors import batch_file_too_large, error_envelope
+from .responses import SafeJSONResponse
 from .store import BatchRow, FileRow, Store
 from .uploads import UploadError, receive_upload
 
@@ -57,7 +58,7 @@ def _json_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ProtocolError as err:
-            return JSONResponse(error_envelope(err), status_code=err.status)
+            return SafeJSONResponse(error_envelope(err), status_code=err.status)
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
@@ -235,7 +236,7 @@ class BatchService:
         finally:
             tmp.unlink(missing_ok=True)
         self.stats["files_created"] += 1
-        return JSONResponse(file_object(row))
+        return SafeJSONResponse(file_object(row))
 
     async def list_files(self, request: Request) -> Response:
         order = request.query_params.get("order", "desc")
@@ -247,14 +248,14 @@ class BatchService:
         if page is None:
             raise invalid_parameter("after", f"after must be the id of a listed file, got {after!r}.")
         rows, has_more = page
-        return JSONResponse(list_object([file_object(r) for r in rows], has_more))
+        return SafeJSONResponse(list_object([file_object(r) for r in rows], has_more))
 
     async def retrieve_file(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
         row = self.store.get_file(file_id)
         if row is None:
             raise file_not_found(file_id)
-        return JSONResponse(file_object(row))
+        return SafeJSONResponse(file_object(row))
 
     async def file_content(self, request: Request) -> Response:
         """Step 5 of the spec: the raw JSONL bytes (the SDK asks with ``Accept: application/binary``)."""
@@ -268,18 +269,16 @@ class BatchService:
         file_id = request.path_params["file_id"]
         if not self.store.delete_file(file_id):
             raise file_not_found(file_id)
-        return JSONResponse({"id": file_id, "object": "file", "deleted": True})
+        return SafeJSONResponse({"id": file_id, "object": "file", "deleted": True})
 
     # ------------------------------------------------------------------ batches
 
     async def create_batch(self, request: Request) -> Response:
         """Step 3 of the spec. The body is read as JSON whatever its content type (the spec's curl sends none)."""
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise protocol.invalid_body() from None
+        body = load_json(await read_body(request))
         if not isinstance(body, dict):
             raise protocol.invalid_body()
+        check_unicode(body)  # ids with a lone surrogate could not even be looked up (SQLite wants UTF-8)
         input_file_id = body.get("input_file_id")
         if not isinstance(input_file_id, str) or not input_file_id:
             raise invalid_parameter("input_file_id", "input_file_id is required: the id of an uploaded .jsonl file.")
@@ -310,7 +309,7 @@ class BatchService:
         store.add_batch(row)
         self.stats["batches_created"] += 1
         self.runner.start(row.id)
-        return JSONResponse(batch_object(row, self.config.status_dialect))
+        return SafeJSONResponse(batch_object(row, self.config.status_dialect))
 
     async def list_batches(self, request: Request) -> Response:
         after = request.query_params.get("after") or None
@@ -318,7 +317,7 @@ class BatchService:
         if page is None:
             raise invalid_parameter("after", f"after must be the id of a listed batch, got {after!r}.")
         rows, has_more = page
-        return JSONResponse(list_object([batch_object(r, self.config.status_dialect) for r in rows], has_more))
+        return SafeJSONResponse(list_object([batch_object(r, self.config.status_dialect) for r in rows], has_more))
 
     async def retrieve_batch(self, request: Request) -> Response:
         """Step 4 of the spec; ``request_counts`` move while the batch runs."""
@@ -326,7 +325,7 @@ class BatchService:
         row = self.store.get_batch(batch_id)
         if row is None:
             raise batch_not_found(batch_id)
-        return JSONResponse(batch_object(row, self.config.status_dialect))
+        return SafeJSONResponse(batch_object(row, self.config.status_dialect))
 
     async def cancel_batch(self, request: Request) -> Response:
         """Cancelling at once, Cancelled when the runner has stopped; judged lines stay in the output file."""
@@ -344,4 +343,4 @@ class BatchService:
                                 "batch_id")
         updated = store.get_batch(batch_id)
         assert updated is not None
-        return JSONResponse(batch_object(updated, self.config.status_dialect))
+        return SafeJSONResponse(batch_object(updated, self.config.status_dialect))

@@ -142,8 +142,13 @@ class BatchRunner:
         if errors:
             self.store.update_batch(batch.id, status="failed", failed_at=now, errors=errors)
         else:
-            self.store.start_batch(batch.id, [(ln.custom_id, ln.body) for ln in lines],
+            # a line whose body cannot be judged at all fails alone, with the error an online call gets
+            failed = {i: _line_record(ln.custom_id, ln.error.status, error_envelope(ln.error))[0]
+                      for i, ln in enumerate(lines) if ln.error is not None}
+            self.store.start_batch(batch.id, [(ln.custom_id, ln.body) for ln in lines], failed_records=failed,
                                    status="in_progress", in_progress_at=now, total=len(lines))
+            self.stats["batch_lines_judged"] += len(failed)
+            self.stats["batch_lines_failed"] += len(failed)
         updated = self.store.get_batch(batch.id)
         assert updated is not None
         return updated
@@ -160,7 +165,7 @@ class BatchRunner:
                 async with self._slots:
                     if cancel.is_set():
                         return
-                    await self._judge_line(batch.id, item)
+                    await self._judge_line(batch.id, item, cancel)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(max(1, self.config.batch_concurrency))]
         all_done: asyncio.Future[Any] = asyncio.gather(*workers)
@@ -169,17 +174,21 @@ class BatchRunner:
             timeout = max(0.0, batch.deadline - time.time())
             done, _ = await asyncio.wait({all_done, cancelled}, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
+            # cancel first: once it is set the workers return, so both may be done by now (a cancelled
+            # batch must not end up Succeeded)
+            if cancel.is_set():
+                return "cancelled"
             if all_done in done:
                 all_done.result()  # re-raise a store failure
                 return "completed"
-            return "cancelled" if cancel.is_set() else "expired"
+            return "expired"
         finally:
             cancelled.cancel()
             for w in workers:
                 w.cancel()
             await asyncio.gather(all_done, cancelled, return_exceptions=True)
 
-    async def _judge_line(self, batch_id: str, item: PendingItem) -> None:
+    async def _judge_line(self, batch_id: str, item: PendingItem, cancel: asyncio.Event) -> None:
         body = dict(item.body)
         body.pop("stream", None)  # a batch line is answered whole
         body.pop("stream_options", None)
@@ -192,6 +201,8 @@ class BatchRunner:
             status, answer = 500, error_envelope(model_service_failed("Request_judge_model", str(uuid.uuid4()),
                                                                       f"{type(exc).__name__}: {exc}"))
         # no await from here on: the result is committed or never happened
+        if cancel.is_set():  # the cancel was answered with the counts as they were: nothing is judged after it
+            return
         ok = status == 200
         record, usage = _line_record(item.custom_id, status, answer)
         self.store.record_result(batch_id, item.idx, ok, record, input_tokens=usage.get("prompt_tokens", 0),

@@ -40,6 +40,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _non_negative_int(text)
     if value > 65535:
@@ -105,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "UPSTREAM_API_KEY; 'EMPTY' is sent when it is unset)")
     parser.add_argument("--batch-concurrency", type=_positive_int, default=16,
                         help="batch lines judged at once (default: 16)")
+    parser.add_argument("--body-timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
+                        help="longest silence while a request body arrives; a body that stops short of its "
+                             "Content-Length gets 408 RequestTimeout and its connection is closed (default: 5)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="log level (default: warning)")
     return parser
 
@@ -119,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir, engine=args.engine, models=models, status_dialect=args.status_dialect,
         latency_ms=args.latency_ms, faults=list(args.faults), batch_concurrency=args.batch_concurrency,
         upstream_base_url=args.upstream_base_url, upstream_model=args.upstream_model,
-        upstream_api_key_env=args.upstream_api_key_env, log_level=args.log_level)
+        upstream_api_key_env=args.upstream_api_key_env, body_timeout_s=args.body_timeout, log_level=args.log_level)
     return ServerConfig(**kwargs)
 
 

@@ -62,6 +62,9 @@ class ServerConfig:
     """Per-request timeout of the ``openai`` engine's calls to the upstream model."""
     upstream_max_retries: int = 2
     """Retries of the ``openai`` engine's upstream client (the SDK's own backoff)."""
+    body_timeout_s: float = 5.0
+    """Longest silence while a request body is being received (as nginx's ``client_body_timeout``): a body
+    that stops arriving short of its Content-Length is answered 408 RequestTimeout and its connection closed."""
     fault_timeout_s: float = 30.0
     """How long a ``timeout`` fault holds its request (or until shutdown) before answering 500."""
     log_level: str = "warning"

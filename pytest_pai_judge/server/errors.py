@@ -13,7 +13,8 @@ from .. import protocol
 from ..protocol import ProtocolError
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "invalid_request_error",
-               403: "permission_error", 404: "not_found_error", 429: "rate_limit_error", 500: "api_error"}
+               403: "permission_error", 404: "not_found_error", 408: "invalid_request_error", 429: "rate_limit_error",
+               500: "api_error"}
 
 
 def error_envelope(err: ProtocolError) -> dict[str, Any]:
@@ -53,3 +54,11 @@ def batch_file_too_large(size: int) -> ProtocolError:
     return ProtocolError(400, "FileTooLarge",
                          f"File is too large: {size} bytes ({size / 1024 / 1024:.1f} MB); a batch file cannot exceed "
                          f"10 MB ({protocol.MAX_BATCH_FILE_BYTES} bytes). Split it into several files.", "file")
+
+
+def body_timeout(timeout_s: float, received: int, declared: int | None) -> ProtocolError:
+    """Not in the spec's table: the request body stopped arriving (see ``ServerConfig.body_timeout_s``)."""
+    of = f" of {declared}" if declared is not None else ""
+    return ProtocolError(408, "RequestTimeout",
+                         f"The request body stopped arriving: nothing came for {timeout_s:g} s after {received}{of} "
+                         "bytes. Send the whole body (as its Content-Length says) without pausing.")

@@ -7,7 +7,6 @@ the openai SDK's strict validation rejects), the ``openai`` dialect sends ``"def
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -17,6 +16,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from ..protocol import ProtocolError
+from .bodies import json_text
 from .errors import error_envelope
 from .tokens import count_tokens
 
@@ -29,9 +29,17 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+class SafeJSONResponse(JSONResponse):
+    """Starlette's JSONResponse, except that a lone surrogate in a string (a spec message quoting a field,
+    say) is sent as a ``\\u`` escape rather than failing to encode as UTF-8 (:func:`.bodies.json_text`)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+
+
 def error_response(err: ProtocolError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The OpenAI error envelope with the spec's status; the openai SDK maps it to its exception classes."""
-    return JSONResponse(error_envelope(err), status_code=err.status, headers=headers)
+    return SafeJSONResponse(error_envelope(err), status_code=err.status, headers=headers)
 
 
 def service_tier(dialect: str) -> str:
@@ -97,7 +105,7 @@ def _chunk(c: Completion, dialect: str, choices: list[dict[str, Any]], usage: An
                             "choices": choices}
     if include_usage:
         body["usage"] = usage
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + json_text(body).encode() + b"\n\n"
 
 
 def split_deltas(text: str, size: int = 12) -> Iterable[str]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .bodies import json_text
+
 DB_NAME = "pai-judge.sqlite3"
 FILES_DIR = "files"
 TMP_PREFIX = ".tmp-"
@@ -253,14 +255,22 @@ class Store:
         conn.execute(f"UPDATE batches SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                      (*values.values(), batch_id))
 
-    def start_batch(self, batch_id: str, items: list[tuple[str, dict[str, Any]]], **changes: Any) -> None:
-        """Store the validated requests and move the batch on, in one transaction (resume needs both or neither)."""
+    def start_batch(self, batch_id: str, items: list[tuple[str, dict[str, Any]]],
+                    failed_records: dict[int, dict[str, Any]] | None = None, **changes: Any) -> None:
+        """Store the validated requests and move the batch on, in one transaction (resume needs both or neither).
+
+        ``failed_records``: the error records of lines that fail without being judged, by index; they are
+        stored as those lines' results at once and counted as failed.
+        """
+        failed = failed_records or {}
         with self._tx() as conn:
             conn.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
-            conn.executemany("INSERT INTO batch_items (batch_id, idx, custom_id, body) VALUES (?, ?, ?, ?)",
-                             ((batch_id, i, cid, json.dumps(body, ensure_ascii=False))
+            conn.executemany("INSERT INTO batch_items (batch_id, idx, custom_id, body, ok, record) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             ((batch_id, i, cid, json_text(body), 0 if i in failed else None,
+                               json_text(failed[i]) if i in failed else None)
                               for i, (cid, body) in enumerate(items)))
-            self._update_batch(conn, batch_id, changes)
+            self._update_batch(conn, batch_id, {**changes, "failed": len(failed)} if failed else changes)
 
     def pending_items(self, batch_id: str) -> list[PendingItem]:
         with self._tx() as conn:
@@ -273,7 +283,7 @@ class Store:
         """Persist one judged line and its counters together, so a restart neither loses nor repeats it."""
         with self._tx() as conn:
             changed = conn.execute("UPDATE batch_items SET ok = ?, record = ? WHERE batch_id = ? AND idx = ? "
-                                   "AND ok IS NULL", (int(ok), json.dumps(record, ensure_ascii=False), batch_id, idx)
+                                   "AND ok IS NULL", (int(ok), json_text(record), batch_id, idx)
                                    ).rowcount
             if changed:
                 column = "completed" if ok else "failed"
@@ -306,7 +316,7 @@ class Store:
             raise KeyError(f"unknown batch columns: {sorted(unknown)}")
         for name in _JSON_COLUMNS:
             if name in values and values[name] is not None:
-                values[name] = json.dumps(values[name], ensure_ascii=False)
+                values[name] = json_text(values[name])
         return values
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ...protocol import ChatCall
 from ..config import ServerConfig
@@ -63,9 +63,20 @@ class JudgeEngine(ABC):
     """Writes the judge's reply for one choice of one request. Override :meth:`reply`."""
 
     name = "base"
+    blocking: ClassVar[bool] = False
+    """True for an engine whose replies are CPU work that never awaits (the lexical engine): the server then
+    calls :meth:`reply_blocking` on its worker thread instead of awaiting :meth:`reply` on the event loop,
+    so other requests (``GET /v1/models``, a batch's status) are answered while it computes."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass of a blocking engine that brings its own reply() (and no reply_blocking()) must have
+        # that reply awaited, not its parent's reply_blocking() called behind its back.
+        if "reply" in vars(cls) and "reply_blocking" not in vars(cls) and "blocking" not in vars(cls):
+            cls.blocking = False
 
     def prompt_messages(self, call: ChatCall) -> list[dict[str, str]]:
         """The prompt, used for ``usage.prompt_tokens`` and the context check; rarely overridden."""
@@ -78,6 +89,10 @@ class JudgeEngine(ABC):
         ``stop`` and ``max_tokens`` are applied by the server afterwards; an engine must honour
         ``call.params.response_format`` itself (``json_object`` means the text is one JSON object).
         """
+
+    def reply_blocking(self, call: ChatCall, *, choice: int) -> str | EngineReply:
+        """:meth:`reply`, synchronously, for an engine with ``blocking = True`` (run on a worker thread)."""
+        raise NotImplementedError(f"engine {self.name!r} sets blocking = True but has no reply_blocking()")
 
     async def complete(self, call: ChatCall) -> EngineCompletion | None:
         """All ``call.params.n`` choices at once, for a model that answers them in one call and reports

@@ -484,8 +484,12 @@ class LexicalEngine(JudgeEngine):
     docstring); the same request (and seed) always gets the same reply."""
 
     name = "lexical"
+    blocking = True  # pure CPU work: the server runs reply_blocking on its worker thread
 
     async def reply(self, call: ChatCall, *, choice: int) -> str:
+        return self.reply_blocking(call, choice=choice)
+
+    def reply_blocking(self, call: ChatCall, *, choice: int) -> str:
         p = call.params
         json_object = p.response_format == "json_object"
         sampling = choice_sampling(call, choice)
