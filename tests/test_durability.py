@@ -80,3 +80,50 @@ def test_a_killed_runs_spool_is_removed_once_stale(pytester: pytest.Pytester, ma
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
     assert not stale.exists() and fresh.exists(), "a live run's spool is left alone"
+
+
+def test_a_judge_that_goes_down_ends_a_deferred_run_within_seconds(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The judge server process is killed after 40 answers of a 400-test deferred run: the circuit
+    breaker (shared with deferred mode's concurrent calls) fails the rest fast instead of every test
+    waiting out its own retries; none of them passes."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge = subprocess.Popen([sys.executable, "-m", "pytest_pai_judge.server", "--port", str(port),
+                              "--latency-ms", "50", "--data-dir", str(tmp_path / "judge")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    run: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        pytester.makepyfile(test_many=SUITE.replace(f"range({TESTS})", "range(400)"))
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--judge-base-url",
+                                url, "--judge-mode=deferred", "--judge-cache=off", "--judge-timeout=5"],
+                               cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url.removesuffix("/v1") + "/_pai_judge/stats") as response:
+                if json.load(response).get("chat_completions", 0) >= 40:
+                    break
+            time.sleep(0.05)
+        judge.kill()
+        killed = time.monotonic()
+        out, _ = run.communicate(timeout=120)
+        took = time.monotonic() - killed
+    finally:
+        judge.kill()
+        if run is not None and run.poll() is None:
+            run.kill()
+    import re
+
+    counts = dict((k, int(n)) for n, k in re.findall(r"(\d+) (passed|failed)", out.splitlines()[-1]))
+    assert counts.get("failed", 0) >= 300 and sum(counts.values()) == 400, out[-800:]
+    assert "not sent: the judge failed the last 2 calls" in out
+    assert took < 10, f"the run went on {took:.1f}s after the judge died"

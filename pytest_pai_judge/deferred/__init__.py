@@ -48,6 +48,7 @@ def install(session: JudgeSession) -> DeferredRun:
     run = DeferredRun(session, source, is_worker=is_xdist_worker(config))
     if isinstance(source, OnlineSource):
         source.calls.keep = run.keep_reply  # every answered call in the cache at once
+        source.calls.breaker = session.judging.breaker
     if run.is_worker:
         run.spool = WorkerSpool(config, options.cache_dir, run_id, session.warnings)
     elif config.pluginmanager.hasplugin("xdist"):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from .. import errors
+from ..breaker import Breaker
 from ..client import JudgeClient, JudgeReply
 from ..request import JudgeRequest
 from ..terminal import Console, plural
@@ -46,6 +47,8 @@ class OnlineJudge:
         """perf_counter() of the first call started, and of the last answer in: the judging span."""
         self.last_answer: float | None = None
         self.keep: Callable[[str, JudgeReply], None] | None = None
+        self.breaker: Breaker | None = None
+        """The run's circuit breaker: calls fail fast while the judge cannot be reached."""
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -91,10 +94,20 @@ class OnlineJudge:
         async with self._slots:
             if self.first_call is None:
                 self.first_call = time.perf_counter()
+            refusal = self.breaker.refusal() if self.breaker is not None else None
+            if refusal is not None:
+                raise refusal
             try:
-                return await self._client.asend(request)  # checked when it was held
+                reply = await self._client.asend(request)  # checked when it was held
+            except errors.JudgeError as exc:
+                if self.breaker is not None:
+                    self.breaker.observe(exc)
+                raise
             finally:
                 self.last_answer = time.perf_counter()
+            if self.breaker is not None:
+                self.breaker.observe(None)
+            return reply
 
     def outcome(self, key: str) -> RawOutcome | None:
         """The finished outcome for ``key``, or None while it is in flight (or was never sent)."""
