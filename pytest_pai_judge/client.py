@@ -39,6 +39,12 @@ class JudgeReply:
     latency_s: float
     more: tuple[str, ...] = ()
     """The texts of choices 1, 2, ... of a call that asked for ``n`` > 1 (samples of a noisy judge)."""
+    finish_reasons: tuple[str | None, ...] = ()
+    """Each choice's ``finish_reason`` ("length": cut at ``max_tokens``); empty when not known (a cached reply)."""
+
+    def cut(self, choice: int = 0) -> bool:
+        """Whether choice ``choice`` stopped at ``max_tokens`` rather than at its end."""
+        return choice < len(self.finish_reasons) and self.finish_reasons[choice] == "length"
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -51,12 +57,14 @@ class JudgeReply:
                                 "latency_s": self.latency_s}
         if self.more:
             data["more"] = list(self.more)
+        if self.finish_reasons:
+            data["finish_reasons"] = list(self.finish_reasons)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JudgeReply:
         return cls(data["raw"], data.get("model") or "", data.get("usage"), float(data.get("latency_s") or 0),
-                   tuple(data.get("more") or ()))
+                   tuple(data.get("more") or ()), tuple(data.get("finish_reasons") or ()))
 
 
 def clean_token(token: str | None) -> str | None:
@@ -75,15 +83,16 @@ def reply_from_completion(body: dict[str, Any], latency_s: float = 0.0) -> Judge
     choices = body.get("choices") or []
     if not choices:
         raise errors.ModelServiceFailed("the judge returned no choices", status=200)
-    texts = [(c.get("message") or {}).get("content") if isinstance(c, dict) else None
-             for c in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)]
+    ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+    texts = [(c.get("message") or {}).get("content") if isinstance(c, dict) else None for c in ordered]
+    reasons = tuple(c.get("finish_reason") if isinstance(c, dict) else None for c in ordered)
     if not isinstance(texts[0], str):
         raise errors.ModelServiceFailed("the judge returned no text", status=200)
     usage = body.get("usage")
     if usage is not None:
         usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     more = tuple(t if isinstance(t, str) else "" for t in texts[1:])  # a choice without text is unreadable
-    return JudgeReply(texts[0], str(body.get("model") or ""), usage, latency_s, more)
+    return JudgeReply(texts[0], str(body.get("model") or ""), usage, latency_s, more, reasons)
 
 
 def _as_dict(completion: Any) -> dict[str, Any]:

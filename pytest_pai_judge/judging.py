@@ -246,7 +246,8 @@ class Judging:
                 outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(drawn)}; "
                                                   f"sample {index} is missing", code="MissingChoice"))
                 continue
-            one = JudgeReply(texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s)
+            one = JudgeReply(texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s,
+                             finish_reasons=reply.finish_reasons[choice:choice + 1])
             key = sample_key(base_key, index)
             if index not in wanted:
                 outcomes.append(errors.JudgeError("already cached", code="Cached"))  # not used: the cached one is
@@ -264,13 +265,21 @@ class Judging:
     def parse(self, reply: JudgeReply, request: JudgeRequest) -> Verdict:
         """The verdict in a reply: a ``pytest_judge_parse_reply`` plugin's, else the built-in parser's."""
         __tracebackhide__ = True
-        from .verdict import parse_reply
+        from .verdict import UnreadableVerdict, parse_reply
 
         try:
             verdict = self.config.hook.pytest_judge_parse_reply(text=reply.raw, mode=request.kind)
             if verdict is None:
                 verdict = parse_reply(reply.raw, request.kind, max_score=request.max_score,
                                       json_mode=request.json_mode)
+        except UnreadableVerdict as exc:
+            if reply.cut():  # say why: the verdict was cut off before its score
+                cut = UnreadableVerdict(f"{exc.reason}; the reply was cut at max_tokens (finish_reason \"length\"): "
+                                        "give the judge more room with max_tokens=", exc.raw, exc.mode)
+                mark_reply(cut, usage=reply.usage, cached=False)
+                raise cut from None
+            mark_reply(exc, usage=reply.usage, cached=False)
+            raise
         except Exception as exc:  # an unreadable reply was still a reply: its tokens were spent
             mark_reply(exc, usage=reply.usage, cached=False)
             raise

@@ -698,3 +698,15 @@ def test_a_judge_that_comes_back_is_used_again(pytester):
                                 "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, failed=3)
     assert result.stdout.str().count("not sent: the judge failed the last 2 calls") == 1
+
+
+@pytest.mark.parametrize("mode", ["immediate", "deferred"])
+def test_a_reply_cut_at_max_tokens_says_so(pytester, server, mode):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_cut():
+            assert_judge_score("What is the capital of France?", "Paris.", 1, max_tokens=5)
+    """))
+    result = run(pytester, server, f"--judge-mode={mode}", "--judge-cache=off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*UnreadableVerdict: unreadable single verdict: *; the reply was cut at max_tokens "
+                                 "(finish_reason \"length\"): give the judge more room with max_tokens=*"])

@@ -155,7 +155,8 @@ class SampleRounds:
         if choice >= len(texts):
             return errors.JudgeError(f"the judge returned {len(texts)} choices; sample {choice + 1} of the call is "
                                      "missing", code="MissingChoice")
-        one = JudgeReply(texts[choice], raw.model, raw.usage if choice == 0 else None, raw.latency_s)
+        one = JudgeReply(texts[choice], raw.model, raw.usage if choice == 0 else None, raw.latency_s,
+                         finish_reasons=raw.finish_reasons[choice:choice + 1])
         if key is not None and call is not None:
             self.run.store(key, call, one, choice=choice)
         try:
