@@ -290,7 +290,7 @@ class Expectation:
         extra: dict[str, Any] = {}
         if self.assertion != "score":
             winner, _votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
-            extra = {"winner": winner, "score2": _mean_of([consensus(f, b).score2 for f, b in zip(*per_request)
+            extra = {"winner": winner, "score2": median_of([consensus(f, b).score2 for f, b in zip(*per_request)
                                                           if not isinstance(f, BaseException)
                                                           and not isinstance(b, BaseException)])}
         record = self.record(request, shown, passed=passed, score=statistics.median(scores) if scores else None,
@@ -310,9 +310,10 @@ class Expectation:
         return [record], JudgeAssertionError(text)
 
 
-def _mean_of(values: list[float | None]) -> float | None:
+def median_of(values: list[float | None]) -> float | None:
+    """The median of the scores present (the row's ``score`` of several samples is a median too)."""
     present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
+    return statistics.median(present) if present else None
 
 
 def sampled_failure_text(expectation: Expectation, decision: str | None, numbers: Any, scores: list[float],

@@ -20,7 +20,7 @@ import pytest
 from . import errors
 from .cache import CacheMode
 from .decision import decide_winner
-from .expectation import Comparison, Expectation, Outcome, consensus, failure_columns, nodeid_of
+from .expectation import Comparison, Expectation, Outcome, consensus, failure_columns, median_of, nodeid_of
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
@@ -289,6 +289,7 @@ class JudgeSession:
         scores = [s for f, b in pairs if (s := consensus(f, b).score1) is not None]
         self.record_value(forward, pairs[0][0], item, winner=result.winner, samples=samples, scores=scores,
                           score=statistics.median(scores) if scores else None,
+                          score2=median_of([consensus(f, b).score2 for f, b in pairs]),
                           spread=statistics.stdev(scores) if len(scores) > 1 else 0.0,
                           tokens=sum(int((o.usage or {}).get("total_tokens") or 0) for f, b in pairs for o in (f, b)),
                           cached=all(o.cached for f, b in pairs for o in (f, b)))
