@@ -59,8 +59,9 @@ def test_one_batch_job_for_the_run(pytester: pytest.Pytester, make_judge_server:
     result.assert_outcomes(passed=12, failed=1)
     assert "ModelServiceFailed" in outcomes["test_boom"][1]  # the failed line fails only its own test
     counts = stats(server)
-    assert counts.get("batches_created") == 1 and counts.get("files_created") == 1
-    assert counts.get("batch_lines_judged") == 13 and counts.get("chat_completions", 0) == 0
+    # the BOOM line fails every time: it is retried in 3 follow-up jobs of one line, as an online call is retried
+    assert counts.get("batches_created") == 4 and counts.get("files_created") == 4
+    assert counts.get("batch_lines_judged") == 16 and counts.get("chat_completions", 0) == 0
     result.stdout.fnmatch_lines(["pai-judge: judging 13 deferred verdicts in 1 batch job…",
                                  "pai-judge: batch_* Succeeded: 12/13 completed, 1 failed, *s elapsed"
                                  if dialect == "pai" else
@@ -72,9 +73,9 @@ def test_one_batch_job_under_xdist(pytester: pytest.Pytester,
                                    make_judge_server: Callable[..., LocalJudgeServer]) -> None:
     server = make_judge_server(latency_ms=30, faults=[Fault("BOOM", "500"), Fault("GARBLE", "unreadable")])
     pytester.makepyfile(test_suite=SUITE)
-    _, single = run_inner(pytester, server, "batch")
+    _, single = run_inner(pytester, server, "batch", "--judge-retries=0")
     assert stats(server).get("batches_created") == 1
-    result, spread = run_inner(pytester, server, "batch", "-n", "2", subprocess=True)
+    result, spread = run_inner(pytester, server, "batch", "-n", "2", "--judge-retries=0", subprocess=True)
     assert stats(server).get("batches_created") == 2  # the controller submitted one job for both workers
     assert spread == single
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -411,3 +412,18 @@ def test_a_job_the_ledger_does_not_know_is_found_on_the_server(
     third, _ = run_inner(pytester, server, "batch", name="third")  # --judge-cache=off: judged again
     third.assert_outcomes(passed=3)
     assert "collecting" not in third.stdout.str(), "a collected job is not collected twice"
+
+
+def test_a_batch_line_that_fails_once_is_retried_like_an_online_call(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer]) -> None:
+    """A transient 500 on one line: immediate and deferred mode retry the call (the SDK), batch mode
+    judges that line again in a follow-up job of just that line; all three pass."""
+    pytester.makepyfile(test_flaky=PARAMETRIZED.format(n=3).replace("France?", "France? FLAKY"))
+    for mode in ("immediate", "deferred", "batch"):
+        server = make_judge_server(latency_ms=10, faults=[Fault("FLAKY", "500once")])
+        result, _ = run_inner(pytester, server, mode, name=mode)
+        result.assert_outcomes(passed=3)
+        if mode == "batch":
+            assert stats(server).get("batches_created") == 2, "the run's job, then one follow-up job"
+            result.stdout.fnmatch_lines(["*3 batch lines failed with a retryable error; judging them again in a "
+                                         "follow-up job (retry 1 of 3)…*"])

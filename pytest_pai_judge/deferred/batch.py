@@ -70,6 +70,9 @@ class BatchJudge:
         self.poll = options.batch_poll
         self.timeout = options.batch_timeout
         self.resume_id: str | None = options.batch_resume
+        self.retries = options.retries
+        self.shown_from = 0
+        """Progress lines count the jobs from this one on (a follow-up job of retried lines is its own round)."""
         self.ledger = BatchLedger(options.cache_dir)
         self.token = cache_token(options.cache_dir, options.cache_identity)
         self.persistent = not options.embedded
@@ -108,7 +111,27 @@ class BatchJudge:
         for chunk in files:
             self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
         self._wait(results)
+        self._retry_lines(new, results)
         return results
+
+    def _retry_lines(self, new: Wanted, results: dict[str, RawOutcome]) -> None:
+        """Lines that failed with an error an online call would retry (429, 408/409, 5xx) go again, in a
+        follow-up job of just those lines, up to ``--judge-retries`` times: every mode meets a fault alike."""
+        for attempt in range(1, self.retries + 1):
+            again = {k: v for k, v in new.items() if retryable(results.get(k))}
+            if not again:
+                return
+            self.console.line(f"pai-judge: {plural(len(again), 'batch line')} failed with a retryable error; "
+                              f"judging {'it' if len(again) == 1 else 'them'} again in a follow-up job "
+                              f"(retry {attempt} of {self.retries})…")
+            for key in again:
+                results.pop(key, None)
+            self.shown_from = len(self.jobs)
+            lines = [(k, encode_line(custom_id(nodeid, k), request)) for k, (request, nodeid) in again.items()]
+            files, _too_big = split_files(lines)
+            for chunk in files:
+                self._submit(chunk, {k: again[k][0] for k, _ in chunk}, results)
+            self._wait(results)
 
     def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
         parts = []
@@ -277,8 +300,8 @@ class BatchJudge:
             interval = min(self.poll, interval * 1.6)
 
     def _progress(self, *, final: bool = False) -> None:
-        """One line over the jobs this run waits for, counting only the requests it needs from them."""
-        jobs = self.jobs
+        """One line over the jobs this run waits for (this round's), counting only the requests it needs from them."""
+        jobs = self.jobs[self.shown_from:]
         total = completed = failed = 0
         for job in jobs:
             c, f, t = needed_counts(job)
@@ -381,6 +404,14 @@ class BatchJudge:
         if self.persistent:
             self.ledger.forget(job.id)
         return set(got)
+
+
+def retryable(outcome: RawOutcome | None) -> bool:
+    """An error an online call would have retried (the SDK retries 408, 409, 429 and 5xx)."""
+    if not isinstance(outcome, errors.JudgeError) or outcome.code == errors.VERDICT_UNAVAILABLE:
+        return False
+    status = outcome.status or 0
+    return status in (408, 409, 429) or status >= 500
 
 
 def _megabytes(size: int) -> str:

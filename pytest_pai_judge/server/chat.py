@@ -7,6 +7,7 @@ One :class:`ChatService` serves both the online endpoint and batch lines (throug
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -104,6 +105,8 @@ class ChatService:
         self.stats = stats
         self.shutdown = shutdown
         self._worker: ThreadPoolExecutor | None = None
+        self.failed_once: set[str] = set()
+        """Requests a ``500once`` fault has already failed (by their judge content)."""
 
     def close(self) -> None:
         """Stop the worker thread (at shutdown); replies still queued are dropped. A restart makes a new one."""
@@ -172,6 +175,11 @@ class ChatService:
             await asyncio.sleep(self.config.latency_ms / 1000)
         if fault is not None and fault.kind == "500":
             raise model_service_failed(stage, request_id, f"injected fault (pattern {fault.pattern!r})")
+        if fault is not None and fault.kind == "500once":
+            seen = json.dumps([call.kind, call.fields, call.messages], sort_keys=True, default=str)
+            if seen not in self.failed_once:
+                self.failed_once.add(seen)
+                raise model_service_failed(stage, request_id, f"injected fault, once (pattern {fault.pattern!r})")
         if fault is not None and fault.kind == "greennet":
             raise green_net_filter(f"injected fault (pattern {fault.pattern!r})")
         model_usage: dict[str, int] | None = None

@@ -9,8 +9,10 @@ from typing import Literal
 
 from ..protocol import DEFAULT_MODELS
 
-FaultKind = Literal["429", "500", "timeout", "unreadable", "greennet"]
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "timeout", "unreadable", "greennet")
+FaultKind = Literal["429", "500", "500once", "timeout", "unreadable", "greennet"]
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "500once", "timeout", "unreadable", "greennet")
+"""``500once``: a 500 the first time the server sees a request (by its judge content), then normal replies
+-- the transient failure that retries exist for."""
 
 
 @dataclass(frozen=True)
