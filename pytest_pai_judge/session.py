@@ -88,6 +88,12 @@ class JudgeSession:
             _SESSIONS.remove(self)
         self.judging.close()
 
+    def warn_once(self, message: str) -> None:
+        """A warning for the summary, printed once however often it is raised (the first one's text)."""
+        head = message.split(" (", 1)[0]
+        if not any(w.split(" (", 1)[0] == head for w in self.warnings):
+            self.warnings.append(message)
+
     def all_warnings(self) -> list[str]:
         """The cache's warning (if any) first, then the run's, each once."""
         cache_warning = self.judging.cache_warning
@@ -147,6 +153,10 @@ class JudgeSession:
         expectation.inconclusive = self.options.inconclusive.value
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
+        if expectation.samples > 1 and expectation.requests[0].params.get("temperature") == 0:
+            self.warn_once(f"samples={expectation.samples} at temperature=0 ({nodeid_of(item)}): a judge that does "
+                           "not sample gives the same score every time, so the extra samples cost calls and decide "
+                           "nothing a single verdict would not")
         outcomes: list[Outcome] = []
         if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
             assert item is not None and self.deferred is not None

@@ -365,3 +365,14 @@ def test_compare_with_samples_takes_the_majority(pytester, server, tmp_path) -> 
     run(pytester, server, f"--judge-report={report}").assert_outcomes(passed=1)
     row = json.loads(report.read_text())[0]
     assert (row["assertion"], row["samples"], row["winner"]) == ("value", 3, "1")
+
+
+def test_samples_at_temperature_zero_are_flagged_once(pytester, server) -> None:
+    pytester.makepyfile(HEADER + case("test_a", GOOD, ", samples=3, temperature=0")
+                        + case("test_b", BAD, ", samples=3, temperature=0"))
+    result = run(pytester, server)
+    result.assert_outcomes(passed=1, failed=1)
+    text = result.stdout.str()
+    assert text.count("samples=3 at temperature=0") == 1, text[-1500:]
+    result.stdout.fnmatch_lines(["*samples=3 at temperature=0 (test_samples_at_temperature_zero_are_flagged_once.py"
+                                 "::test_a): a judge that does not sample gives the same score every time*"])

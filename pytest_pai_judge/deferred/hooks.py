@@ -47,13 +47,14 @@ class HoldingHooks:
         finally:
             item.stash[IN_OUR_PROTOCOL] = False
         pending = item.stash.get(INHERITED, []) + item.stash.get(PENDING, [])
-        item.stash[INHERITED] = []
-        item.stash[INHERITED_FROM] = []
-        item.stash[PENDING] = []
         for own, fixturedef in item.stash.get(SCOPED, []):
             if fixture_value(fixturedef) is not None:  # still set up: later tests in its scope reuse it
                 self.shared.append((fixturedef, fixture_value(fixturedef), own))
-        item.stash[SCOPED] = []
+        for key in (INHERITED, INHERITED_FROM, PENDING):  # nothing left on a test the run keeps
+            if key in item.stash:
+                del item.stash[key]
+        if SCOPED in item.stash:
+            del item.stash[SCOPED]
         if pending:
             # Held whatever the phases' outcomes: a judge assertion that fails before a failure, a skip
             # or an imperative xfail is what immediate mode would have stopped at, so it decides.
