@@ -42,6 +42,12 @@ class JudgeReply:
     finish_reasons: tuple[str | None, ...] = ()
     """Each choice's ``finish_reason`` ("length": cut at ``max_tokens``); empty when not known (a cached reply)."""
 
+    def choice(self, index: int) -> JudgeReply:
+        """Choice ``index`` as a reply of its own; the call's usage goes with choice 0 only (it is paid once)."""
+        texts = self.texts
+        return JudgeReply(texts[index], self.model, self.usage if index == 0 else None, self.latency_s,
+                          finish_reasons=self.finish_reasons[index:index + 1])
+
     def cut(self, choice: int = 0) -> bool:
         """Whether choice ``choice`` stopped at ``max_tokens`` rather than at its end."""
         return choice < len(self.finish_reasons) and self.finish_reasons[choice] == "length"

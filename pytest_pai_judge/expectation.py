@@ -8,6 +8,7 @@ every mode; the expectation is JSON-safe, so it can wait on an xdist worker or i
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -132,14 +133,12 @@ class Expectation:
                           ) -> tuple[str | None, Any, list[Verdict], list[float]]:
         """(decision, its numbers, the readable samples (forward order), their scores); decision None: undecided."""
         if self.assertion == "score":
-            readable = [o for o in per_request[0] if not isinstance(o, BaseException) and o.score is not None]
-            scores = [float(v.score) for v in readable if v.score is not None]
+            readable, scores = readable_scores(per_request[0])
             test = decide_score(scores, self.threshold or 0.0, confidence=self.confidence, final=final,
                                 looks=len(self.rounds()))
             decision = None if test.decision is Decision.UNDECIDED else test.decision.value
             return decision, test, readable, scores
-        pairs = [(f, b) for f, b in zip(*per_request)
-                 if not isinstance(f, BaseException) and not isinstance(b, BaseException)]
+        pairs = readable_pairs(*per_request)
         votes = [consensus(f, b).winner for f, b in pairs]
         winner = decide_winner(votes, self.samples, final=final)
         scores = [s for f, b in pairs if (s := consensus(f, b).score1) is not None]
@@ -161,15 +160,9 @@ class Expectation:
             return outcomes[0] if self.assertion == "score" else consensus(outcomes[0], outcomes[1])
         decision, numbers, readable, scores = self._sampled_decision(outcomes, final=True)
         if self.assertion == "score":
-            middle = statistics.median(scores)
-            shown = min(readable, key=lambda v: abs(float(v.score or 0) - middle))
-            return replace(shown, score=middle, samples=tuple(scores))
-        pairs = [(f, b) for f, b in zip(*outcomes) if not isinstance(f, BaseException)
-                 and not isinstance(b, BaseException)]
-        winner = numbers[0] if isinstance(numbers, tuple) else "tie"
-        votes = numbers[1] if isinstance(numbers, tuple) else numbers
-        majority_winner: Literal["1", "2", "tie"] = "1" if winner == "1" else "2" if winner == "2" else "tie"
-        return Comparison(majority_winner, len(set(votes)) == 1, *pairs[0])
+            return replace(nearest_median(readable, scores), score=statistics.median(scores), samples=tuple(scores))
+        winner, votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
+        return majority_comparison(readable_pairs(*outcomes), winner, votes)
 
     def evaluate(self, outcomes: list[Any]) -> tuple[list[JudgeRecord], BaseException | None]:
         """Records for the report and the exception the test must fail with (None = it holds).
@@ -273,16 +266,12 @@ class Expectation:
         request = self.requests[0]
         flat = [o for samples in per_request for o in samples]
         drawn = len(per_request[0])
-        failed_call = next((o for o in flat if isinstance(o, errors.JudgeError)), None)
         decision, numbers, readable, scores = self._sampled_decision(per_request, final=True)
-        if failed_call is not None or not readable:  # no verdict to decide on: fail with why, never pass
-            failure = failed_call or next(o for o in flat if isinstance(o, BaseException))
+        failure = no_verdict(flat, readable)
+        if failure is not None:  # no verdict to decide on: fail with why, never pass
             return [self.record(request, None, samples=drawn, **failure_columns(flat))], failure
-        shown = readable[0]
-        if self.assertion == "score" and scores:  # the sample nearest the median speaks for the case
-            middle = statistics.median(scores)
-            shown = min(readable, key=lambda v: abs(float(v.score or 0) - middle))
-        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        shown = nearest_median(readable, scores) if self.assertion == "score" and scores else readable[0]
+        spread = spread_of(scores)
         passed = decision == Decision.MET.value or (decision == Decision.INCONCLUSIVE.value
                                                      and self.inconclusive == "pass")
         tokens = spent_tokens(flat)
@@ -290,9 +279,8 @@ class Expectation:
         extra: dict[str, Any] = {}
         if self.assertion != "score":
             winner, _votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
-            extra = {"winner": winner, "score2": median_of([consensus(f, b).score2 for f, b in zip(*per_request)
-                                                          if not isinstance(f, BaseException)
-                                                          and not isinstance(b, BaseException)])}
+            extra = {"winner": winner,
+                     "score2": median_of([consensus(f, b).score2 for f, b in readable_pairs(*per_request)])}
         record = self.record(request, shown, passed=passed, score=statistics.median(scores) if scores else None,
                              samples=drawn, scores=scores, spread=spread, decision=decision, tokens=tokens,
                              cached=cached, **extra)
@@ -310,7 +298,43 @@ class Expectation:
         return [record], JudgeAssertionError(text)
 
 
-def median_of(values: list[float | None]) -> float | None:
+def readable_scores(samples: list[Outcome]) -> tuple[list[Verdict], list[float]]:
+    """The samples with a score, and their scores (an unreadable sample is missing data, not a vote)."""
+    readable = [o for o in samples if not isinstance(o, BaseException) and o.score is not None]
+    return readable, [float(v.score) for v in readable if v.score is not None]
+
+
+def readable_pairs(forward: list[Outcome], backward: list[Outcome]) -> list[tuple[Verdict, Verdict]]:
+    """Pairwise samples whose two orders both have a verdict."""
+    return [(f, b) for f, b in zip(forward, backward)
+            if not isinstance(f, BaseException) and not isinstance(b, BaseException)]
+
+
+def no_verdict(flat: list[Outcome], readable: list[Any]) -> BaseException | None:
+    """Why several samples give nothing to decide on: a failed call, or no readable sample at all (else None)."""
+    failed_call = next((o for o in flat if isinstance(o, errors.JudgeError)), None)
+    if failed_call is not None or readable:
+        return failed_call
+    return next(o for o in flat if isinstance(o, BaseException))
+
+
+def nearest_median(readable: list[Verdict], scores: list[float]) -> Verdict:
+    """The sample that speaks for a case: the one whose score is nearest the samples' median."""
+    middle = statistics.median(scores)
+    return min(readable, key=lambda v: abs(float(v.score or 0) - middle))
+
+
+def majority_comparison(pairs: list[tuple[Verdict, Verdict]], winner: str | None, votes: Sequence[str]) -> Comparison:
+    """The samples' Comparison: the majority's winner (no majority: a tie) with the first sample's two orders."""
+    majority_winner: Literal["1", "2", "tie"] = "1" if winner == "1" else "2" if winner == "2" else "tie"
+    return Comparison(majority_winner, len(set(votes)) == 1, *pairs[0])
+
+
+def spread_of(scores: list[float]) -> float:
+    return statistics.stdev(scores) if len(scores) > 1 else 0.0
+
+
+def median_of(values: Sequence[float | None]) -> float | None:
     """The median of the scores present (the row's ``score`` of several samples is a median too)."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None

@@ -246,8 +246,7 @@ class Judging:
                 outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(drawn)}; "
                                                   f"sample {index} is missing", code="MissingChoice"))
                 continue
-            one = JudgeReply(texts[choice], reply.model, reply.usage if choice == 0 else None, reply.latency_s,
-                             finish_reasons=reply.finish_reasons[choice:choice + 1])
+            one = reply.choice(choice)
             key = sample_key(base_key, index)
             if index not in wanted:
                 outcomes.append(errors.JudgeError("already cached", code="Cached"))  # not used: the cached one is

@@ -20,7 +20,21 @@ import pytest
 from . import errors
 from .cache import CacheMode
 from .decision import decide_winner
-from .expectation import Comparison, Expectation, Outcome, consensus, failure_columns, median_of, nodeid_of
+from .expectation import (
+    Comparison,
+    Expectation,
+    Outcome,
+    consensus,
+    failure_columns,
+    majority_comparison,
+    median_of,
+    nearest_median,
+    no_verdict,
+    nodeid_of,
+    readable_pairs,
+    readable_scores,
+    spread_of,
+)
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
@@ -286,21 +300,18 @@ class JudgeSession:
         flat = [o for orders in drawn for o in orders]
         for outcome in flat:
             self.judging.observe(outcome, item)
-        pairs = [(f, b) for f, b in zip(*drawn)
-                 if not isinstance(f, BaseException) and not isinstance(b, BaseException)]
-        failed_call = next((o for o in flat if isinstance(o, errors.JudgeError)), None)
-        if failed_call is not None or not pairs:
-            failure = failed_call or next(o for o in flat if isinstance(o, BaseException))
+        pairs = readable_pairs(*drawn)
+        failure = no_verdict(flat, pairs)
+        if failure is not None:
             self.record_value(forward, None, item, samples=samples, **failure_columns(flat))
             raise failure
         votes = [consensus(f, b).winner for f, b in pairs]
-        winner = decide_winner(votes, samples, final=True) or "tie"
-        result = Comparison("1" if winner == "1" else "2" if winner == "2" else "tie", len(set(votes)) == 1, *pairs[0])
+        result = majority_comparison(pairs, decide_winner(votes, samples, final=True), votes)
         scores = [s for f, b in pairs if (s := consensus(f, b).score1) is not None]
         self.record_value(forward, pairs[0][0], item, winner=result.winner, samples=samples, scores=scores,
-                          score=statistics.median(scores) if scores else None,
+                          score=median_of(scores),
                           score2=median_of([consensus(f, b).score2 for f, b in pairs]),
-                          spread=statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                          spread=spread_of(scores),
                           tokens=sum(int((o.usage or {}).get("total_tokens") or 0) for f, b in pairs for o in (f, b)),
                           cached=all(o.cached for f, b in pairs for o in (f, b)))
         return result
@@ -312,20 +323,15 @@ class JudgeSession:
         drawn = self.judging.draw(request, key, list(range(samples)), item)
         for outcome in drawn:
             self.judging.observe(outcome, item)
-        readable = [v for v in drawn if not isinstance(v, BaseException) and v.score is not None]
-        failed_call = next((o for o in drawn if isinstance(o, errors.JudgeError)), None)
-        if failed_call is not None or not readable:
-            failure = failed_call or next(o for o in drawn if isinstance(o, BaseException))
+        readable, scores = readable_scores(drawn)
+        failure = no_verdict(drawn, readable)
+        if failure is not None:
             self.record_value(request, None, item, samples=samples, **failure_columns(drawn))
             raise failure
-        scores = [float(v.score) for v in readable if v.score is not None]
-        middle = statistics.median(scores)
-        verdict = replace(min(readable, key=lambda v: abs(float(v.score or 0) - middle)), score=middle,
-                          samples=tuple(scores),
+        verdict = replace(nearest_median(readable, scores), score=statistics.median(scores), samples=tuple(scores),
                           usage={"total_tokens": sum(int((v.usage or {}).get("total_tokens") or 0) for v in readable)},
                           cached=all(v.cached for v in readable))
-        self.record_value(request, verdict, item, samples=samples, scores=scores,
-                          spread=statistics.stdev(scores) if len(scores) > 1 else 0.0)
+        self.record_value(request, verdict, item, samples=samples, scores=scores, spread=spread_of(scores))
         return verdict
 
     def value_now(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:

@@ -83,9 +83,7 @@ class SampleRounds:
         base_key, indices, kept, call = drawn
         for choice, index in enumerate(indices[:len(reply.texts)]):
             if index in kept:
-                one = JudgeReply(reply.texts[choice], reply.model, reply.usage if choice == 0 else None,
-                                 reply.latency_s)
-                self.run.store(sample_key(base_key, index), call, one, choice=choice)
+                self.run.store(sample_key(base_key, index), call, reply.choice(choice), choice=choice)
         return True
 
     def call(self, pending: Pending, request_index: int, indices: list[int]) -> tuple[str, JudgeRequest]:
@@ -155,8 +153,7 @@ class SampleRounds:
         if choice >= len(texts):
             return errors.JudgeError(f"the judge returned {len(texts)} choices; sample {choice + 1} of the call is "
                                      "missing", code="MissingChoice")
-        one = JudgeReply(texts[choice], raw.model, raw.usage if choice == 0 else None, raw.latency_s,
-                         finish_reasons=raw.finish_reasons[choice:choice + 1])
+        one = raw.choice(choice)
         if key is not None and call is not None:
             self.run.store(key, call, one, choice=choice)
         try:
