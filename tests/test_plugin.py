@@ -710,3 +710,24 @@ def test_a_reply_cut_at_max_tokens_says_so(pytester, server, mode):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*UnreadableVerdict: unreadable single verdict: *; the reply was cut at max_tokens "
                                  "(finish_reason \"length\"): give the judge more room with max_tokens=*"])
+
+
+def test_deferred_mode_settings_are_checked_in_immediate_mode_too(pytester):
+    """A bad judge_batch_fallback in the ini fails today's immediate run, not the day the mode changes."""
+    pytester.makeini("[pytest]\njudge_batch_fallback = sync\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*judge_batch_fallback must be error or immediate, got 'sync'*"])
+
+
+def test_a_credential_in_a_request_is_refused_before_it_is_sent(pytester, server):
+    pytester.makepyfile(HEADER + textwrap.dedent("""
+        def test_secret(judge):
+            judge.custom([{"role": "user", "content": "rate [[1-5]]", "api_key": "sk-x"}])
+    """))
+    calls_before = server.stats.get("chat_completions", 0)
+    result = run(pytester, server, "--judge-cache=off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ValueError: refusing a request with a credential-like key*api_key*"])
+    assert server.stats.get("chat_completions", 0) == calls_before, "nothing was sent"
