@@ -223,42 +223,39 @@ class Judging:
             else:
                 found[index] = hit
         for drawn in blocks(missing):
+            wanted = [index for index in drawn if index in missing]
             try:
-                outcomes = self._fresh_samples(request, base_key, drawn, set(missing), item)
+                found.update(self._fresh_samples(request, base_key, drawn, wanted, item))
             except Exception as exc:  # noqa: BLE001 - the call failed: so did every sample it was to draw
-                outcomes = [exc] * len(drawn)
-            found.update((index, outcome) for index, outcome in zip(drawn, outcomes) if index not in found)
+                found.update((index, exc) for index in wanted)
         return [found[index] for index in indices]
 
-    def _fresh_samples(self, request: JudgeRequest, base_key: str, drawn: list[int], wanted: set[int],
-                       item: pytest.Item | None) -> list[Verdict | BaseException]:
-        """One block's call; the ``wanted`` choices are stored under their samples' keys (a cached one stays)."""
+    def _fresh_samples(self, request: JudgeRequest, base_key: str, drawn: list[int], wanted: list[int],
+                       item: pytest.Item | None) -> dict[int, Verdict | BaseException]:
+        """One block's call; the ``wanted`` samples are stored under their keys (a cached one stays as it is)."""
         __tracebackhide__ = True
         if drawn == [0]:  # the request as written: the single verdict's own call
-            return [self.fresh(base_key, request, item)]
+            return {0: self.fresh(base_key, request, item)}
         call = draw_request(request, drawn)
         self._refuse_when_offline(sample_key(base_key, drawn[0]), call)
         reply = self._send(call)
-        texts = reply.texts
-        outcomes: list[Verdict | BaseException] = []
-        for choice, index in enumerate(drawn):
-            if choice >= len(texts):
-                outcomes.append(errors.JudgeError(f"the judge returned {len(texts)} choices for n={len(drawn)}; "
-                                                  f"sample {index} is missing", code="MissingChoice"))
+        outcomes: dict[int, Verdict | BaseException] = {}
+        for index in wanted:
+            choice = drawn.index(index)
+            if choice >= len(reply.texts):
+                outcomes[index] = errors.JudgeError(f"the judge returned {len(reply.texts)} choices for "
+                                                    f"n={len(drawn)}; sample {index} is missing", code="MissingChoice")
                 continue
             one = reply.choice(choice)
             key = sample_key(base_key, index)
-            if index not in wanted:
-                outcomes.append(errors.JudgeError("already cached", code="Cached"))  # not used: the cached one is
-                continue
             self.store(key, call, one, item, choice=choice)
             try:
                 verdict = self.parse(one, request)
             except Exception as exc:  # noqa: BLE001 - an unreadable sample is missing data, not a vote
-                outcomes.append(exc)
+                outcomes[index] = exc
                 continue
             self._memo(key, self._parse_variant(request), verdict)
-            outcomes.append(verdict)
+            outcomes[index] = verdict
         return outcomes
 
     def parse(self, reply: JudgeReply, request: JudgeRequest) -> Verdict:
