@@ -47,6 +47,12 @@ class Breaker:
                            f"retries each, and one call every {PROBE_EVERY_S:g}s is tried again", status=first.status,
                            code=first.code, hint=first.hint)
 
+    @property
+    def open(self) -> bool:
+        """Whether the last :data:`UNREACHABLE_AFTER` calls in a row could not reach the judge."""
+        with self._lock:
+            return len(self.failures) >= UNREACHABLE_AFTER
+
     def observe(self, exc: BaseException | None) -> None:
         """After a call: None (a reply), or its exception."""
         with self._lock:

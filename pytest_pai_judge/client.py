@@ -1,7 +1,8 @@
 """The judge client: one ``openai`` SDK client and connection pool per session.
 
-The SDK does the HTTP work (retries with backoff on 408/409/429/5xx, timeouts and connection
-errors; ``retry-after`` honoured); this module turns its exceptions into the
+The SDK does the HTTP work (retries with backoff on 408/409/429/5xx and connection errors;
+``retry-after`` honoured), on a transport that adds what it lacks (:mod:`.call_policy`: no resend
+after a timeout, a total budget per call); this module turns its exceptions into the
 :mod:`pytest_pai_judge.errors` hierarchy and the completion into a :class:`JudgeReply`.
 ``openai`` is imported on first use, so a pytest run that judges nothing never pays for it.
 """
@@ -23,6 +24,8 @@ TOKEN_ENV = "JUDGE_MODEL_TOKEN"
 BASE_URL_ENV = "JUDGE_MODEL_BASE_URL"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 3
+TOTAL_TIMEOUTS = 2
+"""The default total budget of one call, in per-attempt timeouts (``--judge-total-timeout``)."""
 CHAT_PATH = "/chat/completions"
 """Sent with the SDK's documented ``client.post`` (custom requests): same retries, timeouts and error
 classes as ``chat.completions.create``, without its per-call parameter transformation (~1 ms), and
@@ -73,6 +76,10 @@ class JudgeReply:
                    tuple(data.get("more") or ()), tuple(data.get("finish_reasons") or ()))
 
 
+def plural_attempts(n: int) -> str:
+    return f"{n} attempt" + ("" if n == 1 else "s")
+
+
 def clean_token(token: str | None) -> str | None:
     """Accept a token pasted with the vendor sample's ``Authorization: Bearer`` prefix."""
     if token is None:
@@ -111,9 +118,23 @@ def translate_exception(exc: BaseException, client: JudgeClient | None = None) -
     """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
     import openai
 
+    from .call_policy import BudgetSpent, TimeoutNotResent
+
     if isinstance(exc, errors.JudgeError):
         return exc
     where = f" at {client.base_url} (timeout {client.timeout:g}s, {client.max_retries} retries)" if client else ""
+    at = f" at {client.base_url}" if client else ""
+    if isinstance(exc, TimeoutNotResent):
+        return errors.JudgeTimeout(f"the judge did not answer within {exc.waited_s:.3g}s{at} (attempt "
+                                   f"{exc.attempt}); not resent, since the judge may still be working on it",
+                                   hint="raise --judge-timeout, or check the judge service's load")
+    if isinstance(exc, BudgetSpent):
+        spent = exc.budget
+        kind = errors.JudgeConnectionError if spent.unreachable else errors.JudgeTimeout
+        last = f"; the last one: {spent.last}" if spent.last else ""
+        return kind(f"the judge call used up its total budget of {spent.total_s:g}s{at} over "
+                    f"{plural_attempts(spent.attempts)}{last}",
+                    hint="raise --judge-total-timeout, or check the judge service's load")
     if isinstance(exc, openai.APITimeoutError):
         return errors.JudgeTimeout(f"the judge did not answer in time{where}",
                                    hint="raise --judge-timeout, or check the judge service's load")
@@ -132,11 +153,14 @@ class JudgeClient:
     """Sends judge requests to PAI (or any server speaking its API). Thread-safe; create one per session."""
 
     def __init__(self, base_url: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 max_retries: int = DEFAULT_MAX_RETRIES, models: dict[str, int] | None = None) -> None:
+                 max_retries: int = DEFAULT_MAX_RETRIES, total_timeout: float | None = None,
+                 models: dict[str, int] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = clean_token(token)
         self.timeout = timeout
         self.max_retries = max_retries
+        self.total_timeout = total_timeout if total_timeout is not None else TOTAL_TIMEOUTS * timeout
+        """Seconds one judge call may take across all its attempts (see :mod:`pytest_pai_judge.call_policy`)."""
         self.models = models
         self._sync: openai.OpenAI | None = None
         self._async: dict[int, openai.AsyncOpenAI] = {}
@@ -155,16 +179,20 @@ class JudgeClient:
         if self._sync is None:
             import openai
 
-            self._sync = openai.OpenAI(**self._kwargs())
+            from .call_policy import http_client
+
+            self._sync = openai.OpenAI(**self._kwargs(), http_client=http_client(asynchronous=False))
         return self._sync
 
     def async_sdk(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop (an httpx pool must not cross loops)."""
         import openai
 
+        from .call_policy import http_client
+
         loop_id = id(asyncio.get_running_loop())
         if loop_id not in self._async:
-            self._async[loop_id] = openai.AsyncOpenAI(**self._kwargs())
+            self._async[loop_id] = openai.AsyncOpenAI(**self._kwargs(), http_client=http_client(asynchronous=True))
         return self._async[loop_id]
 
     def close(self) -> None:
@@ -189,11 +217,16 @@ class JudgeClient:
     def send(self, request: JudgeRequest) -> JudgeReply:
         """Send a request already checked with :func:`check_request` (the plugin checks before its cache lookup)."""
         __tracebackhide__ = True
+        from .call_policy import CURRENT, CallBudget
+
         started = time.perf_counter()
+        budget = CURRENT.set(CallBudget(self.total_timeout))
         try:
             completion = self.sdk.post(CHAT_PATH, body=request.body(), cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a JudgeError
             raise translate_exception(exc, self) from None
+        finally:
+            CURRENT.reset(budget)
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)
 
     async def acomplete(self, request: JudgeRequest) -> JudgeReply:
@@ -203,11 +236,16 @@ class JudgeClient:
 
     async def asend(self, request: JudgeRequest) -> JudgeReply:
         """:meth:`send` on the running event loop (deferred mode's concurrent calls)."""
+        from .call_policy import CURRENT, CallBudget
+
         started = time.perf_counter()
+        budget = CURRENT.set(CallBudget(self.total_timeout))
         try:
             completion = await self.async_sdk().post(CHAT_PATH, body=request.body(), cast_to=object)
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a JudgeError
             raise translate_exception(exc, self) from None
+        finally:
+            CURRENT.reset(budget)
         return reply_from_completion(_as_dict(completion), time.perf_counter() - started)
 
 

@@ -83,7 +83,8 @@ class Judging:
                     base_url = self._server.start()
                     models = self._server.config.models
                 self._client = JudgeClient(base_url, os.environ.get(TOKEN_ENV), timeout=self.options.timeout,
-                                           max_retries=self.options.retries, models=models)
+                                           max_retries=self.options.retries,
+                                           total_timeout=self.options.total_timeout, models=models)
             return self._client
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .cache import CACHE_MODES, DEFAULT_DIRNAME, CacheMode
-from .client import BASE_URL_ENV, TOKEN_ENV
+from .client import BASE_URL_ENV, TOKEN_ENV, TOTAL_TIMEOUTS
 from .decision import MAX_SAMPLES
 from .request import judge_identity
 
@@ -90,10 +90,13 @@ def add_options(parser: pytest.Parser) -> Any:
            "case that used all its samples is inconclusive", type=float)
     option("judge-inconclusive", "what an inconclusive multi-sample assertion does to its test: fail (default), "
            "pass or skip", choices=tuple(m.value for m in Inconclusive))
-    option("judge-timeout", "seconds to wait for one judge reply, per attempt (default 60)", type=float)
-    option("judge-retries", "retries of a judge call after a 408, 409, 429, 5xx, timeout or connection error, "
-           "with backoff (default 3); after 2 calls in a row could not reach the judge, later ones fail fast",
-           type=int)
+    option("judge-timeout", "seconds to wait for one judge reply, per attempt (default 60); a call that timed "
+           "out waiting for its answer is not resent (the judge may still be working on it)", type=float)
+    option("judge-total-timeout", "seconds one judge call may take across all its attempts and the waits "
+           "between them (default: twice --judge-timeout)", type=float)
+    option("judge-retries", "retries of a judge call after a 408, 409, 429, 5xx or connection error, with "
+           "backoff and retry-after (default 3); after 2 calls in a row could not reach the judge, later ones "
+           "fail fast", type=int)
     option("judge-cache", "verdict cache: use (read+write, default), refresh (write only), off, "
            "replay (read only; a miss fails the test - for offline CI)", choices=CACHE_MODES)
     option("judge-cache-dir", "verdict cache directory (default: <rootdir>/.pai_judge_cache)")
@@ -136,6 +139,7 @@ class Options:
     confidence: float
     inconclusive: Inconclusive
     timeout: float
+    total_timeout: float
     retries: int
     concurrency: int
     """Deferred mode: judge calls in flight at once, for the whole run."""
@@ -175,6 +179,9 @@ class Options:
         timeout = read.number("judge_timeout", DEFAULT_TIMEOUT_S)
         if timeout <= 0:
             raise usage_error(f"judge_timeout must be a positive number of seconds, got {timeout:g}")
+        total_timeout = read.number("judge_total_timeout", TOTAL_TIMEOUTS * timeout)
+        if not 0 < total_timeout < float("inf"):
+            raise usage_error(f"judge_total_timeout must be a positive number of seconds, got {total_timeout:g}")
         retries = read.number("judge_retries", DEFAULT_RETRIES)
         if retries < 0 or not float(retries).is_integer():
             raise usage_error(f"judge_retries must be a whole number of retries, 0 or more, got {retries:g}")
@@ -220,7 +227,7 @@ class Options:
         return cls(
             model=read.text("judge_model") or DEFAULT_MODEL, min_score=min_score, samples=int(samples),
             confidence=confidence, inconclusive=read.choice("judge_inconclusive", Inconclusive, Inconclusive.FAIL),
-            timeout=timeout,
+            timeout=timeout, total_timeout=total_timeout,
             retries=int(retries), concurrency=int(concurrency), batch_poll=batch_poll, batch_timeout=batch_timeout,
             batch_resume=resume, value_fallback=read.choice("judge_batch_fallback", ValueFallback, ValueFallback.ERROR),
             base_url=base_url, cache_identity=identity, run_mode=run_mode, cache_mode=cache_mode,

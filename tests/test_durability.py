@@ -127,3 +127,66 @@ def test_a_judge_that_goes_down_ends_a_deferred_run_within_seconds(pytester: pyt
     assert counts.get("failed", 0) >= 300 and sum(counts.values()) == 400, out[-800:]
     assert "not sent: the judge failed the last 2 calls" in out
     assert took < 10, f"the run went on {took:.1f}s after the judge died"
+
+
+def start_judge(port: int, data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    judge = subprocess.Popen([sys.executable, "-m", "pytest_pai_judge.server", "--port", str(port),
+                              "--data-dir", str(data_dir), *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).close()
+            return judge
+        except OSError:
+            time.sleep(0.1)
+    judge.kill()
+    raise AssertionError("the judge server did not start")
+
+
+def test_a_judge_that_goes_down_ends_a_batch_wait_and_the_next_run_collects_the_job(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Batch mode: the judge server is killed while the job runs. The wait stops within seconds (the
+    circuit breaker counts unreachable polls), no test passes, and once the judge is back the next run
+    collects the same job instead of paying for a new one."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    pytester.makepyfile(test_many=SUITE.replace(f"range({TESTS})", "range(200)"))
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--judge-base-url", url,
+            "--judge-mode=batch", "--judge-batch-poll=0.2"]
+    judge = start_judge(port, tmp_path / "judge", "--latency-ms", "100")
+    run: subprocess.Popen[str] | None = None
+    try:
+        run = subprocess.Popen(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url + "/batches") as response:
+                if json.load(response)["data"]:
+                    break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        judge.kill()
+        judge.wait()
+        killed = time.monotonic()
+        out, _ = run.communicate(timeout=120)
+        took = time.monotonic() - killed
+        assert run.returncode == 1, out[-800:]
+        assert "200 failed" in out.splitlines()[-1], out[-800:]
+        assert "cannot reach the judge to check batch batch_" in out, out[-2000:]
+        assert "the next batch-mode run against this server collects the results" in out
+        assert took < 10, f"the run went on {took:.1f}s after the judge died"
+
+        judge = start_judge(port, tmp_path / "judge")
+        again = subprocess.run(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=120)
+        assert "200 passed" in again.stdout.splitlines()[-1], again.stdout[-1500:]
+        with urllib.request.urlopen(url + "/batches") as response:
+            assert len(json.load(response)["data"]) == 1, "the rerun paid for a second job"
+    finally:
+        judge.kill()
+        if run is not None and run.poll() is None:
+            run.kill()

@@ -41,7 +41,8 @@ def install(session: JudgeSession) -> DeferredRun:
     run_id = str((workerinput or {}).get(RUN_ID_KEY) or session.run_id)
     source: VerdictSource
     if options.run_mode is RunMode.BATCH:
-        source = BatchSource(options, lambda: session.judging.client, run_id=run_id, warnings=session.warnings)
+        source = BatchSource(options, lambda: session.judging.client, run_id=run_id, warnings=session.warnings,
+                             breaker=session.judging.breaker)
     else:
         source = OnlineSource(lambda: session.judging.client, _concurrency(session))
         session.judging.in_flight = source.in_flight

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors, protocol
+from ..breaker import Breaker
 from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
 from ..request import JudgeRequest
@@ -61,8 +62,10 @@ class BatchJudge:
     """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
 
     def __init__(self, options: Options, client: Callable[[], JudgeClient], console: Console, *, run_id: str,
-                 warnings: list[str]) -> None:
+                 warnings: list[str], breaker: Breaker | None = None) -> None:
         self.client = client
+        self.breaker = breaker if breaker is not None else Breaker(options.retries)
+        """The run's circuit breaker: polls that cannot reach the judge stop the wait (the job is kept)."""
         self.console = console
         self.run_id = run_id
         self.warnings = warnings
@@ -273,11 +276,16 @@ class BatchJudge:
                 try:
                     info = self.sdk.batches.retrieve(job.id)
                 except Exception as exc:  # noqa: BLE001
+                    error = translate_exception(exc)
+                    self.breaker.observe(error)
+                    if self.breaker.open:
+                        self._unreachable(results, error)
+                        break
                     job.poll_failures += 1
                     if job.poll_failures >= MAX_POLL_FAILURES:
-                        error = translate_exception(exc)
                         self._give_up(job, results, f"cannot check batch {job.id} ({error}); " + self._kept(job))
                     continue
+                self.breaker.observe(None)
                 job.poll_failures = 0
                 self._update(job, info)
                 if job.status in protocol.TERMINAL_STATUSES:
@@ -312,17 +320,7 @@ class BatchJudge:
                               f"{time.perf_counter() - self.started:.1f}s elapsed", force=final)
 
     def _kept(self, job: Job) -> str:
-        """What happens to an unfinished job after this run, said exactly."""
-        if not self.persistent:
-            return ("the embedded local server stops with this run, so the job and its results are lost and the "
-                    "next run judges these requests again; to collect a batch in a later run, judge against a "
-                    "server that outlives the run (--judge-base-url)")
-        if not job.remembered:
-            return (f"the job keeps running on the server, but its id could not be written to {self._ledger_shown}: "
-                    f"pass --judge-batch-resume {job.id} in the next run to collect the results")
-        return (f"the job keeps running on the server and its id stays in {self._ledger_shown}: the next batch-mode "
-                f"run against this server collects the results instead of paying again "
-                f"(or pass --judge-batch-resume {job.id})")
+        return kept_text(job, persistent=self.persistent, ledger=self._ledger_shown)
 
     @property
     def _ledger_shown(self) -> str:
@@ -332,6 +330,14 @@ class BatchJudge:
         except (OSError, ValueError):
             return str(self.ledger.path)
 
+    def _unreachable(self, results: dict[str, RawOutcome], error: errors.JudgeError) -> None:
+        """The judge cannot be reached: stop waiting now rather than poll a dead server until the timeout."""
+        for job in self.jobs:
+            if not job.done:
+                self._give_up(job, results, f"cannot reach the judge to check batch {job.id} "
+                              f"({error.message}), {plural(len(self.breaker.failures), 'time')} in a row; "
+                              + self._kept(job))
+
     def _give_up(self, job: Job, results: dict[str, RawOutcome], text: str) -> None:
         job.done = True
         for key in job.need or job.keys:
@@ -339,21 +345,8 @@ class BatchJudge:
 
     def interrupted_text(self) -> str:
         """Why held tests fail when Ctrl-C stops the wait, and what becomes of the unfinished jobs."""
-        open_jobs = [j for j in self.jobs if not j.done]
-        if not open_jobs:
-            return ("the run was interrupted (Ctrl-C) before a batch job was created; nothing is left running and "
-                    "the next run judges these requests")
-        ids = ", ".join(f"{j.id} ({j.raw_status})" for j in open_jobs)
-        head = f"the run was interrupted (Ctrl-C) while waiting for batch {ids}; "
-        if not self.persistent:
-            return head + self._kept(open_jobs[0])
-        lost = [j.id for j in open_jobs if not j.remembered]
-        if lost:
-            return head + (f"the server keeps running it, but {', '.join(lost)} could not be written to "
-                           f"{self._ledger_shown}: pass --judge-batch-resume ID in the next run to collect the results")
-        return head + (f"the server keeps running {'it' if len(open_jobs) == 1 else 'them'} and "
-                       f"{'its id stays' if len(open_jobs) == 1 else 'their ids stay'} in {self._ledger_shown}: the "
-                       "next batch-mode run against this server collects the results instead of paying again")
+        return interrupted_text([j for j in self.jobs if not j.done], persistent=self.persistent,
+                                ledger=self._ledger_shown)
 
     # ------------------------------------------------------------------ step 5: download, map back
 
@@ -406,6 +399,38 @@ class BatchJudge:
         return set(got)
 
 
+def kept_text(job: Job, *, persistent: bool, ledger: str) -> str:
+    """What happens to an unfinished job after this run, said exactly."""
+    if not persistent:
+        return ("the embedded local server stops with this run, so the job and its results are lost and the "
+                "next run judges these requests again; to collect a batch in a later run, judge against a "
+                "server that outlives the run (--judge-base-url)")
+    if not job.remembered:
+        return (f"the job keeps running on the server, but its id could not be written to {ledger}: "
+                f"pass --judge-batch-resume {job.id} in the next run to collect the results")
+    return (f"the job keeps running on the server and its id stays in {ledger}: the next batch-mode "
+            f"run against this server collects the results instead of paying again "
+            f"(or pass --judge-batch-resume {job.id})")
+
+
+def interrupted_text(open_jobs: list[Job], *, persistent: bool, ledger: str) -> str:
+    """Why held tests fail when Ctrl-C stops the wait, and what becomes of the unfinished jobs."""
+    if not open_jobs:
+        return ("the run was interrupted (Ctrl-C) before a batch job was created; nothing is left running and "
+                "the next run judges these requests")
+    ids = ", ".join(f"{j.id} ({j.raw_status})" for j in open_jobs)
+    head = f"the run was interrupted (Ctrl-C) while waiting for batch {ids}; "
+    if not persistent:
+        return head + kept_text(open_jobs[0], persistent=persistent, ledger=ledger)
+    lost = [j.id for j in open_jobs if not j.remembered]
+    if lost:
+        return head + (f"the server keeps running it, but {', '.join(lost)} could not be written to "
+                       f"{ledger}: pass --judge-batch-resume ID in the next run to collect the results")
+    return head + (f"the server keeps running {'it' if len(open_jobs) == 1 else 'them'} and "
+                   f"{'its id stays' if len(open_jobs) == 1 else 'their ids stay'} in {ledger}: the "
+                   "next batch-mode run against this server collects the results instead of paying again")
+
+
 def retryable(outcome: RawOutcome | None) -> bool:
     """An error an online call would have retried (the SDK retries 408, 409, 429 and 5xx)."""
     if not isinstance(outcome, errors.JudgeError) or outcome.code == errors.VERDICT_UNAVAILABLE:
@@ -454,16 +479,18 @@ class BatchSource(VerdictSource):
     batch = True
 
     def __init__(self, options: Options, client: Callable[[], JudgeClient], *, run_id: str,
-                 warnings: list[str]) -> None:
+                 warnings: list[str], breaker: Breaker | None = None) -> None:
         self.options = options
         self.client = client
+        self.breaker = breaker
         self.run_id = run_id
         self.warnings = warnings
         self.job: BatchJudge | None = None
 
     def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
                 store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
-        self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings)
+        self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings,
+                              breaker=self.breaker)
         return self.job.judge(wanted, store_extra=store)
 
     def interrupted_text(self) -> str:
