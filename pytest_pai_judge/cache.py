@@ -92,6 +92,7 @@ _SCHEMA = (
 )
 _GET = ("SELECT r.raw, r.model, r.usage, r.created_at, r.request, p.verdict FROM replies r"
         " LEFT JOIN parsed p ON p.key = r.key AND p.variant = ? WHERE r.key = ?")
+_UNSIZED = "SELECT 1 FROM replies WHERE instr(request, '\"max_tokens\":') = 0 LIMIT 1"
 _MEMO = "INSERT OR REPLACE INTO parsed (key, variant, verdict) VALUES (?, ?, ?)"
 FLUSH_EVERY = 256
 """Buffered writes (uses, parse memos) are flushed in one transaction this often, and at close."""
@@ -195,6 +196,10 @@ class VerdictCache:
         self._inherited: list[sqlite3.Connection] = []
         self._pending_uses: list[tuple[str, str, str, float]] = []
         self._pending_memos: list[tuple[str, str, str]] = []
+        self._unsized: bool | None = None
+        """Whether any reply was stored for a body without ``max_tokens`` (None: not looked yet)."""
+        self._aliases: dict[str, str] = {}
+        """Read-only modes: key -> the key its adopted reply is stored under."""
 
     def __repr__(self) -> str:
         state = "disabled" if self._off and self.mode is not CacheMode.OFF else "open" if self._db else "closed"
@@ -331,15 +336,9 @@ class VerdictCache:
         """
         if not self.mode.reads or not self._ready():
             return None
-        with self._lock:
-            db = self._db or self._connection()
-            if db is None:
-                return None
-            try:
-                row = db.execute(_GET, (variant, key)).fetchone()
-            except sqlite3.Error as exc:
-                self._failed("reading", exc)
-                return None
+        row = self._one(_GET, (variant, key))
+        if row is None and key in self._aliases:
+            row = self._one(_GET, (variant, self._aliases[key]))
         if row is None:
             return None
         raw, model, usage, created_at, request, parsed = row
@@ -349,6 +348,56 @@ class VerdictCache:
             usage_dict = None
         return CachedReply(key=key, raw=raw, model=model, usage=usage_dict, created_at=created_at, request=request,
                            parsed=parsed)
+
+    @property
+    def holds_unsized(self) -> bool:
+        """Whether replies to bodies without ``max_tokens`` are stored (asked once; False when unreadable)."""
+        if self._unsized is None:
+            self._unsized = self.mode.reads and self._ready() and self._one(_UNSIZED, ()) is not None
+        return self._unsized
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """One row of a read, or None (also when the cache cannot be read: it then warns and turns off)."""
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return None
+            try:
+                return db.execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                self._failed("reading", exc)
+                return None
+
+    def adopt(self, key: str, old_key: str, *, max_completion_tokens: int, request: dict) -> bool:
+        """Give ``key`` the reply stored under ``old_key`` when it would have been the same.
+
+        ``old_key``: the same request without ``max_tokens`` (the server's 2,048). A reply that ended within
+        ``max_completion_tokens`` answers the capped request too; it moves to ``key`` (replay: read in place).
+        """
+        if not self.holds_unsized or self.get(key) is not None:
+            return False
+        old = self.get(old_key)
+        spent = (old.usage or {}).get("completion_tokens") if old is not None else None
+        if not (isinstance(spent, int) and 0 < spent <= max_completion_tokens):
+            return False
+        if not self.mode.writes:
+            self._aliases[key] = old_key
+            return True
+        with self._lock:
+            db = self._db or self._connection()
+            if db is None:
+                return False
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE replies SET key = ?, request = ? WHERE key = ?", (key, canonical_json(request),
+                                                                                    old_key))
+                db.execute("UPDATE OR IGNORE parsed SET key = ? WHERE key = ?", (key, old_key))
+                db.execute("UPDATE OR IGNORE uses SET key = ? WHERE key = ?", (key, old_key))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._failed("writing", exc)
+                return False
+        return True
 
     def remember_parse(self, key: str, variant: str, verdict_json: str) -> None:
         """Keep a parsed verdict next to its raw reply (buffered; a lost memo is just parsed again)."""

@@ -25,7 +25,7 @@ from .breaker import Breaker
 from .cache import CacheMode, cache_key
 from .client import TOKEN_ENV, JudgeClient, JudgeReply, check_request
 from .options import Options
-from .request import JudgeRequest
+from .request import JudgeRequest, without_max_tokens
 from .sampling import blocks, draw_request, sample_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +126,12 @@ class Judging:
             check_request(request, DEFAULT_MODELS)
         else:
             check_request(request, None)
-        return cache_key(request.body(), self.options.cache_identity)
+        body = request.body()
+        key = cache_key(body, self.options.cache_identity)
+        if self.options.cache_mode.reads and isinstance(body.get("max_tokens"), int) and self.cache.holds_unsized:
+            self.cache.adopt(key, cache_key(without_max_tokens(body), self.options.cache_identity),
+                             max_completion_tokens=body["max_tokens"], request=body)
+        return key
 
     def lookup(self, key: str, request: JudgeRequest, item: pytest.Item | None) -> Verdict | None:
         """A cached verdict (re-parsed from the stored raw reply, or read from its parse memo), or None."""

@@ -24,6 +24,10 @@ says 8k context / 2k output. The larger figure is the default; the server makes 
 DEFAULT_MODEL = "pai-judge"
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 2048
+VERDICT_MAX_TOKENS = 1024
+"""What the plugin asks for when a test gives no ``max_tokens``: room for a verdict (the spec's examples
+run 257-438 completion tokens), not the server's 2,048, so a runaway reply is cut early and a long
+question still fits the context window."""
 DEFAULT_MAX_SCORE = 5
 MAX_BATCH_FILE_BYTES = 10 * 1024 * 1024
 COMPLETION_WINDOW = "24h"

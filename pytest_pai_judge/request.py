@@ -34,7 +34,8 @@ class JudgeRequest:
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Custom-template calls only: ordinary chat messages judged as given."""
     params: dict[str, Any] = field(default_factory=dict)
-    """Generation parameters; only those given are sent, so the server's defaults apply otherwise."""
+    """Generation parameters; only those given are sent (plus ``max_tokens``, see
+    :data:`protocol.VERDICT_MAX_TOKENS`), so the server's defaults apply otherwise."""
 
     @classmethod
     def single(cls, question: str, answer: str, *, model: str = protocol.DEFAULT_MODEL, **fields_and_params: Any
@@ -52,7 +53,7 @@ class JudgeRequest:
                **params: Any) -> JudgeRequest:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        return cls("custom", model, messages=[dict(m) for m in messages], params=_only_params(params))
+        return cls("custom", model, messages=[dict(m) for m in messages], params=_with_defaults(_only_params(params)))
 
     @classmethod
     def _judge(cls, kind: Kind, model: str, base: dict[str, Any], extra: dict[str, Any]) -> JudgeRequest:
@@ -72,7 +73,7 @@ class JudgeRequest:
                 advice = " (convert it with str(), e.g. a numeric CSV column)" if numeric else ""
                 raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.80}{advice}")
         return cls(kind, model, fields={k: v for k, v in fields.items() if v is not None},
-                   params={k: v for k, v in params.items() if v is not None})
+                   params=_with_defaults({k: v for k, v in params.items() if v is not None}))
 
     # ------------------------------------------------------------------ wire format
 
@@ -152,3 +153,13 @@ def _only_params(params: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"unknown generation parameter(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(GENERATION_PARAMS)}")
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _with_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """The plugin's own defaults, under what the test gave: a verdict-sized ``max_tokens``."""
+    return {"max_tokens": protocol.VERDICT_MAX_TOKENS, **params}
+
+
+def without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as plugins before :data:`protocol.VERDICT_MAX_TOKENS` sent it (the cache adopts those replies)."""
+    return {k: v for k, v in body.items() if k != "max_tokens"}

@@ -16,7 +16,7 @@ import copy
 import hashlib
 import json
 
-from .request import JudgeRequest
+from .request import JudgeRequest, without_max_tokens
 
 BLOCK = 2
 """Samples per call after sample 0 (a score assertion's first round is sample 0 and block 1)."""
@@ -48,8 +48,12 @@ def round_end(count: int) -> int:
 
 
 def block_seed(request: JudgeRequest, block: int) -> int:
-    """A reproducible seed per (request body, block): the same samples every run, whichever service is asked."""
-    body = json.dumps(request.body(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    """A reproducible seed per (request body, block): the same samples every run, whichever service is asked.
+
+    ``max_tokens`` is left out: it only cuts a reply, so a sample that fits is the same sample under any limit.
+    """
+    body = json.dumps(without_max_tokens(request.body()), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
     digest = hashlib.sha256(f"{body}/seed/{block}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 

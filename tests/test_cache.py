@@ -368,3 +368,75 @@ def test_touches_are_buffered_until_close(tmp_path):
     cache.close()  # flushes the use
     assert other.prune_unused("run-2") == 0 and other.get("k") is not None
     other.close()
+
+
+def test_requests_ask_for_a_verdict_sized_reply_unless_the_test_says() -> None:
+    from pytest_pai_judge.protocol import VERDICT_MAX_TOKENS
+    from pytest_pai_judge.request import JudgeRequest
+
+    assert VERDICT_MAX_TOKENS == 1024
+    assert JudgeRequest.single("q?", "a.").body()["max_tokens"] == 1024
+    assert JudgeRequest.pairwise("q?", "a.", "b.").body()["max_tokens"] == 1024
+    assert JudgeRequest.custom("rate it [[N]]").body()["max_tokens"] == 1024
+    assert JudgeRequest.single("q?", "a.", max_tokens=300).body()["max_tokens"] == 300
+
+
+CASES = '''
+from pytest_pai_judge import assert_judge_score
+
+def test_fits():
+    assert_judge_score("What is the capital of France?", "Paris is the capital of France.", 1)
+
+def test_short_room():
+    assert_judge_score("What is the capital of Italy?", "Rome is the capital of Italy.", 1, max_tokens=3)
+'''
+
+
+def cache_as_before(root: Path, server, question: str, answer: str) -> int:
+    """Judge ``question`` as plugins before the verdict-sized default did (no ``max_tokens``) and
+    store the reply as they did; returns the reply's completion tokens."""
+    from pytest_pai_judge.client import JudgeClient
+    from pytest_pai_judge.request import JudgeRequest, judge_identity
+
+    request = JudgeRequest.single(question, answer)
+    del request.params["max_tokens"]
+    reply = JudgeClient(server.url).complete(request)
+    with VerdictCache(root / ".pai_judge_cache") as cache:
+        cache.put(cache_key(request.body(), judge_identity(server.url)), raw=reply.raw, model=reply.model,
+                  usage=reply.usage, request=request.body(), nodeid=None)
+    return reply.usage["completion_tokens"]
+
+
+@pytest.mark.parametrize("mode", ["use", "replay"])
+def test_replies_cached_before_the_default_max_tokens_are_adopted_when_they_fit(
+        pytester: pytest.Pytester, make_judge_server, mode: str) -> None:
+    """Upgrading keeps the cache: a reply stored for the same body without ``max_tokens`` (the server's
+    2,048) that ended within the new limit is the reply the capped request gets, so it is reused; one
+    that would not fit is not (the judge is asked)."""
+    server = make_judge_server()
+    pytester.makepyfile(test_cases=CASES)
+    assert cache_as_before(pytester.path, server, "What is the capital of France?",
+                           "Paris is the capital of France.") <= 1024
+    sent = server.stats["chat_completions"]
+    args = ("--judge-base-url", server.url, "-p", "no:cacheprovider")
+    result = pytester.runpytest(*args, "-k", "fits", f"--judge-cache={mode}")
+    result.assert_outcomes(passed=1)
+    assert server.stats["chat_completions"] == sent, "a reply that fit the new limit was paid for again"
+    db = pytester.path / ".pai_judge_cache" / DB_FILENAME
+    with sqlite3.connect(db) as conn:
+        unsized = conn.execute("SELECT COUNT(*) FROM replies WHERE instr(request, 'max_tokens') = 0").fetchone()
+    assert unsized == ((0,) if mode == "use" else (1,))  # moved to its new key; replay writes nothing
+    if mode == "use":
+        again = pytester.runpytest(*args, "-k", "fits", "--judge-cache=replay")
+        again.assert_outcomes(passed=1)
+        assert server.stats["chat_completions"] == sent
+
+
+def test_a_cached_reply_longer_than_the_new_limit_is_not_adopted(pytester: pytest.Pytester, make_judge_server) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(test_cases=CASES)
+    assert cache_as_before(pytester.path, server, "What is the capital of Italy?", "Rome is the capital of Italy.") > 3
+    sent = server.stats["chat_completions"]
+    result = pytester.runpytest("--judge-base-url", server.url, "-p", "no:cacheprovider", "-k", "short_room")
+    assert server.stats["chat_completions"] == sent + 1, "a reply that would have been cut was reused"
+    result.stdout.fnmatch_lines(["*cut at max_tokens*"])

@@ -110,9 +110,9 @@ def test_a_sample_is_pinned_by_its_number_not_by_how_a_run_drew_it() -> None:
     assert len({sample_key("k", j) for j in range(6)}) == 6
     assert blocks([0, 1, 2]) == [[0], [1, 2]] and blocks([4]) == [[3, 4]] and blocks([2]) == [[1, 2]]
     assert draw_request(request, [0]) is request
-    assert draw_request(request, [1, 2]).params == {"temperature": 0.7, "seed": block_seed(request, 1), "n": 2}
-    assert draw_request(request, [3]).params == {"temperature": 0.7, "seed": block_seed(request, 2)}
-    assert request.params == {"temperature": 0.7} and 0 <= block_seed(request, 5) < 2**63
+    assert draw_request(request, [1, 2]).params == {"max_tokens": 1024, "temperature": 0.7, "seed": block_seed(request, 1), "n": 2}
+    assert draw_request(request, [3]).params == {"max_tokens": 1024, "temperature": 0.7, "seed": block_seed(request, 2)}
+    assert request.params == {"max_tokens": 1024, "temperature": 0.7} and 0 <= block_seed(request, 5) < 2**63
 
 
 # --------------------------------------------------------------------------- end to end
