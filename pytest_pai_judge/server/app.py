@@ -93,6 +93,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     stats: Counter[str] = Counter()
     shutdown = asyncio.Event()
     engine = load_engine(config.engine, config)
+    engine.stats = stats  # upstream calls and queue depth are counted with the requests
     chat = ChatService(config, engine, stats, shutdown)
     batch = BatchService(config, chat.complete, stats) if BatchService is not None else None
 

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -140,7 +140,10 @@ class ChatService:
         try:
             raw = await read_body(request)
             call = parse_body_bytes(raw, self.config.models)
-            completion = await self.judge(call, request_id, stream=call.params.stream)
+            judging = self.judge(call, request_id, stream=call.params.stream)
+            completion = await self.unless_client_leaves(request, judging, request_id)
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except ProtocolError as err:
             headers = dict(RETRY_HEADERS) if err.status == 429 else {}
             headers["x-request-id"] = request_id
@@ -151,6 +154,31 @@ class ChatService:
             return StreamingResponse(sse_events(completion, self.config.status_dialect, call.params.include_usage),
                                      media_type="text/event-stream", headers=headers)
         return SafeJSONResponse(completion_body(completion, self.config.status_dialect), headers=headers)
+
+    async def unless_client_leaves(self, request: Request, work: Coroutine[Any, Any, _T], request_id: str) -> _T:
+        """Run ``work`` as a task, cancelled the moment the client disconnects (then ClientGone is raised).
+
+        Why: a client that timed out or was killed no longer wants the answer, yet its judgement would
+        keep its place in the upstream queue, or keep a model generating. Cancelling it drops a queued
+        upstream call and closes a running one's connection. The body has been read, so ``receive()``
+        has nothing left to give but ``http.disconnect``.
+        """
+        task = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(_disconnected(request))
+        gone = False
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+            gone = not task.done()
+        finally:  # also when this handler itself is cancelled (server shutdown)
+            watch.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if gone:
+            self.stats["client_disconnects"] += 1
+            logger.info("client of request %s disconnected: its judgement was cancelled", request_id)
+            raise ClientGone(request_id)
+        return task.result()
 
     async def judge(self, call: ChatCall, request_id: str, *, stream: bool) -> Completion:
         """Everything between a validated request and its finished choices; raises ProtocolError."""
@@ -234,6 +262,20 @@ class ChatService:
             raise model_service_failed(stage, request_id, type(exc).__name__) from None
         logger.debug("judgement %s %s in %.3f s", request_id, what, time.perf_counter() - started)
         return result
+
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status of a request whose client left before its answer (nginx's; nobody is there to read it)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; its work was cancelled."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has disconnected (the request body must have been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _check_text(reply: Any, request_id: str, stage: str) -> str | EngineReply:

@@ -113,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upstream-api-key-env", default="UPSTREAM_API_KEY", metavar="ENV_VAR",
                         help="name of the environment variable holding the upstream API key (default: "
                              "UPSTREAM_API_KEY; 'EMPTY' is sent when it is unset)")
+    parser.add_argument("--upstream-concurrency", type=_positive_int, default=1, metavar="N",
+                        help="--engine openai: upstream calls in flight at once; more wait in the server's FIFO queue "
+                             "and are dropped if their client leaves. 1 (the default) suits a one-slot model "
+                             "server such as llama.cpp's; for vLLM, Ollama or a hosted model use its parallel "
+                             "slots (e.g. 8)")
+    parser.add_argument("--upstream-timeout", type=_positive_seconds, default=120.0, metavar="SECONDS",
+                        help="--engine openai: timeout of one upstream call, from when it is sent (time in the "
+                             "queue does not count; default: 120)")
+    parser.add_argument("--upstream-retries", type=_non_negative_int, default=2, metavar="N",
+                        help="--engine openai: resends of an upstream call that failed with a connection error, "
+                             "429 or 5xx, after its retry-after or a 0.5 s doubling backoff (default: 2). A timed-out "
+                             "call is not resent unless --upstream-retry-timeouts")
+    parser.add_argument("--upstream-retry-timeouts", action="store_true",
+                        help="--engine openai: resend timed-out upstream calls too, within --upstream-retries "
+                             "(default: off; a slow model would only be asked the same thing twice)")
     parser.add_argument("--batch-concurrency", type=_positive_int, default=16,
                         help="batch lines judged at once (default: 16)")
     parser.add_argument("--body-timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
@@ -132,7 +147,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir, engine=args.engine, models=models, status_dialect=args.status_dialect,
         latency_ms=args.latency_ms, faults=list(args.faults), batch_concurrency=args.batch_concurrency,
         upstream_base_url=args.upstream_base_url, upstream_model=args.upstream_model,
-        upstream_api_key_env=args.upstream_api_key_env, body_timeout_s=args.body_timeout, log_level=args.log_level)
+        upstream_api_key_env=args.upstream_api_key_env, upstream_concurrency=args.upstream_concurrency,
+        upstream_timeout_s=args.upstream_timeout, upstream_max_retries=args.upstream_retries,
+        upstream_retry_timeouts=args.upstream_retry_timeouts, body_timeout_s=args.body_timeout,
+        log_level=args.log_level)
     return ServerConfig(**kwargs)
 
 

@@ -60,10 +60,19 @@ class ServerConfig:
     upstream_model: str | None = None
     upstream_api_key_env: str = "UPSTREAM_API_KEY"
     """Name of the environment variable holding the upstream model's key (the key itself is never stored)."""
+    upstream_concurrency: int = 1
+    """Upstream calls of the ``openai`` engine in flight at once (``--upstream-concurrency``); the rest wait in
+    the server's FIFO queue, where a call whose client leaves is dropped before it costs the model anything.
+    1 fits a one-slot model server (llama.cpp's default); raise it to the upstream's parallel slots (vLLM's
+    ``--max-num-seqs``, Ollama's ``OLLAMA_NUM_PARALLEL``, llama.cpp's ``--parallel``)."""
     upstream_timeout_s: float = 120.0
-    """Per-request timeout of the ``openai`` engine's calls to the upstream model."""
+    """Timeout of one upstream call, from the moment it is sent (time spent in the queue does not count)."""
     upstream_max_retries: int = 2
-    """Retries of the ``openai`` engine's upstream client (the SDK's own backoff)."""
+    """Resends of an upstream call that failed with a connection error, 429 or 5xx (``--upstream-retries``),
+    after the upstream's retry-after or the SDK's backoff."""
+    upstream_retry_timeouts: bool = False
+    """Whether a timed-out upstream call is resent too (within ``upstream_max_retries``). Off: the model may
+    still be working on it, and the caller (the plugin) has its own policy for timeouts."""
     body_timeout_s: float = 5.0
     """Longest silence while a request body is being received (as nginx's ``client_body_timeout``): a body
     that stops arriving short of its Content-Length is answered 408 RequestTimeout and its connection closed."""

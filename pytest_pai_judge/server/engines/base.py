@@ -10,6 +10,7 @@ with ``--engine package.module:Class``. An engine backed by a real model can ins
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -70,6 +71,9 @@ class JudgeEngine(ABC):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self.stats: Counter[str] = Counter()
+        """Counters of the engine's own events (upstream calls, queue depth); the server's app replaces
+        this with its live stats, so they show in ``GET /_pai_judge/stats``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,10 +8,18 @@ upstream's choices, logprobs and ``usage`` come back as they are (the local toke
 when the upstream reports no usage). The upstream key is read from the environment variable
 named by ``config.upstream_api_key_env`` ("EMPTY" when unset) and never stored or logged. An
 upstream failure becomes the spec's 500 ``Request_judge_model, load error`` reply.
+
+At most ``config.upstream_concurrency`` upstream calls are in flight; the rest wait in the server's
+FIFO queue (:class:`..upstream.UpstreamQueue`). A call cancelled because its client left is dropped
+from the queue, or, while running, has its upstream connection closed, which is what makes vLLM and
+llama.cpp stop generating. Resends follow :func:`..upstream.is_retryable`: never a timed-out call
+unless ``config.upstream_retry_timeouts``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from typing import Any
 
@@ -21,8 +29,11 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
 
 from ...protocol import ChatCall, invalid_parameter
+from .. import upstream
 from ..config import ServerConfig
 from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine
+
+log = logging.getLogger("pytest_pai_judge.server.upstream")
 
 
 class OpenAIEngine(JudgeEngine):
@@ -35,16 +46,24 @@ class OpenAIEngine(JudgeEngine):
         if not config.upstream_base_url or not config.upstream_model:
             raise ValueError("the openai engine needs an upstream base URL and model "
                              "(--upstream-base-url, --upstream-model)")
+        if config.upstream_concurrency < 1:
+            raise ValueError(f"upstream concurrency must be >= 1, got {config.upstream_concurrency}")
         self._client: openai.AsyncOpenAI | None = None
+        self._queue: upstream.UpstreamQueue | None = None
 
     async def startup(self) -> None:
-        """Create the client inside the server's event loop (its connection pool belongs to that loop)."""
+        """Create the client and the queue inside the server's event loop (both belong to that loop).
+
+        The SDK's own retries are off (``max_retries=0``): it would resend timed-out calls too; resends
+        are :meth:`_create`'s. Its ``timeout`` is the per-call ``upstream_timeout_s``.
+        """
         self._client = openai.AsyncOpenAI(
             base_url=self.config.upstream_base_url,
             api_key=os.environ.get(self.config.upstream_api_key_env) or "EMPTY",
             timeout=self.config.upstream_timeout_s,
-            max_retries=self.config.upstream_max_retries,
+            max_retries=0,
         )
+        self._queue = upstream.UpstreamQueue(self.config.upstream_concurrency, self.stats)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -107,18 +126,62 @@ class OpenAIEngine(JudgeEngine):
         return _reply_of(completion.choices[0])
 
     async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
-        if self._client is None:
+        """One upstream call: wait for a slot, send, resend a retryable failure (holding the slot)."""
+        if self._client is None or self._queue is None:
             await self.startup()
-        assert self._client is not None
+        assert self._client is not None and self._queue is not None
+        retries = self.config.upstream_max_retries
+        async with self._queue.slot():
+            attempt = 0
+            while True:
+                try:
+                    return await self._send(self._client, kwargs)
+                except openai.APIError as exc:
+                    delay = (upstream.retry_delay_s(exc, attempt) if attempt < retries and upstream.is_retryable(
+                        exc, retry_timeouts=self.config.upstream_retry_timeouts) else None)
+                    if delay is None:
+                        raise self._failure(exc) from None
+                    log.info("upstream call failed (%s); resending in %.2f s (%d of %d)",
+                             _what_failed(exc), delay, attempt + 1, retries)
+                    await asyncio.sleep(delay)
+                    attempt += 1
+                    self.stats[upstream.RETRIES] += 1
+
+    async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> ChatCompletion:
+        """One HTTP request upstream, counted; cancelling it (the client left) closes its connection."""
+        self.stats[upstream.STARTED] += 1
         try:
-            return await self._client.chat.completions.create(**kwargs)
-        except openai.BadRequestError as exc:  # a parameter the upstream refuses: the caller's to fix, not a 500
-            raise invalid_parameter(str(getattr(exc, "param", None) or "request"),
-                                    f"the upstream model refused it: {_short(exc.message)}") from None
-        except openai.APIStatusError as exc:
-            raise EngineError(f"upstream model answered {exc.status_code}: {_short(exc.message)}") from None
+            completion = await client.chat.completions.create(**kwargs)
+        except asyncio.CancelledError:
+            self.stats[upstream.CANCELLED] += 1
+            log.info("running upstream call cancelled (its client left): upstream connection closed")
+            raise
         except openai.APIError as exc:
-            raise EngineError(f"upstream model unreachable: {type(exc).__name__}: {_short(exc.message)}") from None
+            self.stats[upstream.FINISHED] += 1
+            self.stats[upstream.FAILED] += 1
+            if isinstance(exc, openai.APITimeoutError):
+                self.stats[upstream.TIMEOUTS] += 1
+            raise
+        self.stats[upstream.FINISHED] += 1
+        return completion
+
+    def _failure(self, exc: openai.APIError) -> Exception:
+        """The error the server answers for a failed upstream call (a ProtocolError or an EngineError)."""
+        if isinstance(exc, openai.BadRequestError):  # a parameter the upstream refuses: the caller's to fix
+            return invalid_parameter(str(getattr(exc, "param", None) or "request"),
+                                     f"the upstream model refused it: {_short(exc.message)}")
+        if isinstance(exc, openai.APITimeoutError):
+            resent = "" if self.config.upstream_retry_timeouts else " (not resent: a slow model would be asked twice)"
+            return EngineError(f"upstream model timed out after {self.config.upstream_timeout_s:g} s{resent}")
+        if isinstance(exc, openai.APIStatusError):
+            return EngineError(f"upstream model answered {exc.status_code}: {_short(exc.message)}")
+        return EngineError(f"upstream model unreachable: {type(exc).__name__}: {_short(exc.message)}")
+
+
+def _what_failed(exc: openai.APIError) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"status {exc.status_code}"
+    return type(exc).__name__
 
 
 def _reply_of(choice: Choice) -> EngineReply:
