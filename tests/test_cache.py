@@ -414,7 +414,7 @@ def test_replies_cached_before_the_default_max_tokens_are_adopted_when_they_fit(
     2,048) that ended within the new limit is the reply the capped request gets, so it is reused; one
     that would not fit is not (the judge is asked)."""
     server = make_judge_server()
-    pytester.makepyfile(test_cases=CASES)
+    pytester.makepyfile(test_adopted_cases=CASES)
     assert cache_as_before(pytester.path, server, "What is the capital of France?",
                            "Paris is the capital of France.") <= 1024
     sent = server.stats["chat_completions"]
@@ -434,7 +434,7 @@ def test_replies_cached_before_the_default_max_tokens_are_adopted_when_they_fit(
 
 def test_a_cached_reply_longer_than_the_new_limit_is_not_adopted(pytester: pytest.Pytester, make_judge_server) -> None:
     server = make_judge_server()
-    pytester.makepyfile(test_cases=CASES)
+    pytester.makepyfile(test_adopted_cases=CASES)
     assert cache_as_before(pytester.path, server, "What is the capital of Italy?", "Rome is the capital of Italy.") > 3
     sent = server.stats["chat_completions"]
     result = pytester.runpytest("--judge-base-url", server.url, "-p", "no:cacheprovider", "-k", "short_room")
