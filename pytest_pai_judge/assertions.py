@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .counts import cost_columns
 from .errors import JudgeAssertionError, JudgeError
 from .expectation import Comparison, consensus, custom_expectation, pairwise_expectation, samples_of, score_expectation
 from .request import JudgeRequest
@@ -154,9 +155,8 @@ class Judge:
         backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),
                                        self._item, record=False)
         result = consensus(forward, backward)
-        tokens = sum(int((v.usage or {}).get("total_tokens") or 0) for v in (forward, backward))
         self._session.record_value(request, forward, self._item, winner=result.winner, score=result.score1,
-                                   score2=result.score2, tokens=tokens, cached=forward.cached and backward.cached)
+                                   score2=result.score2, **cost_columns([[forward], [backward]]))
         return result
 
     def custom(self, messages: list[dict[str, Any]] | str, *, model: str | None = None, max_score: int = 5,

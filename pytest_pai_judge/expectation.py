@@ -7,12 +7,14 @@ every mode; the expectation is JSON-safe, so it can wait on an xdist worker or i
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import errors, protocol
+from .counts import cost_columns
 from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_round, majority
 from .errors import JudgeAssertionError
 from .records import JudgeRecord
@@ -61,21 +63,17 @@ def consensus(forward: Verdict, backward: Verdict) -> Comparison:
     return Comparison("tie", False, forward, backward)
 
 
-def failure_columns(outcomes: list[Outcome]) -> dict[str, Any]:
+def failure_columns(outcomes: list[Outcome], per_request: Sequence[Sequence[Outcome]] | None = None
+                    ) -> dict[str, Any]:
     """Report columns of an assertion or value read that got no verdict: why, and what its calls cost.
 
     An unreadable reply carries ``judge_usage`` / ``judge_cached`` (set by ``judging.mark_reply``); tokens add up
-    over every call of the assertion, readable orders included.
+    over every call of the assertion, readable orders included. ``per_request`` (several samples): the
+    outcomes per request, in sample order, so that samples drawn in one call count as one call.
     """
     failure = next(o for o in outcomes if isinstance(o, BaseException))
-    cached = all(bool(getattr(o, "judge_cached", getattr(o, "cached", False))) for o in outcomes)
-    return {"error": f"{type(failure).__name__}: {failure}", "cached": cached, "tokens": spent_tokens(outcomes)}
-
-
-def spent_tokens(outcomes: list[Outcome]) -> int:
-    """The tokens of every call behind these outcomes, unreadable replies included."""
-    return sum(int(((getattr(o, "judge_usage", None) if isinstance(o, BaseException) else o.usage) or {})
-                   .get("total_tokens") or 0) for o in outcomes)
+    return {"error": f"{type(failure).__name__}: {failure}",
+            **cost_columns(per_request if per_request is not None else [[o] for o in outcomes])}
 
 
 def _trim(text: str | None, limit: int) -> str:
@@ -194,15 +192,21 @@ class Expectation:
             nodeid=self.nodeid, run_mode=self.run_mode, kind=request.kind, assertion=self.assertion,
             model=request.model, scene=fields.get("scene"), question=request.question,
             answer=fields.get("answer") or fields.get("answer1"), answer2=fields.get("answer2"),
-            max_score=request.max_score, threshold=self.threshold)
+            max_score=request.max_score, threshold=self.threshold, ref_answer=fields.get("ref_answer"),
+            scene_desc=fields.get("scene_desc"), metric=fields.get("metric"), score_desc=fields.get("score_desc"),
+            steps=fields.get("steps"),
+            template=json.dumps(request.messages, ensure_ascii=False) if request.kind == "custom" else None,
+            params=json.dumps(request.params, ensure_ascii=False, sort_keys=True, default=str)
+            if request.params else None,
+            confidence=self.confidence if self.samples > 1 else None)
         if verdict is not None:
             record.score = verdict.score if verdict.score is not None else verdict.score1
             record.score2 = verdict.score2 if verdict.score is None else None
             record.winner = verdict.winner
             record.criteria = {c.name or f"criterion_{i + 1}": c.score for i, c in enumerate(verdict.criteria)}
             record.reasons = verdict.reasons
-            record.tokens = int((verdict.usage or {}).get("total_tokens") or 0)
-            record.cached = verdict.cached
+            for key, value in cost_columns([[verdict]]).items():
+                setattr(record, key, value)
             record.latency_s = verdict.latency_s
             if verdict.model:
                 record.model = verdict.model
@@ -241,9 +245,8 @@ class Expectation:
             passed = result.winner in ("1", "tie")
             wanted = "the candidate to win or tie"
         request = self.requests[0]
-        tokens = sum(int((v.usage or {}).get("total_tokens") or 0) for v in (forward, backward))
         record = self.record(request, forward, passed=passed, winner=result.winner, score=result.score1,
-                              score2=result.score2, tokens=tokens, cached=forward.cached and backward.cached)
+                              score2=result.score2, **cost_columns([[forward], [backward]]))
         if passed:
             return [record], None
         first, second = self.labels.get("first", "answer 1"), self.labels.get("second", "answer 2")
@@ -269,21 +272,19 @@ class Expectation:
         decision, numbers, readable, scores = self._sampled_decision(per_request, final=True)
         failure = no_verdict(flat, readable)
         if failure is not None:  # no verdict to decide on: fail with why, never pass
-            return [self.record(request, None, samples=drawn, **failure_columns(flat))], failure
+            return [self.record(request, None, samples=drawn, **failure_columns(flat, per_request))], failure
         shown = nearest_median(readable, scores) if self.assertion == "score" and scores else readable[0]
         spread = spread_of(scores)
         passed = decision == Decision.MET.value or (decision == Decision.INCONCLUSIVE.value
                                                      and self.inconclusive == "pass")
-        tokens = spent_tokens(flat)
-        cached = all(not isinstance(o, BaseException) and o.cached for o in flat)
         extra: dict[str, Any] = {}
         if self.assertion != "score":
             winner, _votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
             extra = {"winner": winner,
                      "score2": median_of([consensus(f, b).score2 for f, b in readable_pairs(*per_request)])}
         record = self.record(request, shown, passed=passed, score=statistics.median(scores) if scores else None,
-                             samples=drawn, scores=scores, spread=spread, decision=decision, tokens=tokens,
-                             cached=cached, **extra)
+                             samples=drawn, scores=scores, spread=spread, decision=decision,
+                             **cost_columns(per_request), **extra)
         if decision == Decision.MET.value:
             return [record], None
         text = sampled_failure_text(self, decision, numbers, scores, shown, drawn)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import options, terminal
+from .outcomes import TestOutcomes
 from .records import JudgeRecord
 from .session import JudgeSession
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .assertions import Judge
 
 SESSION_KEY = pytest.StashKey[JudgeSession]()
+OUTCOMES_KEY = pytest.StashKey[TestOutcomes]()
 RECORDS_KEY = "pai_judge_records"
 STATS_KEY = "pai_judge_stats"
 WARNINGS_KEY = "pai_judge_warnings"
@@ -51,9 +53,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from .deferred import install
 
         session.deferred = install(session)
+    outcomes = config.stash[OUTCOMES_KEY] = TestOutcomes(config)
+    config.pluginmanager.register(outcomes, "pai_judge_outcomes")
     from .report.plugin import JudgeReporting
 
-    config.pluginmanager.register(JudgeReporting(config, lambda: session.records), "pai_judge_reporting")
+    config.pluginmanager.register(JudgeReporting(config, lambda: outcomes.fill(session.records), outcomes.ran),
+                                  "pai_judge_reporting")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -127,10 +132,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Judged tests, cached vs fresh verdicts, tokens, and the lowest scores against their thresholds."""
+    """Judged tests by pytest's outcome, assertions by verdict, calls, cached verdicts, tokens, the lowest scores."""
     session = config.stash[SESSION_KEY]
-    terminal.write_summary(terminalreporter, session.records, session.stats, session.all_warnings(),
-                           session.options, session.pruned)
+    records = config.stash[OUTCOMES_KEY].fill(session.records)
+    terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

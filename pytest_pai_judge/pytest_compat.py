@@ -53,6 +53,19 @@ def expects_failure(item: pytest.Item, failure_type: type[BaseException]) -> boo
     return xfailed is not None
 
 
+def xfail_raises(item: pytest.Item) -> Any:
+    """The ``raises=`` of the xfail mark pytest evaluated for this test (None: not given, or no xfail).
+
+    Read from ``_pytest.skipping.xfailed_key``, pytest's own evaluation; without it, from the closest mark.
+    """
+    try:
+        from _pytest.skipping import xfailed_key
+    except ImportError:  # pragma: no cover - moved in a later pytest
+        mark = item.get_closest_marker("xfail")
+        return None if mark is None else mark.kwargs.get("raises")
+    return getattr(item.stash.get(xfailed_key, None), "raises", None)
+
+
 def repr_phase_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
     """An error in setup / teardown formatted as pytest formats one (``_pytest.reports._format_failed_longrepr``).
 

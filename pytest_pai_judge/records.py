@@ -38,7 +38,9 @@ class JudgeRecord:
     criteria: dict[str, float | None] = field(default_factory=dict)
     reasons: str = ""
     tokens: int = 0
+    """Tokens spent this run: those of the fresh calls behind this row (0 for a row from cached verdicts)."""
     cached: bool = False
+    """Every verdict of this row came from the cache."""
     latency_s: float | None = None
     error: str | None = None
     """Why no verdict could be had (unreadable reply, judge error); such a record never passes."""
@@ -53,6 +55,28 @@ class JudgeRecord:
     xfail: bool = False
     """The test is marked xfail (an expected failure): reports show a verdict that did not pass as
     ``xfailed`` (one that passed as ``xpassed``) and leave both out of the passed / failed counts."""
+    outcome: str | None = None
+    """The test's outcome as pytest reported it (passed, failed, error, skipped, xfailed, xpassed; see
+    :mod:`~pytest_pai_judge.counts`); None until the test is reported, or outside a test."""
+    verdicts: int = 0
+    """Verdicts behind this row that the judge answered (every sample, both orders; unreadable replies too)."""
+    cached_verdicts: int = 0
+    """Of those, read from the cache (the rest came from fresh calls this run)."""
+    calls: int = 0
+    """Fresh judge calls behind this row, made this run (samples drawn in one block are one call)."""
+    cached_tokens: int = 0
+    """Tokens recorded with the cached verdicts (spent by the run that judged them; ``tokens`` is this run's)."""
+    ref_answer: str | None = None
+    scene_desc: str | None = None
+    metric: str | None = None
+    score_desc: str | None = None
+    steps: str | None = None
+    template: str | None = None
+    """A custom template's messages, as JSON text."""
+    params: str | None = None
+    """The generation parameters sent (temperature, seed, ...), as JSON text; None when none were given."""
+    confidence: float | None = None
+    """The confidence a several-sample decision was made at (None for one sample)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,7 @@ import pytest
 
 from . import errors
 from .cache import CacheMode
+from .counts import assertion_status, cost_columns
 from .decision import decide_winner
 from .expectation import (
     Comparison,
@@ -255,6 +256,9 @@ class JudgeSession:
             for record in records:
                 item.user_properties.append(("judge_score", record.score))
                 item.user_properties.append(("judge_model", record.model))
+                item.user_properties.append(("judge_assertion", assertion_status(vars(record))))
+                item.user_properties.append(("judge_tokens", record.tokens))
+                item.user_properties.append(("judge_cached", record.cached))
                 if record.threshold is not None:
                     item.user_properties.append(("judge_threshold", record.threshold))
                 if record.winner is not None:
@@ -303,7 +307,7 @@ class JudgeSession:
         pairs = readable_pairs(*drawn)
         failure = no_verdict(flat, pairs)
         if failure is not None:
-            self.record_value(forward, None, item, samples=samples, **failure_columns(flat))
+            self.record_value(forward, None, item, samples=samples, **failure_columns(flat, drawn))
             raise failure
         votes = [consensus(f, b).winner for f, b in pairs]
         result = majority_comparison(pairs, decide_winner(votes, samples, final=True), votes)
@@ -311,9 +315,7 @@ class JudgeSession:
         self.record_value(forward, pairs[0][0], item, winner=result.winner, samples=samples, scores=scores,
                           score=median_of(scores),
                           score2=median_of([consensus(f, b).score2 for f, b in pairs]),
-                          spread=spread_of(scores),
-                          tokens=sum(int((o.usage or {}).get("total_tokens") or 0) for f, b in pairs for o in (f, b)),
-                          cached=all(o.cached for f, b in pairs for o in (f, b)))
+                          spread=spread_of(scores), **cost_columns(drawn))
         return result
 
     def sampled_value(self, request: JudgeRequest, item: pytest.Item | None, samples: int) -> Verdict:
@@ -326,12 +328,13 @@ class JudgeSession:
         readable, scores = readable_scores(drawn)
         failure = no_verdict(drawn, readable)
         if failure is not None:
-            self.record_value(request, None, item, samples=samples, **failure_columns(drawn))
+            self.record_value(request, None, item, samples=samples, **failure_columns(drawn, [drawn]))
             raise failure
         verdict = replace(nearest_median(readable, scores), score=statistics.median(scores), samples=tuple(scores),
                           usage={"total_tokens": sum(int((v.usage or {}).get("total_tokens") or 0) for v in readable)},
                           cached=all(v.cached for v in readable))
-        self.record_value(request, verdict, item, samples=samples, scores=scores, spread=spread_of(scores))
+        self.record_value(request, verdict, item, samples=samples, scores=scores, spread=spread_of(scores),
+                          **cost_columns([drawn]))
         return verdict
 
     def value_now(self, request: JudgeRequest, item: pytest.Item | None, *, record: bool = True) -> Verdict:

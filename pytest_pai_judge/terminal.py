@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from .client import TOKEN_ENV
+from .counts import count_rows, describe_assertions, describe_scales, describe_tests, plural, row_status
 from .options import Options
 from .pytest_compat import current_line_width
 from .records import JudgeRecord
@@ -20,10 +22,6 @@ from .records import JudgeRecord
 PROGRESS_EVERY_S = 5.0
 """Without a terminal (CI logs), a progress line at most this often."""
 LOWEST_SHOWN = 5
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def describe_target(options: Options) -> str:
@@ -77,37 +75,62 @@ class Console:
             self._open = False
 
 
-def write_summary(tr: Any, records: Sequence[JudgeRecord], stats: dict[str, int], warnings: Sequence[str],
-                  options: Options, pruned: int) -> None:
-    """Warnings once each, then judged tests, cached vs fresh verdicts, tokens, and the lowest scores."""
+MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail", "xpassed": "XPASS", "skipped": "skip",
+         "no threshold": "value"}
+"""A row's status in the "lowest scores" list."""
+
+
+def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[str], options: Options,
+                  pruned: int) -> None:
+    """Warnings once each, then the counts of :mod:`~pytest_pai_judge.counts` and the lowest scores."""
     for message in dict.fromkeys(warnings):
         prefix = "" if message.startswith("pai-judge") else "pai-judge warning: "
         tr.write_line(f"{prefix}{message}", yellow=True)
     if not records:
         return
-    tests = {r.nodeid for r in records}
-    inconclusive = sum(1 for r in records if r.decision == "inconclusive" and not r.error and not r.xfail)
-    failed = sum(1 for r in records if ((r.passed is False and not r.xfail) or r.error)
-                 and not (r.decision == "inconclusive" and not r.error))
-    undecided = f", {inconclusive} inconclusive" if inconclusive else ""
-    values = sum(1 for r in records if r.assertion == "value")
-    parts = [plural(len(records) - values, "judged assertion")] if len(records) > values else []
-    if values:
-        parts.append(f"{plural(values, 'verdict')} read as {'a value' if values == 1 else 'values'}")
+    rows = [r.to_dict() for r in records]
+    counts = count_rows(rows)
+    assertions = counts["assertions"]
+    values = counts["values"]
+    judged = counts["rows"] - values
+    tr.ensure_newline()
     tr.section("pai-judge summary")
+    tr.write_line(f"{plural(counts['judged_tests'], 'judged test')} (as pytest counts them): "
+                  f"{describe_tests(counts['tests'])}")
+    line = f"{plural(judged, 'judged assertion')}: {describe_assertions(assertions)}" if judged else ""
+    if values:
+        line += ("; " if line else "") + f"{plural(values, 'verdict')} read as {'a value' if values == 1 else 'values'}"
+        if counts["value_errors"]:
+            line += f" ({counts['value_errors']} without a verdict)"
+    tr.write_line(line)
     tr.write_line(
-        f"{' and '.join(parts)} in {plural(len(tests), 'test')} ({failed} not met{undecided}); verdicts: "
-        f"{stats.get('fresh', 0)} fresh, {stats.get('cached', 0)} from cache; "
-        f"tokens used: {stats.get('tokens', 0)}; mode: {options.run_mode}")
-    scored = sorted((r for r in records if r.score is not None and r.assertion == "score"),
-                    key=lambda r: ((r.score or 0) / (r.max_score or 5), r.nodeid))[:LOWEST_SHOWN]
+        f"verdicts: {counts['fresh_verdicts']:,} fresh, {counts['cached_verdicts']:,} from cache; "
+        f"fresh calls: {counts['calls']:,}; report rows: {counts['rows']:,}; tokens: {counts['tokens_spent']:,} spent "
+        f"this run, {counts['tokens_cached']:,} recorded with cached verdicts; mode: {options.run_mode}")
+    if any(s["scored"] for s in counts["scales"]):
+        tr.write_line(f"mean score per scale: {describe_scales(counts['scales'])}")
+    scored = sorted((r for r in rows if r["score"] is not None and r["assertion"] == "score"),
+                    key=lambda r: ((r["score"] or 0) / (r["max_score"] or 5), r["nodeid"]))[:LOWEST_SHOWN]
     if scored:
         tr.write_line("lowest scores:")
         for r in scored:
-            mark = ("?    " if r.decision == "inconclusive" else "ok   ") if r.passed else \
-                "xfail" if r.xfail else "?    " if r.decision == "inconclusive" else "FAIL "
-            threshold = f" (min {r.threshold:g})" if r.threshold is not None else ""
-            sampled = f" (median of {r.samples} samples)" if r.samples > 1 else ""
-            tr.write_line(f"  {mark} {r.score:g}/{r.max_score}{threshold}{sampled}  {r.nodeid}")
+            status = row_status(r)
+            mark = "?" if r["decision"] == "inconclusive" and status in ("passed", "failed") else MARKS[status]
+            threshold = f" (min {r['threshold']:g})" if r["threshold"] is not None else ""
+            sampled = f" (median of {r['samples']} samples)" if r["samples"] > 1 else ""
+            strict = "  [strict XPASS: the test failed]" if status == "failed" and r["passed"] else ""
+            tr.write_line(f"  {mark:<5} {r['score']:g}/{r['max_score']}{threshold}{sampled}  {r['nodeid']}{strict}")
     if pruned:
         tr.write_line(f"cache: pruned {pruned} entries no test used")
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: wide (CJK) characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (``str.ljust`` counts characters, not columns)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill

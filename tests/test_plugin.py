@@ -49,7 +49,8 @@ def test_pass_and_fail_by_threshold(pytester, server):
                                  "*question: What is the capital of France?*",
                                  "*judge's reasons:*",
                                  "*rerun only this test: pytest \"test_pass_and_fail_by_threshold.py::test_bad\"*",
-                                 "*pai-judge summary*", "*2 judged assertions in 2 tests (1 not met)*"])
+                                 "*pai-judge summary*", "2 judged tests (as pytest counts them): 1 passed, 1 failed",
+                                 "2 judged assertions: 1 met, 1 not met"])
     assert "pytest_pai_judge/" not in result.stdout.str()  # plugin frames are hidden from the traceback
     assert result.ret == 1
 
@@ -203,7 +204,8 @@ def test_xfail_raises_decides_whether_a_failed_judgement_is_expected(pytester, s
     """))
     result = run(pytester, server)
     result.assert_outcomes(failed=1, xfailed=1)
-    result.stdout.fnmatch_lines(["2 judged assertions in 2 tests (1 not met)*", "*xfail ?/5 (min 4)*test_assertion_expected"])
+    result.stdout.fnmatch_lines(["2 judged tests (as pytest counts them): 1 failed, 1 xfailed",
+                                 "2 judged assertions: 2 not met", "*xfail ?/5 (min 4)*test_assertion_expected"])
 
 
 def test_marker_is_registered_for_strict_markers(pytester, server):
@@ -302,11 +304,13 @@ def test_unreadable_verdict_fails_with_raw_text(pytester, make_judge_server):
     text = result.stdout.str()
     assert "verdict.py" not in text and "def parse_reply" not in text  # the test's line, not the parser's source
     # an unreadable reply was still a reply (counted, tokens spent); the value read reuses it from the cache
-    result.stdout.fnmatch_lines(["1 judged assertion and 1 verdict read as a value in 2 tests (2 not met); "
-                                 "verdicts: 1 fresh, 1 from cache; tokens used: 1*"])
+    result.stdout.fnmatch_lines(["2 judged tests (as pytest counts them): 2 failed",
+                                 "1 judged assertion: 1 error (no verdict); 1 verdict read as a value (1 without a verdict)",
+                                 "verdicts: 1 fresh, 1 from cache; fresh calls: 1; report rows: 2; tokens: 1* spent this "
+                                 "run, 1* recorded with cached verdicts*"])
     again = run(pytester, server, "--judge-report=r.json")
     again.assert_outcomes(failed=2)
-    again.stdout.fnmatch_lines(["*verdicts: 0 fresh, 2 from cache; tokens used: 0*"])
+    again.stdout.fnmatch_lines(["*verdicts: 0 fresh, 2 from cache; fresh calls: 0; report rows: 2; tokens: 0 spent*"])
     rows = json.loads((pytester.path / "r.json").read_text("utf-8"))
     assert [row["cached"] for row in rows] == [True, True] and all(row["error"] for row in rows)
 
@@ -542,7 +546,8 @@ def test_two_xdist_workers_share_the_cache(pytester, server):
         for i in range(12)))
     first = run(pytester, server, "-n", "2", subprocess=True)
     first.assert_outcomes(passed=12)
-    first.stdout.fnmatch_lines(["*12 judged assertions in 12 tests*verdicts: 12 fresh, 0 from cache*"])
+    first.stdout.fnmatch_lines(["12 judged tests (as pytest counts them): 12 passed", "12 judged assertions: 12 met",
+                                  "verdicts: 12 fresh, 0 from cache; fresh calls: 12; report rows: 12;*"])
     assert server.stats["chat_completions"] == 12
     second = run(pytester, server, "-n", "2", "--judge-cache-prune", subprocess=True)
     second.assert_outcomes(passed=12)
@@ -591,7 +596,8 @@ def test_compare_is_one_report_row_with_the_consensus(pytester, server):
     assert (row["assertion"], row["kind"]) == ("value", "pairwise")
     assert row["answer2"] == "I don't know." and row["score2"] is not None
     assert row["tokens"] > 0 and server.stats["chat_completions"] == 2
-    result.stdout.fnmatch_lines(["1 verdict read as a value in 1 test*"])
+    result.stdout.fnmatch_lines(["1 judged test (as pytest counts them): 1 passed", "1 verdict read as a value",
+                                 "verdicts: 2 fresh, 0 from cache; fresh calls: 2; report rows: 1;*"])
 
 
 def test_junitxml_gets_scores(pytester, server):
@@ -639,7 +645,8 @@ def test_an_error_while_preparing_a_request_is_a_report_row(pytester, server, tm
     result = run(pytester, server, f"--judge-report={report}")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*RuntimeError: the hook refused*",
-                                 "*2 judged assertions in 2 tests (1 not met)*"])
+                                 "2 judged tests (as pytest counts them): 1 passed, 1 failed",
+                                 "2 judged assertions: 1 met, 1 error (no verdict)"])
     import pandas
 
     rows = pandas.read_csv(report)

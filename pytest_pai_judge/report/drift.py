@@ -6,6 +6,7 @@ output gives when the baseline and the run have nothing in common.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -18,9 +19,12 @@ SCENE_DRIFT_COLUMNS = ("scene", "cases", "mean_then", "mean_now", "mean_change")
 """The per-scene drift table's columns."""
 COMPARED_STATUSES = ("down", "up", "same", "unscored")
 """Drift statuses of a case found in both the baseline and this run."""
+DRIFT_STATUSES = ("down", "up", "same", "new", "gone", "not run", "unscored")
+"""Every drift status, in the order the summaries count them."""
 
 
-def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame, *, ran: Collection[str] | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score then → now per case, and the mean change per scene; both sorted biggest drop first.
 
     Case key: a test (``nodeid``) judged once in both runs is one case. A test with several judged
@@ -29,8 +33,11 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> tuple[
     one comparable as long as its question is unchanged.
 
     ``status`` is ``down`` / ``up`` / ``same`` when both runs have a score, ``unscored`` when one
-    lacks it (pairwise verdicts, judge errors), ``new`` / ``gone`` when the case is in one run only
-    (e.g. a ``-k`` subset: gone cases are never a drop). ``change`` is in score points.
+    lacks it (pairwise verdicts, judge errors), ``new`` when the case is in this run only. A baseline
+    case missing from this run is ``not run`` when its test did not run (deselected with ``-k``, not
+    selected, skipped, or the run stopped first) and ``gone`` when its test ran without it. ``ran``
+    names the tests that ran (the plugin knows them from pytest's reports); without it, a test with
+    no row in this run counts as not run. Neither is ever a drop. ``change`` is in score points.
     """
     base = coerce(baseline_df)
     cur = coerce(current_df)
@@ -49,6 +56,7 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> tuple[
         return out
 
     b, c = keyed(base), keyed(cur)
+    present = set(cur["nodeid"].dropna()) | set(ran or ())
     merged = b.merge(c, on=["nodeid", "_q", "_o"], how="outer", suffixes=("_then", "_now"), indicator=True,
                      sort=False)
     rows = []
@@ -56,7 +64,7 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame) -> tuple[
         then, now = _num(rec.get("score_then")), _num(rec.get("score_now"))
         side = rec["_merge"]
         if side == "left_only":
-            status = "gone"
+            status = "gone" if rec["nodeid"] in present else "not run"
         elif side == "right_only":
             status = "new"
         elif then is None or now is None:
@@ -102,7 +110,7 @@ def no_shared_cases(per_case: pd.DataFrame) -> str | None:
     status = per_case["status"]
     if status.isin(COMPARED_STATUSES).any():
         return None
-    then, now = int((status == "gone").sum()), int((status == "new").sum())
+    then, now = int(status.isin(["gone", "not run"]).sum()), int((status == "new").sum())
     return (f"the baseline shares no case with this run ({then} in the baseline, {now} in this run), so nothing "
             f"was compared. Cases match by test node id, which is relative to the rootdir: was the baseline "
             f"written by these tests, run from the same rootdir?")

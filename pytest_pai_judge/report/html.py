@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .drift import no_shared_cases
+from .drift import DRIFT_STATUSES, no_shared_cases
 from .table import (
     NO_SCENE,
     clean_text,
@@ -29,8 +29,8 @@ from .table import (
 )
 
 COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "no threshold": "#607d8b",
-          "xfailed": "#8d6e63", "xpassed": "#ef6c00"}
-_STACK = ("failed", "error", "xpassed", "xfailed", "no threshold", "passed")
+          "xfailed": "#8d6e63", "xpassed": "#ef6c00", "skipped": "#9e9e9e"}
+_STACK = ("failed", "error", "xpassed", "xfailed", "skipped", "no threshold", "passed")
 
 
 def esc(value: Any) -> str:
@@ -69,16 +69,22 @@ def _header(s: dict[str, Any], title: str) -> str:
 def _cards(s: dict[str, Any]) -> str:
     rate = f"{s['pass_rate']:.0%}" if s["pass_rate"] is not None else "–"
     latency = f"{s['mean_latency_s']:.2f} s" if s["mean_latency_s"] is not None else "–"
+    failed_tests = s["tests"]["failed"] + s["tests"]["error"]
     cards = [
-        ("Verdicts", f"{s['verdicts']:,}", ""),
+        ("Judged tests", f"{s['judged_tests']:,}", ""),
+        ("Tests failed (pytest)", f"{failed_tests:,}", "bad" if failed_tests else "good"),
+        ("Rows", f"{s['verdicts']:,}", ""),
         ("Passed", f"{s['passed']:,}", "good"),
         ("Failed", f"{s['failed']:,}", "bad" if s["failed"] else ""),
-        *((label, f"{s[key]:,}", "") for label, key in (("Xfailed", "xfailed"), ("Xpassed", "xpassed")) if s[key]),
+        *((label, f"{s[key]:,}", "") for label, key in (("Xfailed", "xfailed"), ("Xpassed", "xpassed"),
+                                                         ("Skipped", "skipped")) if s[key]),
         ("Pass rate", rate, "bad" if s["pass_rate"] is not None and s["pass_rate"] < 1 else ""),
-        ("Mean score", fmt_score(s["mean_score"]), ""),
+        ("Mean score", s["mean_scores"], ""),
         ("No threshold", f"{s['no_threshold']:,}", ""),
-        ("Tokens", f"{s['tokens']:,}", ""),
-        ("Cached / fresh", f"{s['cached']:,} / {s['fresh']:,}", ""),
+        ("Tokens spent", f"{s['tokens_spent']:,}", ""),
+        ("Tokens cached", f"{s['tokens_cached']:,}", ""),
+        ("Fresh calls", f"{s['calls']:,}", ""),
+        ("Verdicts cached / fresh", f"{s['cached']:,} / {s['fresh']:,}", ""),
         ("Mean latency", latency, ""),
     ]
     body = "".join(f"<div class='card {cls}'><div class='label'>{esc(label)}</div>"
@@ -94,8 +100,9 @@ def _charts_section(df: pd.DataFrame) -> str:
     legend = "".join(f"<span><i style='background:{COLORS[k]}'></i>{esc(k)}</span>" for k in _STACK if k in shown)
     out = ["<section id='charts'><h2>Score distribution</h2>", f"<p class='legend'>{legend}</p>"]
     for label, column in (("By model", "model"), ("By scene", "scene")):
-        groups = df.assign(_g=df[column].fillna(NO_SCENE if column == "scene" else "(none)"))
-        charts = [histogram_svg(name, group) for name, group in groups.groupby("_g", sort=True)]
+        groups = df.assign(_g=df[column].fillna(NO_SCENE if column == "scene" else "(none)"), _s=df["max_score"])
+        charts = [histogram_svg(f"{name} · /{scale}" if not isna(scale) else str(name), group)
+                  for (name, scale), group in groups.groupby(["_g", "_s"], sort=True, dropna=False)]
         out.append(f"<h3>{label}</h3><div class='charts'>{''.join(charts) or '<p>No verdicts.</p>'}</div>")
     out.append("</section>")
     return "\n".join(out)
@@ -171,7 +178,7 @@ def _drift_section(drift: tuple[pd.DataFrame, pd.DataFrame], baseline: str | Non
     per_case, per_scene = drift
     title = "Drift since baseline" + (f" <code>{esc(baseline)}</code>" if baseline else "")
     counts = per_case["status"].value_counts()
-    summary = " · ".join(f"{int(counts.get(k, 0))} {k}" for k in ("down", "up", "same", "new", "gone", "unscored"))
+    summary = " · ".join(f"{int(counts.get(k, 0))} {k}" for k in DRIFT_STATUSES)
     limit = f" · fail when a case drops by more than {fmt_score(max_drop)}" if max_drop is not None else ""
     out = [f"<section id='drift'><h2>{title}</h2><p class='meta'>{esc(summary)}{esc(limit)}</p>"]
     warning = no_shared_cases(per_case)

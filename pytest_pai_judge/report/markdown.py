@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..counts import describe_tests
 from .drift import drops_beyond, no_shared_cases
 from .table import (
     clean_text,
@@ -33,10 +34,14 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     s = summarize(df)
     lines = ["# pai-judge results", ""]
     rate = f"{s['pass_rate']:.0%}" if s["pass_rate"] is not None else "–"
-    expected = "".join(f" · {s[k]} {k}" for k in ("xfailed", "xpassed") if s[k])
-    lines.append(f"**{s['verdicts']}** verdicts · **{s['passed']}** passed · **{s['failed']}** failed{expected} "
+    expected = "".join(f" · {s[k]} {k}" for k in ("xfailed", "xpassed", "skipped") if s[k])
+    lines.append(f"**{s['judged_tests']}** judged tests (as pytest counts them: {describe_tests(s['tests'])})")
+    lines.append("")
+    lines.append(f"**{s['verdicts']}** rows · **{s['passed']}** passed · **{s['failed']}** failed{expected} "
                  f"· {s['no_threshold']} without threshold · pass rate **{rate}** · mean score "
-                 f"{fmt_score(s['mean_score'])} · {s['tokens']:,} tokens · {s['cached']} cached / {s['fresh']} fresh")
+                 f"{s['mean_scores']} · {s['tokens_spent']:,} tokens spent this run, {s['tokens_cached']:,} "
+                 f"recorded with cached verdicts · verdicts {s['cached']} cached / {s['fresh']} fresh "
+                 f"from {s['calls']} fresh calls")
     lines.append("")
     if drift is not None:
         lines += _drift_lines(drift, baseline, max_drop)

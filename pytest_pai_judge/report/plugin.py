@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..counts import plural
 from ..records import JudgeRecord
+from ..terminal import display_width, pad
 from .formats import READABLE_SUFFIXES, REPORT_SUFFIXES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,9 +52,12 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
 class JudgeReporting:
     """Writes ``--judge-report`` files, compares with ``--judge-baseline``, enforces ``--judge-max-drop``."""
 
-    def __init__(self, config: pytest.Config, get_records: Callable[[], Sequence[JudgeRecord]]) -> None:
+    def __init__(self, config: pytest.Config, get_records: Callable[[], Sequence[JudgeRecord]],
+                 get_ran: Callable[[], set[str]] | None = None) -> None:
         self.config = config
         self.get_records = get_records
+        self.get_ran = get_ran
+        """The node ids of the tests this run ran: a baseline case of a test that did not run is "not run"."""
         self.is_worker = hasattr(config, "workerinput")
         self.reports: list[Path] = []
         self.baseline: Path | None = None
@@ -62,6 +67,9 @@ class JudgeReporting:
         self.dropped: pandas.DataFrame | None = None
         self.written: list[Path] = []
         self.problems: list[str] = []
+        self.kept: str | None = None
+        """Why this run has no report rows (then existing report files are left as they were)."""
+        self.not_written: list[Path] = []
         self._resolve_options()
         if self.baseline is not None and not self.is_worker:
             self._read_baseline()
@@ -141,6 +149,9 @@ class JudgeReporting:
         if self.is_worker or self.config.option.collectonly:
             return
         records = list(self.get_records())
+        if not records and (self.reports or self.baseline_df is not None):
+            self._judged_nothing(session, exitstatus)
+            return
         wanted_by_plugins = bool(records) and bool(self.config.hook.pytest_judge_results.get_hookimpls())
         if not self.reports and self.baseline_df is None and not wanted_by_plugins:
             return  # nothing asks for the table: never import pandas
@@ -150,7 +161,7 @@ class JudgeReporting:
 
         df = records_to_frame(records)
         if self.baseline_df is not None:
-            self.drift = compute_drift(self.baseline_df, df)
+            self.drift = compute_drift(self.baseline_df, df, ran=self.get_ran() if self.get_ran else None)
             if self.max_drop is not None:
                 self.dropped = drops_beyond(self.drift[0], self.max_drop)
                 if len(self.dropped) and session.exitstatus == pytest.ExitCode.OK:
@@ -165,6 +176,30 @@ class JudgeReporting:
                     session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if records:
             self.config.hook.pytest_judge_results(df=df, config=self.config)
+
+    def _judged_nothing(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+        """A run without a single report row never replaces a report: the last real one stays as it was.
+
+        A report that does not exist yet is written empty when the run itself completed (so a CI step
+        that uploads it finds a file), not after a usage error, a collection error or an interrupt.
+        """
+        self.kept = _why_nothing(session, exitstatus)
+        completed = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                                   pytest.ExitCode.NO_TESTS_COLLECTED)
+        fresh = [p for p in self.reports if not p.exists()] if completed else []
+        self.not_written = [p for p in self.reports if p not in fresh]
+        if not fresh:
+            return
+        from .files import write_report
+        from .table import records_to_frame
+
+        df = records_to_frame([])
+        for path in fresh:
+            try:
+                write_report(df, path)
+                self.written.append(path)
+            except (OSError, ValueError) as exc:
+                self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
 
     def _baseline_label(self) -> str | None:
         if self.baseline is None:
@@ -188,24 +223,33 @@ class JudgeReporting:
             tr.write_line(f"pai-judge: {problem}", red=True, bold=True)
         for path in self.written:
             tr.write_line(f"pai-judge report: {_shown(path, config)}")
+        if self.kept is not None:
+            if self.not_written:
+                names = ", ".join(_shown(p, config) for p in self.not_written)
+                tr.write_line(f"pai-judge: nothing was judged ({self.kept}): no report written, {names} left as "
+                              f"{'it was' if len(self.not_written) == 1 else 'they were'}", yellow=True)
+            if self.baseline_df is not None:
+                checked = " and --judge-max-drop checked nothing" if self.max_drop is not None else ""
+                tr.write_line(f"pai-judge: nothing was judged ({self.kept}), so nothing was compared with the "
+                              f"baseline{checked}", yellow=True)
+
 
     def _write_drift(self, tr: Any) -> None:
-        from .drift import no_shared_cases
-        from .table import NO_SCENE, fmt_change, fmt_score
+        from .drift import DRIFT_STATUSES, no_shared_cases
+        from .table import NO_SCENE, fmt_change, fmt_points, fmt_score
 
         per_case, per_scene = self.drift  # type: ignore[misc]
         tr.section(f"pai-judge drift vs {self._baseline_label()}")
         counts = per_case["status"].value_counts()
-        tr.write_line(", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("down", "up", "same", "new", "gone",
-                                                                         "unscored")) + " (score points)")
+        tr.write_line(", ".join(f"{int(counts.get(k, 0))} {k}" for k in DRIFT_STATUSES) + " (score points)")
         nothing_shared = no_shared_cases(per_case)
         if nothing_shared:
             tr.write_line(f"WARNING: {nothing_shared}", yellow=True, bold=True)
         if len(per_scene):
-            width = max(len(NO_SCENE), *(len(str(s)) for s in per_scene["scene"]))
-            tr.write_line(f"  {'scene':<{width}}  cases   then →  now  change")
+            width = max(display_width(NO_SCENE), *(display_width(str(s)) for s in per_scene["scene"]))
+            tr.write_line(f"  {pad('scene', width)}  cases   then →  now  change")
             for r in per_scene.to_dict(orient="records"):
-                tr.write_line(f"  {str(r['scene']):<{width}}  {r['cases']:>5}  {fmt_score(r['mean_then']):>5} → "
+                tr.write_line(f"  {pad(str(r['scene']), width)}  {r['cases']:>5}  {fmt_score(r['mean_then']):>5} → "
                               f"{fmt_score(r['mean_now']):<5} {fmt_change(r['mean_change']):>6}",
                               red=r["mean_change"] < 0, green=r["mean_change"] > 0)
         moved = per_case[per_case["status"].isin(["down", "up"])]
@@ -221,8 +265,8 @@ class JudgeReporting:
             assert self.dropped is not None
             limit = fmt_score(self.max_drop)
             if len(self.dropped):
-                tr.write_line(f"FAILED --judge-max-drop={limit}: {len(self.dropped)} case(s) dropped by more than "
-                              f"{limit} points:", red=True, bold=True)
+                tr.write_line(f"FAILED --judge-max-drop={limit}: {plural(len(self.dropped), 'case')} dropped by "
+                              f"more than {fmt_points(self.max_drop)}:", red=True, bold=True)
                 for r in self.dropped.to_dict(orient="records"):
                     tr.write_line(f"  dropped by {-r['change']:g}: {r['key']} ({fmt_score(r['score_then'])} → "
                                   f"{fmt_score(r['score_now'])})", red=True)
@@ -230,7 +274,8 @@ class JudgeReporting:
                 tr.write_line(f"WARNING: --judge-max-drop={limit} checked nothing: no case of this run is in the "
                               f"baseline", yellow=True, bold=True)
             else:
-                tr.write_line(f"no case dropped by more than {limit} points (--judge-max-drop)", green=True)
+                tr.write_line(f"no case dropped by more than {fmt_points(self.max_drop)} (--judge-max-drop)",
+                              green=True)
 
     @staticmethod
     def _case_line(r: dict[str, Any]) -> str:
@@ -238,6 +283,17 @@ class JudgeReporting:
 
         return (f"  {fmt_change(r['change']):>6}  {fmt_score(r['score_then']):>5} → {fmt_score(r['score_now']):<5} "
                 f"{r['key']}")
+
+
+def _why_nothing(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> str:
+    """Why a run has no report rows, in a few words for the terminal."""
+    if exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return "a usage error stopped the run"
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "collection failed" if session.testsfailed else "the run was interrupted first"
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        return "no test was collected"
+    return "no test of this run made a judge assertion"
 
 
 def _absolute(text: str, base: Path) -> Path:

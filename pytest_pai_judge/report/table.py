@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..counts import ROW_STATUSES, count_rows, describe_scales, row_status
 from ..records import JudgeRecord
 from .formats import READABLE_SUFFIXES
 
@@ -28,19 +29,26 @@ COLUMNS: tuple[str, ...] = (
     "nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "score", "max_score",
     "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
     "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
+    "outcome", "status", "verdicts", "cached_verdicts", "calls", "cached_tokens",
+    "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
 later come last so that reports written before they existed line up: read back, a missing
 ``xfail`` is False, a missing ``samples`` is 1 and ``scores`` is ``[score]``. ``scores`` holds
-every sample's score (a list); ``decision`` is met / not met / inconclusive."""
+every sample's score (a list); ``decision`` is met / not met / inconclusive. ``outcome`` is the
+test's outcome as pytest reported it and ``status`` the row's (see :mod:`pytest_pai_judge.counts`);
+``tokens`` were spent this run, ``cached_tokens`` are those recorded with the cached verdicts;
+``template`` (a custom template's messages) and ``params`` (generation parameters) are JSON text."""
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
-                "reasons", "error", "answer2", "decision")
+                "reasons", "error", "answer2", "decision", "outcome", "status", "ref_answer", "scene_desc", "metric",
+                "score_desc", "steps", "template", "params")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
     "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool", "samples": "Int64",
-    "spread": "float64",
+    "spread": "float64", "verdicts": "Int64", "cached_verdicts": "Int64", "calls": "Int64",
+    "cached_tokens": "Int64", "confidence": "float64",
 }
 """Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
 
@@ -90,6 +98,8 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
     df["scores"] = [_to_scores(v, s) for v, s in zip(df["scores"], df["score"])]
     df["scores"] = df["scores"].astype(object)
     df.loc[missing_samples, "samples"] = 1  # a report written before samples existed: one sample each
+    df["status"] = pd.Series([row_status(r) for r in df.to_dict(orient="records")], index=df.index,
+                             dtype="string")  # derived: always the rule of this version
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
 
@@ -148,30 +158,37 @@ def read_report(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers shared by the Markdown and HTML reports.
+    """Headline numbers shared by the Markdown and HTML reports: :func:`pytest_pai_judge.counts.count_rows`.
 
-    Verdicts of xfail-marked tests count as ``xfailed`` / ``xpassed``, never as failed or passed, so
-    a known-bad case kept as an expected failure does not lower the pass rate (as pytest counts it).
+    ``tests`` counts judged tests by pytest's outcome (a strict XPASS is failed, as pytest counts it);
+    ``passed`` / ``failed`` / ``xfailed`` / ``xpassed`` count rows by :func:`status_of`, so a known-bad
+    case kept as an expected failure does not lower the pass rate. ``cached`` / ``fresh`` are
+    verdicts, ``calls`` fresh calls, ``tokens`` those spent this run and ``tokens_cached`` those
+    recorded with cached verdicts; ``scales`` gives the mean score per ``max_score`` (``mean_score``
+    only when every score is on one scale: /5 and /10 are never averaged together).
     """
-    n = len(df)
-    statuses = pd.Series([status_of(r) for r in df.to_dict(orient="records")], dtype=object)
-    counts = statuses.value_counts()
-    passed = int(counts.get("passed", 0))
-    failed = int(counts.get("failed", 0) + counts.get("error", 0))
+    rows = df.to_dict(orient="records")
+    counts = count_rows(rows)
+    statuses = counts["statuses"]
+    passed = statuses["passed"]
+    failed = statuses["failed"] + statuses["error"]
     judged = passed + failed
-    scores = df["score"].dropna()
+    found = counts["scales"]
     return {
-        "verdicts": n,
+        **counts,
+        "verdicts": counts["rows"],
         "passed": passed,
         "failed": failed,
-        "xfailed": int(counts.get("xfailed", 0)),
-        "xpassed": int(counts.get("xpassed", 0)),
-        "no_threshold": int(counts.get("no threshold", 0)),
+        "xfailed": statuses["xfailed"],
+        "xpassed": statuses["xpassed"],
+        "skipped": statuses["skipped"],
+        "no_threshold": statuses["no threshold"],
         "pass_rate": (passed / judged) if judged else None,
-        "mean_score": float(scores.mean()) if len(scores) else None,
-        "tokens": int(df["tokens"].sum()),
-        "cached": int(df["cached"].sum()),
-        "fresh": int((~df["cached"]).sum()),
+        "mean_score": found[0]["mean"] if len(found) == 1 else None,
+        "mean_scores": describe_scales(found),
+        "tokens": counts["tokens_spent"],
+        "cached": counts["cached_verdicts"],
+        "fresh": counts["fresh_verdicts"],
         "models": sorted(df["model"].dropna().unique().tolist()),
         "modes": sorted(df["mode"].dropna().unique().tolist()),
         "mean_latency_s": float(df["latency_s"].dropna().mean()) if df["latency_s"].notna().any() else None,
@@ -179,16 +196,10 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def status_of(row: dict[str, Any]) -> str:
-    """``error``, ``failed``, ``passed``, ``no threshold`` (a verdict read as a value), or for a test
-    marked xfail ``xfailed`` / ``xpassed`` (an unavailable verdict stays ``error``: the judge broke)."""
-    if not isna(row.get("error")):
-        return "error"
-    passed = row.get("passed")
-    if isna(passed):
-        return "no threshold"
-    if to_bool(row.get("xfail")):
-        return "xpassed" if passed else "xfailed"
-    return "passed" if passed else "failed"
+    """``error``, ``failed``, ``passed``, ``no threshold`` (a verdict read as a value), ``skipped``, or for a
+    test marked xfail ``xfailed`` / ``xpassed`` -- seen through pytest's outcome of the test, so a strict
+    XPASS is ``failed`` (:func:`pytest_pai_judge.counts.row_status`)."""
+    return row_status(row)
 
 
 def samples_text(row: dict[str, Any]) -> str:
@@ -206,7 +217,7 @@ def samples_text(row: dict[str, Any]) -> str:
 def failing_first(df: pd.DataFrame) -> pd.DataFrame:
     """Errors, then failures (lowest score first), xpassed (a known-bad case that now passes), xfailed,
     verdicts without a threshold, then passes."""
-    order = {"error": 0, "failed": 1, "xpassed": 2, "xfailed": 3, "no threshold": 4, "passed": 5}
+    order = {status: rank for rank, status in enumerate(ROW_STATUSES)}
     ranked = df.assign(_rank=[order[status_of(r)] for r in df.to_dict(orient="records")])
     return ranked.sort_values(["_rank", "score", "nodeid"], na_position="first", kind="stable") \
         .drop(columns="_rank").reset_index(drop=True)
@@ -257,6 +268,11 @@ def fmt_score(value: Any, digits: int = 2) -> str:
         return "–"
     value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def fmt_points(value: Any) -> str:
+    """A number of score points for people: ``1 point``, ``0.5 points``, ``2 points``."""
+    return f"{fmt_score(value)} point{'' if not isna(value) and float(value) == 1 else 's'}"
 
 
 def fmt_change(value: Any) -> str:

@@ -18,7 +18,9 @@ def test_drift_per_case_and_per_scene() -> None:
     assert by_key.loc["a", "change"] == -3 and by_key.loc["a", "status"] == "down"
     assert by_key.loc["b", "change"] == 1 and by_key.loc["b", "status"] == "up"
     assert by_key.loc["c", "status"] == "same"
-    assert by_key.loc["gone", "status"] == "gone" and pd.isna(by_key.loc["gone", "change"])
+    assert by_key.loc["gone", "status"] == "not run" and pd.isna(by_key.loc["gone", "change"])
+    ran, _ = compute_drift(then, now, ran={"gone"})
+    assert ran.set_index("key").loc["gone", "status"] == "gone", "its test ran without this case"
     assert by_key.loc["new", "status"] == "new" and by_key.loc["new", "score_now"] == 3
     assert per_case["key"].tolist()[0] == "a", "biggest drop first"
     scenes = per_scene.set_index("scene")
