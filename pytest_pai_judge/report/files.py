@@ -62,7 +62,8 @@ def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.
         return
     whole = path.with_name(f"{path.stem}.full{path.suffix}")
     _write_text(whole, full)
-    _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop, full_report=whole.name))
+    _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
+                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

@@ -50,13 +50,14 @@ svg .ytick{text-anchor:end}svg .xtick,svg .count,svg .xlabel{text-anchor:middle}
 svg .count{fill:#1f2328;font-size:10px}
 svg .grid{stroke:#eaeef2}svg .axis{stroke:#8c959f}
 table{border-collapse:collapse}
-table.cases{width:100%}
+table.cases{width:100%;table-layout:fixed}
+table.cases th:nth-child(1){width:110px}table.cases th:nth-child(2){width:36%}table.cases th:nth-child(3){width:200px}
 th,td{border-bottom:1px solid var(--line);padding:6px 8px;text-align:left;vertical-align:top}
 th{background:var(--soft);font-size:12px;color:var(--dim);font-weight:600}
 td.n,th.n{text-align:right;white-space:nowrap}
 td.id{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;max-width:360px}
 td.id .dim{font-family:inherit}
-td.score{white-space:nowrap}
+td.score{font-size:13px}
 td.text{min-width:0}
 .dim{color:var(--dim);font-size:12px}
 .badge{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
