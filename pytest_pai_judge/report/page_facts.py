@@ -172,11 +172,6 @@ class ScaleFacts:
         return f"{mean} over {self.scored} scored {unit}{extra}"
 
 
-def scored_mask(df: pd.DataFrame) -> pd.Series:
-    """Rows whose score is a verdict on a scale: not pairwise (a pairwise score is one side of a comparison)."""
-    return df["score"].notna() & (df["kind"] != "pairwise").fillna(True)
-
-
 def scale_facts(df: pd.DataFrame) -> list[ScaleFacts]:
     """Per scale (smallest first), for the non-pairwise rows: how many scored, their mean, how many not."""
     single = df[(df["kind"] != "pairwise").fillna(True)]
