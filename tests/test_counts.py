@@ -151,16 +151,20 @@ def check_every_count(pytester: pytest.Pytester, result: pytest.RunResult, mode:
         assert rows_by_test.loc["test_pass", "ref_answer"] == "Paris is the capital of France."
         assert rows_by_test.loc["test_ten_point_template", "max_score"] == 10
         assert "Rate the answer from 1 to 10" in rows_by_test.loc["test_ten_point_template", "template"]
-        assert json.loads(rows_by_test.loc["test_ten_point_template", "params"]) == {"temperature": 0.3}
+        assert json.loads(rows_by_test.loc["test_ten_point_template", "params"]) == {"max_tokens": 1024, "temperature": 0.3}
     # Markdown and HTML: the same test counts, failed including the strict XPASS and the judge error
     md = (pytester.path / "r.md").read_text("utf-8")
-    assert "**8** judged tests (as pytest counts them: 2 passed, 3 failed, 2 xfailed, 1 xpassed)" in md
-    assert "| failed | test_suite.py::test_strict_xpass |" in md
-    assert "| error | test_suite.py::test_judge_error_under_xfail |" in md
-    assert re.search(r"mean score [\d.]+/5 \(5 scores\), [\d.]+/10 \(1 score\)", md)
+    tests_line = "8 judged tests (2 passed, 3 failed, 2 xfailed, 1 xpassed, as pytest counts them)"
+    assert tests_line in md
+    assert re.search(r"### \d+\. failed: test_suite.py::test_strict_xpass\n", md)
+    assert re.search(r"### \d+\. error: test_suite.py::test_judge_error_under_xfail\n", md)
+    scales = re.compile(r"mean [\d.]+/5 over 5 scored verdicts \(2 rows without a score\) · mean [\d.]+/10 over 1 "
+                        r"scored verdict")
+    assert scales.search(md)
     page = (pytester.path / "r.html").read_text("utf-8")
-    assert "<div class='label'>Tests failed (pytest)</div><div class='value'>3</div>" in page
-    assert "/5 (5 scores)" in page and "/10 (1 score)" in page
+    assert tests_line in page and scales.search(page)
+    assert re.search(r"<article class='case st-failed' [^>]*><div class='case-head'><span class='badge'[^>]*>failed"
+                     r"</span> <span class='id'>test_suite.py::test_strict_xpass", page)
     # junitxml: its own result per test agrees, and each judged test says pytest's outcome and its verdicts
     cases = junit_cases(pytester.path / "junit.xml")
     for test, outcome in PYTEST_SAYS.items():

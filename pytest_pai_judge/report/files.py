@@ -2,8 +2,10 @@
 
 ``.csv`` ``.json`` ``.jsonl`` ``.parquet`` hold the results table (``criteria`` stays a nested
 object in JSON / JSONL and is JSON text in CSV and Parquet) and can be read back with
-:func:`~pytest_pai_judge.report.table.read_report`; ``.md`` and ``.html`` are rendered pages. A
-reader never sees half a file: each is written to a temporary file next to it, then renamed.
+:func:`~pytest_pai_judge.report.table.read_report`; ``.md`` and ``.html`` are rendered pages (a
+``.md`` too large for a GitHub step summary leaves cases out and its whole text goes to
+``<stem>.full.md``). A reader never sees half a file: each is written to a temporary file next to
+it, then renamed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 
 from .formats import REPORT_SUFFIXES
 from .html import render_html
-from .markdown import render_markdown
+from .markdown import MARKDOWN_LIMIT_BYTES, render_markdown
 from .table import coerce, isna
 
 
@@ -42,12 +44,26 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
     if suffix == ".html":
         _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop))
     elif suffix == ".md":
-        _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop))
+        _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop)
     else:
         _write_table(df, path, suffix)
         if drift is not None:
             _write_table(drift[0], path.with_name(f"{path.stem}.drift{path.suffix}"), suffix)
     return path
+
+
+def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.DataFrame] | None, *,
+                    baseline: str | None, max_drop: float | None) -> None:
+    """A page that fits a GitHub step summary; when cases had to be left out, the whole page goes to
+    ``<stem>.full.md`` next to it, and the page's note names that file."""
+    full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None)
+    if len(full.encode("utf-8")) <= MARKDOWN_LIMIT_BYTES:
+        _write_text(path, full)
+        return
+    whole = path.with_name(f"{path.stem}.full{path.suffix}")
+    _write_text(whole, full)
+    _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
+                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

@@ -10,8 +10,11 @@ from report_records import frame, rec, sample_records, xfail_records
 
 from pytest_pai_judge.report.drift import compute_drift
 from pytest_pai_judge.report.files import write_report
-from pytest_pai_judge.report.html import histogram_svg, render_html
+from pytest_pai_judge.report.html import SCRIPT_HASH, render_html
 from pytest_pai_judge.report.markdown import render_markdown
+from pytest_pai_judge.report.page_charts import histogram_svg
+from pytest_pai_judge.report.page_facts import chart_plan
+from pytest_pai_judge.report.page_style import FILTER_SCRIPT
 from pytest_pai_judge.report.table import records_to_frame
 
 # --------------------------------------------------------------------------- Markdown
@@ -23,9 +26,9 @@ def test_markdown_escapes_and_orders(tmp_path: Path) -> None:
     text = write_report(df, tmp_path / "r.md", drift, baseline="base.csv", max_drop=1).read_text("utf-8")
     assert text.startswith("# pai-judge results")
     assert "Wrong \\| &lt;b&gt;bad&lt;/b&gt;" in text and "<b>" not in text
-    assert "## Drift vs baseline `base.csv`" in text and "**(more than 1)**" in text
-    rows = [line for line in text.splitlines() if line.startswith("| error") or line.startswith("| passed")]
-    assert rows[0].startswith("| error")
+    assert "## Drift vs baseline `base.csv`" in text and "**(more than 1 point)**" in text
+    assert text.index("### 1. error: t.py::test_broken") < text.index("### 2. failed: t.py::test_a[en]") \
+        < text.index("| passed | t.py::test_a[zh]")
     assert render_markdown(df).count("## Drift") == 0
 
 
@@ -48,21 +51,24 @@ def test_html_is_self_contained_and_escapes_judge_text(tmp_path: Path) -> None:
     df = hostile_frame()
     page = write_report(df, tmp_path / "r.html").read_text("utf-8")
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert "<script" not in page.lower() and "<img" not in page.lower() and "onerror=alert" not in page.replace(
-        "onerror=alert(2)&gt;", "")
+    assert page.lower().count("<script") == 1 and f"<script>{FILTER_SCRIPT}</script>" in page, "only the filter"
+    assert "<img" not in page.lower() and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
+    assert f"script-src '{SCRIPT_HASH}'" in page and "default-src 'none'" in page, "no other script, no fetch"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "\x1b" not in page and "\x07" not in page
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page), "no external resources"
     assert "@import" not in page and "url(" not in page
 
 
-def test_html_charts_per_model_and_per_scene_and_failing_first() -> None:
+def test_html_charts_per_model_only_with_enough_verdicts_and_failing_first() -> None:
     page = render_html(hostile_frame())
-    assert page.count("<svg") == 3 + 3, "3 models (one with ANSI codes in its name) + 3 scenes"
+    assert page.count("<svg") == 1, "one chart for the /10 scale; 3 models of 1 verdict each get a line of text"
+    assert "model pai-judge-plus on /10: 1 verdict, mean 6 (fewer than 8: no chart)" in page
     assert "&lt;b&gt;scene&lt;/b&gt;" in page
-    first_row = page.index("<tbody>", page.index("id='verdicts'"))
-    assert page.index("test_x[&lt;script&gt;]", first_row) < page.index("t.py::test_ok", first_row)
+    assert page.index("test_x[&lt;script&gt;]") < page.index("id='passing'") < page.index("t.py::test_ok")
     assert "id='drift'" not in page
+    many = records_to_frame([rec(f"t.py::m{i}", float(3 + i % 7), model=f"m{i % 2}") for i in range(16)])
+    assert render_html(many).count("<svg") == 1 + 2, "all verdicts, then both models (8 each); one scene: no split"
 
 
 def test_html_drift_section_marks_drops_beyond_the_limit() -> None:
@@ -74,12 +80,13 @@ def test_html_drift_section_marks_drops_beyond_the_limit() -> None:
     assert page.count("class='beyond'") == 1
 
 
-def test_histogram_bins_by_integer_score_and_handles_pairwise_only() -> None:
+def test_histogram_bins_by_integer_score_and_pairwise_is_a_line_of_text() -> None:
     df = records_to_frame([rec("a", 7.0), rec("b", 7.4), rec("c", 2.0)])
-    svg = histogram_svg("m", df)
-    assert "score 7: 2 passed" in svg and "score 2: 1 failed" in svg
+    charts, _ = chart_plan(df)
+    svg = histogram_svg(charts[0])
+    assert "score 7: 2 passed" in svg and "score 2: 1 failed" in svg and ">10</text>" in svg, "the whole /10 axis"
     pair = records_to_frame([rec("p", None, kind="pairwise", winner="1")])
-    assert "No scores" in histogram_svg("m", pair) and "1: 1" in histogram_svg("m", pair)
+    assert chart_plan(pair) == ([], ["1 pairwise comparison: winner answer 1: 1"])
 
 
 def test_empty_html_report_renders() -> None:
@@ -93,14 +100,14 @@ def test_empty_html_report_renders() -> None:
 def test_xfail_in_markdown_and_html() -> None:
     df = records_to_frame(xfail_records())
     md = render_markdown(df)
-    assert "**1** passed · **1** failed · 1 xfailed · 1 xpassed · 0 without threshold · pass rate **50%**" in md
-    assert "| xfailed | t.py::test_q[known-bad] |" in md and "| xpassed | t.py::test_q[fixed] |" in md
+    assert "**Judge checks FAILED** — 1 failed · 1 xpassed" in md and "1 of 2 judged assertions passed" in md
+    assert "1 xfailed as expected" in md
+    assert "### 2. xpassed: t.py::test_q[fixed]" in md and "| xfailed | t.py::test_q[known-bad] |" in md
     assert "1 xfailed" not in render_markdown(records_to_frame(xfail_records()[:2])), "shown only when there are any"
     page = render_html(df)
-    assert "<div class='label'>Failed</div><div class='value'>1</div>" in page
-    assert "<div class='label'>Xfailed</div><div class='value'>1</div>" in page
-    assert "<div class='label'>Pass rate</div><div class='value'>50%</div>" in page
-    assert page.count("<tr class='row-xfailed'>") == 1 and page.count("<tr class='row-failed'>") == 1
+    assert "<b>Judge checks FAILED</b> <span>1 failed · 1 xpassed" in page
+    assert page.count("<article class='case st-xpassed'") == 1 and page.count("<article class='case st-failed'") == 1
+    assert page.count("<tr class='row-xfailed' data-case>") == 1
     assert "score 2: 1 xfailed" in page, "the chart colours it apart from failures"
 
 
