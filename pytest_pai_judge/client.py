@@ -32,7 +32,7 @@ classes as ``chat.completions.create``, without its per-call parameter transform
 the judge ``content`` objects pass through untouched."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JudgeReply:
     """What the judge said, before parsing: kept raw so the cache can re-parse it later."""
 

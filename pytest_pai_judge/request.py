@@ -23,7 +23,7 @@ GENERATION_PARAMS = ("temperature", "top_p", "max_tokens", "n", "seed", "stop", 
 """Generation parameters of the spec's table that a judge call may carry (stream is the client's business)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class JudgeRequest:
     """One judge call. Mutable on purpose: ``pytest_judge_request`` hooks may amend it before it is sent."""
 

@@ -256,7 +256,7 @@ class JudgeSession:
             for record in records:
                 item.user_properties.append(("judge_score", record.score))
                 item.user_properties.append(("judge_model", record.model))
-                item.user_properties.append(("judge_assertion", assertion_status(vars(record))))
+                item.user_properties.append(("judge_assertion", assertion_status(record.to_dict())))
                 item.user_properties.append(("judge_tokens", record.tokens))
                 item.user_properties.append(("judge_cached", record.cached))
                 if record.threshold is not None:

@@ -83,7 +83,7 @@ PARSER_VERSION = 1
 replies are read again, so a parser fix needs no new judge calls."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CriterionScore:
     """One criterion line of the judge's reply; ``score`` is None for N/A."""
 
@@ -94,7 +94,7 @@ class CriterionScore:
     """Pairwise: the second answer's score for this criterion."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the judge said, read safely. ``raw`` keeps the reply so it can be re-parsed."""
 

@@ -24,7 +24,7 @@ from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
 from ..request import JudgeRequest
 from ..terminal import Console, plural
-from .batch_files import attribute, custom_id, encode_line, key_of, outcome_of_line, split_files
+from .batch_files import attribute, custom_id, encode_line, key_of, outcome_of_line, split_files, split_lines
 from .ctrl_c import hold_ctrl_c
 from .held import RawOutcome
 from .ledger import CREATOR, MARKER, BatchLedger, cache_token
@@ -106,13 +106,16 @@ class BatchJudge:
         if new:
             lines = [(k, encode_line(custom_id(nodeid, k), request)) for k, (request, nodeid) in new.items()]
             files, too_big = split_files(lines)
+            del lines  # the files hold the lines; nothing else may keep 20,000 of them past the upload
             for key, size in too_big:
                 results[key] = errors.BatchError(
                     f"this request is {size:,} bytes: alone it exceeds the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} "
                     "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
         self._announce(new, files, len(set(wanted) & covered))
-        for chunk in files:
+        while files:  # each file is dropped once uploaded
+            chunk = files.pop(0)
             self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
+            del chunk
         self._wait(results)
         self._retry_lines(new, results)
         return results
@@ -359,23 +362,18 @@ class BatchJudge:
         for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
                 continue
-            try:
-                content = self.sdk.files.content(file_id).content
+            try:  # streamed line by line: a 20,000-line output file is never held whole
+                with self.sdk.files.with_streaming_response.content(file_id) as response:
+                    for line in split_lines(response.iter_bytes()):
+                        row = _json_object(line)
+                        cid = row.get("custom_id") if row is not None else None
+                        if row is not None and isinstance(cid, str):
+                            got[key_of(cid)] = outcome_of_line(row)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
                 return set()
-            for line in content.decode("utf-8", errors="replace").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                cid = row.get("custom_id") if isinstance(row, dict) else None
-                if isinstance(cid, str):
-                    got[key_of(cid)] = outcome_of_line(row)
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
@@ -429,6 +427,16 @@ def interrupted_text(open_jobs: list[Job], *, persistent: bool, ledger: str) -> 
     return head + (f"the server keeps running {'it' if len(open_jobs) == 1 else 'them'} and "
                    f"{'its id stays' if len(open_jobs) == 1 else 'their ids stay'} in {ledger}: the "
                    "next batch-mode run against this server collects the results instead of paying again")
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def retryable(outcome: RawOutcome | None) -> bool:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import errors, protocol
@@ -89,3 +90,15 @@ def attribute(obj: Any, name: str, default: Any = None) -> Any:
     if value is default:
         value = (getattr(obj, "model_extra", None) or {}).get(name, default)
     return value
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a streamed JSONL file, decoded one at a time (bad UTF-8 replaced, not fatal)."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", errors="replace")
+    if rest:
+        yield rest.decode("utf-8", errors="replace")

@@ -9,6 +9,7 @@ phase exactly as immediate mode would have met its assertions, and logs it. Whic
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -299,7 +300,9 @@ class DeferredRun:
             return exc
 
     def _log(self, held: list[Held], unavailable: str | None) -> None:
-        """Decide and log every held test, in the order they ran."""
+        """Decide and log every held test, in the order they ran; a reply no later test needs is let go."""
+        uses = Counter(key for test in held for entry in test.pending if entry.expectation.samples == 1
+                       for key in entry.keys)
         for test in held:
             try:
                 self._decide(test, unavailable)
@@ -311,6 +314,11 @@ class DeferredRun:
                     del report.wasxfail
             hook = test.item.ihook if test.item is not None else self.config.hook
             emit(hook, test.nodeid, test.location, test.reports)
+            for key in (k for entry in test.pending if entry.expectation.samples == 1 for k in entry.keys):
+                uses[key] -= 1
+                if uses[key] == 0:  # 20,000 held replies would otherwise stay until the run ends
+                    self.results.pop(key, None)
+                    self.requests.pop(key, None)
 
     def _decide(self, test: Held, unavailable: str | None) -> None:
         """Evaluate a held test's assertions phase by phase, as immediate mode would have met them."""
