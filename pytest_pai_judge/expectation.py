@@ -204,6 +204,8 @@ class Expectation:
             record.score2 = verdict.score2 if verdict.score is None else None
             record.winner = verdict.winner
             record.criteria = {c.name or f"criterion_{i + 1}": c.score for i, c in enumerate(verdict.criteria)}
+            if verdict.mode == "pairwise":
+                record.criteria2 = {c.name or f"criterion_{i + 1}": c.score2 for i, c in enumerate(verdict.criteria)}
             record.reasons = verdict.reasons
             for key, value in cost_columns([[verdict]]).items():
                 setattr(record, key, value)

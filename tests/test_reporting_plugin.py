@@ -349,3 +349,30 @@ def test_a_strict_xfail_test_is_xfailed_in_the_reports(pytester: pytest.Pytester
                                  "2 judged assertions: 1 met, 1 not met", "*xfail ?/5 (min 5)  test_xf.py::test_known_bad"])
     page = (pytester.path / "r.html").read_text("utf-8")
     assert "<b>Judge checks PASSED</b>" in page and "row-xfailed" in page
+
+
+def test_pairwise_rows_keep_both_answers_criteria(pytester: pytest.Pytester) -> None:
+    """A pairwise row carries answer 2's per-criterion scores (``criteria2``) in every format, and the
+    pages show them beside answer 1's; other rows have none."""
+    pytester.makepyfile(test_pair=textwrap.dedent("""
+        from pytest_pai_judge import assert_judge_prefers, assert_judge_score
+
+        def test_pair():
+            assert_judge_prefers("What is the capital of France?", "Lyon is the capital.",
+                                 "Paris is the capital of France.", ref_answer="Paris is the capital of France.")
+
+        def test_single():
+            assert_judge_score("What is the capital of France?", "Paris.", 1)
+    """))
+    reports = [f"--judge-report=r{s}" for s in (".csv", ".json", ".parquet", ".html", ".md")]
+    pytester.runpytest("-p", "no:cacheprovider", *reports).assert_outcomes(passed=1, failed=1)
+    for suffix in (".csv", ".json", ".parquet"):
+        df = read_report(pytester.path / f"r{suffix}").set_index("kind")
+        pair, single = df.loc["pairwise", "criteria2"], df.loc["single", "criteria2"]
+        assert isinstance(pair, dict) and pair and set(pair) == set(df.loc["pairwise", "criteria"]), suffix
+        assert pair != df.loc["pairwise", "criteria"], suffix  # the worse answer scored differently
+        assert single is None, suffix
+    for page in ("r.html", "r.md"):  # the failing pairwise case is shown in full, with both answers' criteria
+        text = (pytester.path / page).read_text("utf-8")
+        assert "test_pair.py::test_pair" in text and "criteri" in text.lower(), page
+        assert "not recorded" not in text, page

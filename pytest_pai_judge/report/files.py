@@ -73,6 +73,9 @@ def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:
             if column in flat.columns:
                 flat[column] = flat[column].map(lambda v, empty=empty: json.dumps(
                     v if isinstance(v, (dict, list)) else empty, ensure_ascii=False))
+        if "criteria2" in flat.columns:  # JSON text for pairwise rows, empty elsewhere
+            flat["criteria2"] = flat["criteria2"].map(
+                lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else None)
 
     def write(tmp: str) -> None:
         if suffix == ".csv":

@@ -30,7 +30,7 @@ COLUMNS: tuple[str, ...] = (
     "threshold", "passed", "winner", "criteria", "reasons", "tokens", "cached", "latency_s", "error",
     "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
     "outcome", "status", "verdicts", "cached_verdicts", "calls", "cached_tokens",
-    "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence",
+    "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence", "criteria2",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
 later come last so that reports written before they existed line up: read back, a missing
@@ -68,6 +68,7 @@ def records_to_frame(records: Iterable[JudgeRecord]) -> pd.DataFrame:
         row = r.to_dict()
         row["mode"] = row.pop("run_mode")
         row["criteria"] = dict(row.get("criteria") or {})
+        row["criteria2"] = dict(row["criteria2"]) if isinstance(row.get("criteria2"), dict) else None
         rows.append({c: row.get(c) for c in COLUMNS})
     return coerce(pd.DataFrame(rows, columns=list(COLUMNS)))
 
@@ -94,6 +95,8 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
             series = pd.to_numeric(series, errors="coerce")
         df[col] = series.astype(dtype)
     df["criteria"] = df["criteria"].map(_to_criteria).astype(object)
+    df["criteria2"] = pd.Series([_to_criteria(v) if _given(v) else None for v in df["criteria2"]], index=df.index,
+                                dtype=object)  # pairwise rows only: None elsewhere, never {}
     missing_samples = df["samples"].isna()
     df["scores"] = [_to_scores(v, s) for v, s in zip(df["scores"], df["score"])]
     df["scores"] = df["scores"].astype(object)
@@ -102,6 +105,10 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
                              dtype="string")  # derived: always the rule of this version
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def _given(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, str) and bool(value.strip()))
 
 
 def _to_criteria(value: Any) -> dict[str, float | None]:
