@@ -198,7 +198,7 @@ class Expectation:
             template=json.dumps(request.messages, ensure_ascii=False) if request.kind == "custom" else None,
             params=json.dumps(request.params, ensure_ascii=False, sort_keys=True, default=str)
             if request.params else None,
-            confidence=self.confidence if self.samples > 1 else None)
+            confidence=self.confidence if self.samples > 1 else None, group=self.labels.get("group"))
         if verdict is not None:
             record.score = verdict.score if verdict.score is not None else verdict.score1
             record.score2 = verdict.score2 if verdict.score is None else None

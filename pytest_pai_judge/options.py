@@ -32,7 +32,7 @@ EMBEDDED_IDENTITY = "<embedded lexical engine>"
 """Cache host identity of the embedded server: its port changes every run, its verdicts do not."""
 DEFAULT_SAMPLES = 1
 DEFAULT_CONFIDENCE = 0.95
-MARKER_ARGS = ("min_score", "model", "samples", "defer")
+MARKER_ARGS = ("min_score", "model", "samples", "defer", "group")
 
 
 class RunMode(str, enum.Enum):
@@ -301,11 +301,22 @@ def check_markers(item: pytest.Item) -> None:
         model = marker.kwargs.get("model")
         if model is not None and (not isinstance(model, str) or not model):
             problem = f"model must be a model name, got {model!r}"
+        group = marker.kwargs.get("group")
+        if group is not None and (not isinstance(group, str) or not group.strip()):
+            problem = f"group must be a name (a non-empty string), got {group!r}"
         samples = marker.kwargs.get("samples")
         if samples is not None and (not isinstance(samples, int) or not check_samples(samples)):
             problem = f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}"
         if problem:
             raise usage_error(f"@pytest.mark.judge on {item.nodeid}: {problem}")
+
+
+def group_of(item: pytest.Item | None) -> str | None:
+    """The closest ``@pytest.mark.judge(group=...)``: names the tests a ``--judge-gate ... for group=`` covers."""
+    if item is None:
+        return None
+    marker = next((m for m in item.iter_markers("judge") if m.kwargs.get("group")), None)
+    return None if marker is None else str(marker.kwargs["group"]).strip()
 
 
 def defer_marker(item: pytest.Item) -> bool | None:

@@ -35,17 +35,21 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from .gating import add_options as add_gate_options
     from .report.plugin import add_options as add_report_options
 
-    add_report_options(options.add_options(parser), parser)
+    group = options.add_options(parser)
+    add_report_options(group, parser)
+    add_gate_options(group, parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker and build the session (and, in deferred / batch mode, the deferred run)."""
     config.addinivalue_line(
-        "markers", "judge(min_score=None, model=None, defer=None): judge thresholds and model for a test, class "
-                   "or module (precedence: argument > marker > --judge-min-score > ini > 4); defer=False judges "
-                   "this test's assertions synchronously in deferred / batch mode")
+        "markers", "judge(min_score=None, model=None, samples=None, defer=None, group=None): judge thresholds, "
+                   "model and samples for a test, class or module (precedence: argument > marker > "
+                   "--judge-min-score > ini > 4); defer=False judges this test's assertions synchronously in "
+                   "deferred / batch mode; group=NAME names the tests a '--judge-gate ... for group=NAME' covers")
     session = JudgeSession(config)
     config.stash[SESSION_KEY] = session
     session.push()
@@ -55,10 +59,13 @@ def pytest_configure(config: pytest.Config) -> None:
         session.deferred = install(session)
     outcomes = config.stash[OUTCOMES_KEY] = TestOutcomes(config)
     config.pluginmanager.register(outcomes, "pai_judge_outcomes")
+    from .gating import JudgeGates
     from .report.plugin import JudgeReporting
 
-    config.pluginmanager.register(JudgeReporting(config, lambda: outcomes.fill(session.records), outcomes.ran),
-                                  "pai_judge_reporting")
+    gates = JudgeGates(config, lambda: outcomes.fill(session.records))
+    config.pluginmanager.register(gates, "pai_judge_gates")
+    config.pluginmanager.register(JudgeReporting(config, lambda: outcomes.fill(session.records), outcomes.ran,
+                                                 get_gates=lambda: gates.results), "pai_judge_reporting")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -170,3 +170,15 @@ def may_rerun(item: pytest.Item) -> bool:
 def stepwise(config: pytest.Config) -> bool:
     """``--sw`` / ``--sw-skip``: the run stops at, and next time resumes from, the first failure."""
     return bool(config.getoption("stepwise", False) or config.getoption("stepwise_skip", False))
+
+
+def add_suite_property(config: pytest.Config, name: str, value: str) -> None:
+    """A ``<property>`` of junitxml's test suite, as ``record_testsuite_property`` adds one (no-op without
+    ``--junitxml``). Its ``LogXML`` lives under the private ``_pytest.junitxml.xml_key``."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - moved in a later pytest
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property(name, value)

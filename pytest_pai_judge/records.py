@@ -77,6 +77,8 @@ class JudgeRecord:
     """The generation parameters sent (temperature, seed, ...), as JSON text; None when none were given."""
     confidence: float | None = None
     """The confidence a several-sample decision was made at (None for one sample)."""
+    group: str | None = None
+    """The closest ``@pytest.mark.judge(group=...)`` of the test (what ``--judge-gate ... for group=`` covers)."""
     criteria2: dict[str, float | None] | None = None
     """Pairwise: the second answer's per-criterion scores (``criteria`` holds the first's); None otherwise."""
 

@@ -37,7 +37,7 @@ from .expectation import (
     spread_of,
 )
 from .judging import Judging
-from .options import Options, Settings, ValueFallback
+from .options import Options, Settings, ValueFallback, group_of
 from .pytest_compat import expects_failure, run_id
 from .records import JudgeRecord
 from .request import JudgeRequest
@@ -168,6 +168,9 @@ class JudgeSession:
         expectation.inconclusive = self.options.inconclusive.value
         if item is not None:
             expectation.labels.setdefault("rerun", self.rerun_id(item))
+            group = group_of(item)
+            if group is not None:
+                expectation.labels["group"] = group
         if expectation.samples > 1 and expectation.requests[0].params.get("temperature") == 0:
             self.warn_once(f"samples={expectation.samples} at temperature=0 ({nodeid_of(item)}): a judge that does "
                            "not sample gives the same score every time, so the extra samples cost calls and decide "
@@ -358,7 +361,9 @@ class JudgeSession:
     def record_value(self, request: JudgeRequest, verdict: Verdict | None, item: pytest.Item | None,
                      **columns: Any) -> None:
         """A verdict read as a value is reported too (no threshold, so neither passed nor failed)."""
-        expectation = Expectation("score", [request], None, nodeid_of(item), run_mode=self.options.run_mode.value)
+        group = group_of(item)
+        expectation = Expectation("score", [request], None, nodeid_of(item), run_mode=self.options.run_mode.value,
+                                  labels={"group": group} if group is not None else {})
         self.add_records([expectation.record(request, verdict, passed=None, assertion="value", **columns)], item)
 
 

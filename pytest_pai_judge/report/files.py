@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..gates import GateResult
 from .formats import REPORT_SUFFIXES
 from .html import render_html
 from .markdown import MARKDOWN_LIMIT_BYTES, render_markdown
@@ -27,7 +28,7 @@ from .table import coerce, isna
 
 def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                  drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *, baseline: str | None = None,
-                 max_drop: float | None = None) -> Path:
+                 max_drop: float | None = None, gates: Sequence[GateResult] = ()) -> Path:
     """Write the table to ``path`` in the format its suffix names; atomic (a reader never sees half a file).
 
     ``drift`` is :func:`~pytest_pai_judge.report.drift.compute_drift`'s result: Markdown and HTML show
@@ -42,9 +43,9 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                          f"use one of {', '.join(REPORT_SUFFIXES)}")
     df = coerce(df)
     if suffix == ".html":
-        _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop))
+        _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop, gates=gates))
     elif suffix == ".md":
-        _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop)
+        _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop, gates=gates)
     else:
         _write_table(df, path, suffix)
         if drift is not None:
@@ -53,17 +54,17 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
 
 
 def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.DataFrame] | None, *,
-                    baseline: str | None, max_drop: float | None) -> None:
+                    baseline: str | None, max_drop: float | None, gates: Sequence[GateResult] = ()) -> None:
     """A page that fits a GitHub step summary; when cases had to be left out, the whole page goes to
     ``<stem>.full.md`` next to it, and the page's note names that file."""
-    full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None)
+    full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None, gates=gates)
     if len(full.encode("utf-8")) <= MARKDOWN_LIMIT_BYTES:
         _write_text(path, full)
         return
     whole = path.with_name(f"{path.stem}.full{path.suffix}")
     _write_text(whole, full)
     _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
-                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name))
+                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name, gates=gates))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

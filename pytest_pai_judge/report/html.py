@@ -15,10 +15,12 @@ import base64
 import datetime as _dt
 import hashlib
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from ..gates import GateResult
 from .drift import DRIFT_STATUSES, drops_beyond, no_shared_cases
 from .page_charts import COLORS, histogram_svg, legend
 from .page_facts import (
@@ -26,6 +28,7 @@ from .page_facts import (
     chart_plan,
     clip,
     criteria_rows,
+    gate_rows,
     judge_fields,
     points,
     run_facts,
@@ -48,13 +51,14 @@ def esc(value: Any) -> str:
 
 
 def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
-                baseline: str | None = None, max_drop: float | None = None, title: str = "pai-judge report") -> str:
+                baseline: str | None = None, max_drop: float | None = None, title: str = "pai-judge report",
+                gates: Sequence[GateResult] = ()) -> str:
     """The whole page as one string."""
     df = coerce(df)
     attention, others = split_cases(df)
     parts = [_HEAD.format(title=esc(title), css=CSS, csp=CSP), "<main>", _header(df, title),
-             _verdict(df, drift, max_drop), _facts(df), "<div id='filter' class='filter'></div>",
-             _attention_section(attention)]
+             _verdict(df, drift, max_drop, gates), _facts(df), _gates_section(gates),
+             "<div id='filter' class='filter'></div>", _attention_section(attention)]
     if drift is not None:
         parts.append(_drift_section(drift, baseline, max_drop))
     parts.append(_charts_section(df))
@@ -79,11 +83,23 @@ def _header(df: pd.DataFrame, title: str) -> str:
     return f"<header><h1>{esc(title)}</h1><p class='meta'>{' · '.join(meta)}</p></header>"
 
 
-def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None) -> str:
-    v = run_verdict(df, drift, max_drop)
+def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
+             gates: Sequence[GateResult] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, gates)
     cls = "none" if v.passed is None else "passed" if v.passed else "failed"
     return (f"<p id='verdict' class='verdict {cls}'><b>Judge checks {esc(v.headline)}</b> "
             f"<span>{esc(v.text())}</span></p>")
+
+
+def _gates_section(gates: Sequence[GateResult]) -> str:
+    if not gates:
+        return ""
+    body = "".join(f"<tr class='gate-{esc(status.replace(' ', '-'))}'><td>{_badge(status)}</td><td><code>{esc(text)}"
+                   f"</code></td><td class='n'>{esc(value)}</td><td>{esc(interval)}</td><td class='n'>{n}</td>"
+                   f"<td>{esc(why)}</td></tr>" for status, text, value, interval, n, why in gate_rows(gates))
+    return ("<section id='gates'><h2>Gates</h2><table class='gates'><thead><tr><th>status</th><th>gate</th>"
+            "<th>value</th><th>interval</th><th>assertions</th><th></th></tr></thead><tbody>"
+            f"{body}</tbody></table></section>")
 
 
 def _facts(df: pd.DataFrame) -> str:

@@ -10,16 +10,19 @@ cleaned, put on one line and HTML-escaped, with its pipes escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from ..gates import GateResult
 from .drift import DRIFT_STATUSES, drops_beyond, no_shared_cases
 from .page_facts import (
     STATUS_COLUMN,
     Chart,
     chart_plan,
     criteria_rows,
+    gate_rows,
     judge_fields,
     points,
     run_facts,
@@ -40,7 +43,8 @@ _NOTE_RESERVE = 1_000
 
 def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
                     baseline: str | None = None, max_drop: float | None = None,
-                    limit_bytes: int | None = MARKDOWN_LIMIT_BYTES, full_report: str | None = None) -> str:
+                    limit_bytes: int | None = MARKDOWN_LIMIT_BYTES, full_report: str | None = None,
+                    gates: Sequence[GateResult] = ()) -> str:
     """The whole page as one string, at most ``limit_bytes`` of UTF-8 (None: no limit).
 
     When cases must be left out, a note under the verdict line says how many and points to
@@ -48,7 +52,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     """
     df = coerce(df)
     attention, others = split_cases(df)
-    head = ["# pai-judge results", "", _verdict(df, drift, max_drop), "", _facts(df), ""]
+    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, gates), "", _facts(df), "", *_gate_lines(gates)]
     attention_items = [_case_block(r, i) for i, r in enumerate(attention.to_dict(orient="records"), 1)]
     drift_head, drift_items, drift_tail = _drift_parts(drift, baseline, max_drop) if drift is not None else ([], [], [])
     other_items = [_other_row(r) for r in others.to_dict(orient="records")]
@@ -92,9 +96,20 @@ def _size(lines: list[str]) -> int:
     return sum(len(line.encode("utf-8")) + 1 for line in lines)
 
 
-def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None) -> str:
-    v = run_verdict(df, drift, max_drop)
+def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
+             gates: Sequence[GateResult] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, gates)
     return f"**Judge checks {v.headline}** — {_md(v.text())}"
+
+
+def _gate_lines(gates: Sequence[GateResult]) -> list[str]:
+    if not gates:
+        return []
+    lines = ["## Gates", "", "| status | gate | value | interval | assertions | |", "|---|---|---:|---|---:|---|"]
+    for status, text, value, interval, n, why in gate_rows(gates):
+        shown = f"**{status.upper()}**" if status != "held" else status
+        lines.append(f"| {shown} | {_md(text)} | {value} | {_md(interval)} | {n} | {_md(why)} |")
+    return lines + [""]
 
 
 def _facts(df: pd.DataFrame) -> str:

@@ -13,7 +13,8 @@ from .page_facts import STATUS_COLUMN, Chart, score_bin
 from .table import clean_text, fmt_score
 
 COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "inconclusive": "#b26a00",
-          "no threshold": "#607d8b", "xfailed": "#8d6e63", "xpassed": "#ef6c00", "skipped": "#9e9e9e"}
+          "no threshold": "#607d8b", "xfailed": "#8d6e63", "xpassed": "#ef6c00", "skipped": "#9e9e9e",
+          "held": "#2e7d32", "no data": "#b26a00"}
 STACK = ("failed", "error", "inconclusive", "xpassed", "xfailed", "skipped", "no threshold", "passed")
 """Bar segments bottom-up: what needs attention sits on the axis, where the eye lands."""
 

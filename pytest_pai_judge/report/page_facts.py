@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from ..counts import describe_assertions, describe_tests
+from ..gates import GateResult
 from .drift import drops_beyond, no_shared_cases
 from .table import NO_SCENE, clean_text, failing_first, fmt_score, isna, status_of, summarize
 
@@ -104,7 +106,7 @@ class RunVerdict:
 
 
 def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-                max_drop: float | None = None) -> RunVerdict:
+                max_drop: float | None = None, gates: Sequence[GateResult] = ()) -> RunVerdict:
     """Failed when a case failed, had no verdict, stayed inconclusive and was failed for it, or dropped
     past ``--judge-max-drop``; the counts say which."""
     rows = df.to_dict(orient="records")
@@ -146,9 +148,28 @@ def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
         else:
             down = int((per_case["status"] == "down").sum())
             notes.append(f"{cases(down)} scored lower than in the baseline (no --judge-max-drop limit)")
+    for gate in gates:
+        if gate.status == "failed":
+            problems.append(f"gate failed: {gate.text()}")
+        elif gate.status == "no data":
+            notes.insert(0, f"gate with no data: {gate.text()}")
+    held = sum(g.status == "held" for g in gates)
+    if held:
+        notes.append(f"{held} of {len(gates)} {'gate' if len(gates) == 1 else 'gates'} held")
     if not rows:
-        return RunVerdict(None, [], ["no judged assertion in this run"] + notes)
+        return RunVerdict(None, problems, ["no judged assertion in this run"] + notes)
     return RunVerdict(not problems, problems, notes)
+
+
+def gate_rows(gates: Sequence[GateResult]) -> list[tuple[str, str, str, str, int, str]]:
+    """Per gate (status, expression, value, interval, assertions counted, why): both pages' Gates section."""
+    rows = []
+    for g in gates:
+        value = "–" if g.value is None else f"{g.value:.3g}"
+        interval = "" if g.gate.confidence is None or g.low is None or g.high is None else \
+            f"[{g.low:.3g}, {g.high:.3g}] at {g.gate.confidence * 100:g}%"
+        rows.append((g.status, g.gate.text, value, interval, g.n, g.reason))
+    return rows
 
 
 def cases(n: int) -> str:

@@ -28,6 +28,8 @@ from .formats import READABLE_SUFFIXES, REPORT_SUFFIXES
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
+    from ..gates import GateResult
+
 SHOWN_CASES = 10
 """Moved cases listed in the terminal drift table without ``-v`` (all of them with ``-v``; drops past
 ``--judge-max-drop`` are always listed in full)."""
@@ -53,9 +55,12 @@ class JudgeReporting:
     """Writes ``--judge-report`` files, compares with ``--judge-baseline``, enforces ``--judge-max-drop``."""
 
     def __init__(self, config: pytest.Config, get_records: Callable[[], Sequence[JudgeRecord]],
-                 get_ran: Callable[[], set[str]] | None = None) -> None:
+                 get_ran: Callable[[], set[str]] | None = None, *,
+                 get_gates: Callable[[], Sequence[GateResult]] | None = None) -> None:
         self.config = config
         self.get_records = get_records
+        self.get_gates = get_gates or (lambda: ())
+        """The run's suite gates, evaluated before the reports are written (shown in them, and a sidecar)."""
         self.get_ran = get_ran
         """The node ids of the tests this run ran: a baseline case of a test that did not run is "not run"."""
         self.is_worker = hasattr(config, "workerinput")
@@ -166,10 +171,16 @@ class JudgeReporting:
                 self.dropped = drops_beyond(self.drift[0], self.max_drop)
                 if len(self.dropped) and session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        gates = list(self.get_gates())
         for path in self.reports:
             try:
-                write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop)
+                write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop,
+                             gates=gates)
                 self.written.append(path)
+                if gates and path.suffix.lower() in READABLE_SUFFIXES:
+                    from ..gating import write_sidecar
+
+                    write_sidecar(gates, path)
             except (OSError, ValueError) as exc:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
                 if session.exitstatus == pytest.ExitCode.OK:

@@ -31,6 +31,7 @@ COLUMNS: tuple[str, ...] = (
     "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
     "outcome", "status", "verdicts", "cached_verdicts", "calls", "cached_tokens",
     "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence", "criteria2",
+    "group",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
 later come last so that reports written before they existed line up: read back, a missing
@@ -42,7 +43,7 @@ test's outcome as pytest reported it and ``status`` the row's (see :mod:`pytest_
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
                 "reasons", "error", "answer2", "decision", "outcome", "status", "ref_answer", "scene_desc", "metric",
-                "score_desc", "steps", "template", "params")
+                "score_desc", "steps", "template", "params", "group")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
