@@ -158,7 +158,7 @@ def test_a_judge_that_goes_down_ends_a_batch_wait_and_the_next_run_collects_the_
     pytester.makepyfile(test_many=SUITE.replace(f"range({TESTS})", "range(200)"))
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--judge-base-url", url,
             "--judge-mode=batch", "--judge-batch-poll=0.2"]
-    judge = start_judge(port, tmp_path / "judge", "--latency-ms", "100")
+    judge = start_judge(port, tmp_path / "judge", "--latency-ms", "3000")  # still running when killed
     run: subprocess.Popen[str] | None = None
     try:
         run = subprocess.Popen(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

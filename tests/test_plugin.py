@@ -126,9 +126,10 @@ def test_marker_model_and_unknown_model(pytester, server):
 
 
 @pytest.mark.parametrize("marker,problem", [
-    ("judge(min_scor=3)", "unknown argument(s) min_scor (known: min_score, model, samples, defer)"),
+    ("judge(min_scor=3)", "unknown argument(s) min_scor (known: min_score, model, samples, defer, group)"),
     ("judge(3)", "takes keyword arguments only"),
     ('judge(defer="no")', "defer must be True or False, got 'no'"),
+    ('judge(group="")', "group must be a name (a non-empty string), got ''"),
     ('judge(min_score="high")', "min_score must be a positive number, got 'high'"),
 ])
 def test_bad_marker_arguments_are_usage_errors(pytester, server, marker, problem):
@@ -212,7 +213,7 @@ def test_marker_is_registered_for_strict_markers(pytester, server):
     pytester.makepyfile(HEADER + "@pytest.mark.judge(min_score=1)\ndef test_x():\n    pass\n")
     run(pytester, server, "--strict-markers").assert_outcomes(passed=1)
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.judge(min_score=None, model=None, defer=None)*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.judge(min_score=None, model=None, samples=None, defer=None, group=None)*"])
 
 
 def test_pairwise_both_orders(pytester, server):
