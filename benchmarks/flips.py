@@ -93,8 +93,11 @@ def main() -> None:
             changed = sum(1 for d in decisions.values() if len(set(d)) > 1)
             flipped = sum(1 for p in passes.values() if len(set(p)) > 1)
             stable_inconclusive = sum(1 for d in decisions.values() if set(d) == {"inconclusive"})
+            contradicted = sum(1 for d in decisions.values() if {"met", "not met"} <= set(d))
             print(f"samples={samples}: {flipped} of {len(passes)} cases flipped pass/fail between runs, "
-                  f"{changed} changed their decision; {stable_inconclusive} were inconclusive in every run; "
+                  f"{changed} changed their decision, {contradicted} were decided both ways (met in one run, "
+                  f"not met in another; the rest moved between a decision and inconclusive); "
+                  f"{stable_inconclusive} were inconclusive in every run; "
                   f"mean samples drawn per case {statistics.fmean(drawn):.2f}; "
                   f"{time.perf_counter() - started:.1f}s")
             if args.show:
