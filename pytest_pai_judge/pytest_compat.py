@@ -170,3 +170,21 @@ def may_rerun(item: pytest.Item) -> bool:
 def stepwise(config: pytest.Config) -> bool:
     """``--sw`` / ``--sw-skip``: the run stops at, and next time resumes from, the first failure."""
     return bool(config.getoption("stepwise", False) or config.getoption("stepwise_skip", False))
+
+
+def add_suite_property(config: pytest.Config, name: str, value: str) -> bool:
+    """Add a ``<property>`` to junitxml's ``<testsuite>``, as the ``record_testsuite_property`` fixture does.
+
+    That fixture needs a test to request it; a run-wide result has none, so this reaches the same
+    ``LogXML.add_global_property`` through ``_pytest.junitxml.xml_key``. False without ``--junitxml``
+    (or if pytest moved it); it must be called before junitxml's ``pytest_sessionfinish`` writes the file.
+    """
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - moved in a later pytest
+        return False
+    xml = config.stash.get(xml_key, None)
+    if xml is None or not hasattr(xml, "add_global_property"):
+        return False
+    xml.add_global_property(name, value)
+    return True

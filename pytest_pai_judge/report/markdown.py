@@ -10,7 +10,7 @@ cleaned, put on one line and HTML-escaped, with its pipes escaped.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,9 @@ from .page_facts import (
 )
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .regression import Regression
+
 STEP_SUMMARY_LIMIT = 1024 * 1024
 """GitHub's size limit for one step's summary (bytes)."""
 MARKDOWN_LIMIT_BYTES = 1_000_000
@@ -40,7 +43,8 @@ _NOTE_RESERVE = 1_000
 
 def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
                     baseline: str | None = None, max_drop: float | None = None,
-                    limit_bytes: int | None = MARKDOWN_LIMIT_BYTES, full_report: str | None = None) -> str:
+                    regression: Regression | None = None, limit_bytes: int | None = MARKDOWN_LIMIT_BYTES,
+                    full_report: str | None = None) -> str:
     """The whole page as one string, at most ``limit_bytes`` of UTF-8 (None: no limit).
 
     When cases must be left out, a note under the verdict line says how many and points to
@@ -48,7 +52,9 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     """
     df = coerce(df)
     attention, others = split_cases(df)
-    head = ["# pai-judge results", "", _verdict(df, drift, max_drop), "", _facts(df), ""]
+    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression), "", _facts(df), ""]
+    if regression is not None:  # the suite-level verdict, at the top with the run's
+        head += [f"**Paired regression vs baseline:** {_md(regression.line())}", ""]
     attention_items = [_case_block(r, i) for i, r in enumerate(attention.to_dict(orient="records"), 1)]
     drift_head, drift_items, drift_tail = _drift_parts(drift, baseline, max_drop) if drift is not None else ([], [], [])
     other_items = [_other_row(r) for r in others.to_dict(orient="records")]
@@ -92,8 +98,9 @@ def _size(lines: list[str]) -> int:
     return sum(len(line.encode("utf-8")) + 1 for line in lines)
 
 
-def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None) -> str:
-    v = run_verdict(df, drift, max_drop)
+def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
+             regression: Regression | None) -> str:
+    v = run_verdict(df, drift, max_drop, regression)
     return f"**Judge checks {v.headline}** — {_md(v.text())}"
 
 
