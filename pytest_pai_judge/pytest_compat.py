@@ -172,13 +172,19 @@ def stepwise(config: pytest.Config) -> bool:
     return bool(config.getoption("stepwise", False) or config.getoption("stepwise_skip", False))
 
 
-def add_suite_property(config: pytest.Config, name: str, value: str) -> None:
-    """A ``<property>`` of junitxml's test suite, as ``record_testsuite_property`` adds one (no-op without
-    ``--junitxml``). Its ``LogXML`` lives under the private ``_pytest.junitxml.xml_key``."""
+def add_suite_property(config: pytest.Config, name: str, value: str) -> bool:
+    """Add a ``<property>`` to junitxml's ``<testsuite>``, as the ``record_testsuite_property`` fixture does.
+
+    That fixture needs a test to request it; a run-wide result has none, so this reaches the same
+    ``LogXML.add_global_property`` through ``_pytest.junitxml.xml_key``. False without ``--junitxml``
+    (or if pytest moved it); it must be called before junitxml's ``pytest_sessionfinish`` writes the file.
+    """
     try:
         from _pytest.junitxml import xml_key
     except ImportError:  # pragma: no cover - moved in a later pytest
-        return
+        return False
     xml = config.stash.get(xml_key, None)
-    if xml is not None:
-        xml.add_global_property(name, value)
+    if xml is None or not hasattr(xml, "add_global_property"):
+        return False
+    xml.add_global_property(name, value)
+    return True

@@ -14,7 +14,7 @@ for _ci_var in ("CI", "BUILD_NUMBER"):
     os.environ.pop(_ci_var, None)
 
 # pytester's in-process runs restore sys.modules afterwards, so load here, once, what inner runs import:
-# numpy (under pandas) and datasets (pyarrow's extension types) cannot be imported twice in one
+# numpy (under pandas and scipy) and datasets (pyarrow's extension types) cannot be imported twice in one
 # process, and an HTTP stack first imported inside
 # an inner run would come back as a second copy whose exception classes (openai.APITimeoutError, ...)
 # the next test's copy does not catch.
@@ -25,6 +25,7 @@ import datasets  # noqa: F401, E402 - pyarrow refuses a second import's extensio
 import httpx  # noqa: F401, E402
 import openai  # noqa: E402
 import pandas  # noqa: F401, E402
+import scipy.stats  # noqa: F401, E402 - numpy's extension modules again (--judge-regression's statistics)
 
 
 def _load_the_http_stack() -> None:

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,16 +25,21 @@ from .html import render_html
 from .markdown import MARKDOWN_LIMIT_BYTES, render_markdown
 from .table import coerce, isna
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .regression import Regression
+
 
 def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                  drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *, baseline: str | None = None,
-                 max_drop: float | None = None, gates: Sequence[GateResult] = ()) -> Path:
+                 max_drop: float | None = None, gates: Sequence[GateResult] = (),
+                 regression: Regression | None = None) -> Path:
     """Write the table to ``path`` in the format its suffix names; atomic (a reader never sees half a file).
 
     ``drift`` is :func:`~pytest_pai_judge.report.drift.compute_drift`'s result: Markdown and HTML show
     it as a section; next to a machine-readable report it is written as ``<stem>.drift<suffix>`` (one
     row per case), so the report itself keeps exactly the results columns and can serve as the next
-    baseline.
+    baseline. ``regression`` (``--judge-regression``'s result) is shown at the top of Markdown and HTML
+    pages and written next to a machine-readable report as ``<stem>.regression.json``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -43,28 +48,36 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                          f"use one of {', '.join(REPORT_SUFFIXES)}")
     df = coerce(df)
     if suffix == ".html":
-        _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop, gates=gates))
+        _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop, gates=gates,
+                                      regression=regression))
     elif suffix == ".md":
-        _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop, gates=gates)
+        _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop, gates=gates,
+                        regression=regression)
     else:
         _write_table(df, path, suffix)
         if drift is not None:
             _write_table(drift[0], path.with_name(f"{path.stem}.drift{path.suffix}"), suffix)
+        if regression is not None:
+            _write_text(path.with_name(f"{path.stem}.regression.json"),
+                        json.dumps(regression.to_json(), ensure_ascii=False, indent=1) + "\n")
     return path
 
 
 def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.DataFrame] | None, *,
-                    baseline: str | None, max_drop: float | None, gates: Sequence[GateResult] = ()) -> None:
+                    baseline: str | None, max_drop: float | None, gates: Sequence[GateResult] = (),
+                    regression: Regression | None = None) -> None:
     """A page that fits a GitHub step summary; when cases had to be left out, the whole page goes to
     ``<stem>.full.md`` next to it, and the page's note names that file."""
-    full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None, gates=gates)
+    full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None, gates=gates,
+                           regression=regression)
     if len(full.encode("utf-8")) <= MARKDOWN_LIMIT_BYTES:
         _write_text(path, full)
         return
     whole = path.with_name(f"{path.stem}.full{path.suffix}")
     _write_text(whole, full)
     _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
-                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name, gates=gates))
+                                      limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name, gates=gates,
+                                      regression=regression))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

@@ -16,7 +16,7 @@ import datetime as _dt
 import hashlib
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -38,6 +38,9 @@ from .page_facts import (
 from .page_style import CSS, FILTER_SCRIPT
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text, summarize
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .regression import Regression
+
 REASONS_CHARS = 1500
 """The judge's reasons shown open on a failing case up to this length; the rest opens on demand."""
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode("utf-8")).digest()).decode("ascii")
@@ -51,14 +54,18 @@ def esc(value: Any) -> str:
 
 
 def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
-                baseline: str | None = None, max_drop: float | None = None, title: str = "pai-judge report",
-                gates: Sequence[GateResult] = ()) -> str:
+                baseline: str | None = None, max_drop: float | None = None, regression: Regression | None = None,
+                title: str = "pai-judge report", gates: Sequence[GateResult] = ()) -> str:
     """The whole page as one string."""
     df = coerce(df)
     attention, others = split_cases(df)
     parts = [_HEAD.format(title=esc(title), css=CSS, csp=CSP), "<main>", _header(df, title),
-             _verdict(df, drift, max_drop, gates), _facts(df), _gates_section(gates),
-             "<div id='filter' class='filter'></div>", _attention_section(attention)]
+             _verdict(df, drift, max_drop, regression, gates), _facts(df), _gates_section(gates)]
+    if regression is not None:  # the suite-level verdict, at the top with the run's
+        cls = "bad" if regression.failed else "ok" if regression.status == "held" else "warn"
+        parts.append(f"<p id='regression' class='limit {cls}'><b>Paired regression vs baseline:</b> "
+                     f"{esc(regression.line())}</p>")
+    parts += ["<div id='filter' class='filter'></div>", _attention_section(attention)]
     if drift is not None:
         parts.append(_drift_section(drift, baseline, max_drop))
     parts.append(_charts_section(df))
@@ -84,8 +91,8 @@ def _header(df: pd.DataFrame, title: str) -> str:
 
 
 def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
-             gates: Sequence[GateResult] = ()) -> str:
-    v = run_verdict(df, drift, max_drop, gates)
+             regression: Regression | None, gates: Sequence[GateResult] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, regression, gates)
     cls = "none" if v.passed is None else "passed" if v.passed else "failed"
     return (f"<p id='verdict' class='verdict {cls}'><b>Judge checks {esc(v.headline)}</b> "
             f"<span>{esc(v.text())}</span></p>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -32,6 +32,9 @@ from .page_facts import (
 )
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .regression import Regression
+
 STEP_SUMMARY_LIMIT = 1024 * 1024
 """GitHub's size limit for one step's summary (bytes)."""
 MARKDOWN_LIMIT_BYTES = 1_000_000
@@ -43,8 +46,8 @@ _NOTE_RESERVE = 1_000
 
 def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
                     baseline: str | None = None, max_drop: float | None = None,
-                    limit_bytes: int | None = MARKDOWN_LIMIT_BYTES, full_report: str | None = None,
-                    gates: Sequence[GateResult] = ()) -> str:
+                    regression: Regression | None = None, limit_bytes: int | None = MARKDOWN_LIMIT_BYTES,
+                    full_report: str | None = None, gates: Sequence[GateResult] = ()) -> str:
     """The whole page as one string, at most ``limit_bytes`` of UTF-8 (None: no limit).
 
     When cases must be left out, a note under the verdict line says how many and points to
@@ -52,7 +55,10 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     """
     df = coerce(df)
     attention, others = split_cases(df)
-    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, gates), "", _facts(df), "", *_gate_lines(gates)]
+    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression, gates), "", _facts(df), "",
+            *_gate_lines(gates)]
+    if regression is not None:  # the suite-level verdict, at the top with the run's
+        head += [f"**Paired regression vs baseline:** {_md(regression.line())}", ""]
     attention_items = [_case_block(r, i) for i, r in enumerate(attention.to_dict(orient="records"), 1)]
     drift_head, drift_items, drift_tail = _drift_parts(drift, baseline, max_drop) if drift is not None else ([], [], [])
     other_items = [_other_row(r) for r in others.to_dict(orient="records")]
@@ -97,8 +103,8 @@ def _size(lines: list[str]) -> int:
 
 
 def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
-             gates: Sequence[GateResult] = ()) -> str:
-    v = run_verdict(df, drift, max_drop, gates)
+             regression: Regression | None, gates: Sequence[GateResult] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, regression, gates)
     return f"**Judge checks {v.headline}** — {_md(v.text())}"
 
 

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from ..counts import describe_assertions, describe_tests
 from ..gates import GateResult
 from .drift import drops_beyond, no_shared_cases
 from .table import NO_SCENE, clean_text, failing_first, fmt_score, isna, status_of, summarize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .regression import Regression
 
 MIN_CHART_VERDICTS = 8
 """A per-model / per-scene chart is drawn only for a group with at least this many scored verdicts;
@@ -106,9 +109,10 @@ class RunVerdict:
 
 
 def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-                max_drop: float | None = None, gates: Sequence[GateResult] = ()) -> RunVerdict:
-    """Failed when a case failed, had no verdict, stayed inconclusive and was failed for it, or dropped
-    past ``--judge-max-drop``; the counts say which."""
+                max_drop: float | None = None, regression: Regression | None = None,
+                gates: Sequence[GateResult] = ()) -> RunVerdict:
+    """Failed when a case failed, had no verdict, stayed inconclusive and was failed for it, dropped
+    past ``--judge-max-drop``, the suite's mean fell past ``--judge-regression``, or a gate failed."""
     rows = df.to_dict(orient="records")
     statuses = [case_status(r) for r in rows]
     count = {s: statuses.count(s) for s in _RANK}
@@ -148,6 +152,10 @@ def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
         else:
             down = int((per_case["status"] == "down").sum())
             notes.append(f"{cases(down)} scored lower than in the baseline (no --judge-max-drop limit)")
+    if regression is not None and regression.failed:
+        problems.append(regression.reason())
+    elif regression is not None:  # held, or too few pairs to test: first among the notes, never silent
+        notes.insert(0, regression.reason())
     for gate in gates:
         if gate.status == "failed":
             problems.append(f"gate failed: {gate.text()}")

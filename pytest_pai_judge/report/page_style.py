@@ -67,7 +67,7 @@ details{margin:2px 0}details summary{cursor:pointer}
 .pre{white-space:pre-wrap;background:var(--soft);border-radius:6px;padding:6px 8px;margin:2px 0;font-size:13px}
 .unavailable{color:#6a1b9a;margin:4px 0}
 .warning{background:#fff8e1;border:1px solid #f9a825;border-radius:6px;padding:8px 10px}
-.limit{font-weight:600}.limit.bad{color:#c62828}.limit.ok{color:#2e7d32}
+.limit{font-weight:600}.limit.bad{color:#c62828}.limit.ok{color:#2e7d32}.limit.warn{color:#8d6e00}
 td.down{color:#c62828;font-weight:600}td.up{color:#2e7d32;font-weight:600}
 tr.beyond td{background:#ffebee}
 code{background:var(--soft);padding:1px 5px;border-radius:4px;font-size:13px;overflow-wrap:anywhere}

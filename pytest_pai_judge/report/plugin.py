@@ -7,7 +7,12 @@ batch verdicts and after xdist workers have handed theirs to the controller. The
 modules (and so pandas) are imported only inside the hooks that need them: when a report or
 baseline option was given, or a plugin implements ``pytest_judge_results``.
 
-Precedence: command line > ini (``judge_report`` lines, ``judge_baseline``, ``judge_max_drop``).
+The table, the drift, ``--judge-max-drop`` and ``--judge-regression`` are computed first thing at
+``pytest_sessionfinish`` (tryfirst: before junitxml writes its file, so the regression is a property of
+its test suite); the reports are written and plugins get the table last (trylast).
+
+Precedence: command line > ini (``judge_report`` lines, ``judge_baseline``, ``judge_max_drop``,
+``judge_regression``).
 Relative paths are relative to the invocation directory on the command line and to the ini
 file's directory in the ini file.
 """
@@ -21,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..counts import plural
+from ..pytest_compat import add_suite_property
 from ..records import JudgeRecord
 from ..terminal import display_width, pad
 from .formats import READABLE_SUFFIXES, REPORT_SUFFIXES
+from .regression import Regression, RegressionLimit, parse_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -36,7 +43,7 @@ SHOWN_CASES = 10
 
 
 def add_options(group: Any, parser: pytest.Parser) -> None:
-    """Add ``--judge-report``, ``--judge-baseline``, ``--judge-max-drop`` and their ini keys to the core's group."""
+    """Add ``--judge-report``, ``--judge-baseline``, ``--judge-max-drop``, ``--judge-regression`` and their ini keys."""
     group.addoption("--judge-report", dest="judge_report", action="append", default=None, metavar="PATH",
                     help="write the judged results to PATH; the suffix picks the format: "
                          f"{' '.join(REPORT_SUFFIXES)} (may be given several times)")
@@ -49,6 +56,11 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
     group.addoption("--judge-max-drop", dest="judge_max_drop", default=None, type=float, metavar="POINTS",
                     help="with a baseline: fail the run when any case's score falls by more than POINTS")
     parser.addini("judge_max_drop", type="string", default=None, help="see --judge-max-drop")
+    group.addoption("--judge-regression", dest="judge_regression", default=None, metavar="POINTS[@CONF]",
+                    help="with a baseline: fail the run when the suite's mean score (5-point scale, over the "
+                         "cases matched with the baseline, tested as pairs) dropped by more than POINTS with "
+                         "confidence CONF (one-sided; default 95%%), e.g. 0.2@95%%")
+    parser.addini("judge_regression", type="string", default=None, help="see --judge-regression")
 
 
 class JudgeReporting:
@@ -70,6 +82,10 @@ class JudgeReporting:
         self.baseline_df: pandas.DataFrame | None = None
         self.drift: tuple[pandas.DataFrame, pandas.DataFrame] | None = None
         self.dropped: pandas.DataFrame | None = None
+        self.regression_limit: RegressionLimit | None = None
+        self.regression: Regression | None = None
+        self.df: pandas.DataFrame | None = None
+        """The results table, once built at session finish (None: nothing asked for it)."""
         self.written: list[Path] = []
         self.problems: list[str] = []
         self.kept: str | None = None
@@ -131,6 +147,18 @@ class JudgeReporting:
                                         "(a report of an earlier run)")
             self.max_drop = float(max_drop)
 
+        regression, source = config.getoption("judge_regression", None), "--judge-regression"
+        if regression is None:
+            regression, source = config.getini("judge_regression") or None, "judge_regression (ini)"
+        if regression is not None and str(regression).strip():
+            try:
+                self.regression_limit = parse_limit(str(regression))
+            except ValueError as exc:
+                raise pytest.UsageError(f"{source}={regression}: {exc}") from None
+            if self.baseline is None:
+                raise pytest.UsageError(f"{source} needs a baseline to compare with: give --judge-baseline=PATH "
+                                        "(a report of an earlier run)")
+
     def _read_baseline(self) -> None:
         """Read the baseline now, so a wrong path fails before any judging."""
         assert self.baseline is not None
@@ -148,34 +176,57 @@ class JudgeReporting:
 
     # ------------------------------------------------------------------ session finish
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Build the table, compare with the baseline, write the reports, then hand the table to plugins."""
+    @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_compare(self, session: pytest.Session) -> None:
+        """Build the table, compare with the baseline, decide ``--judge-max-drop`` and ``--judge-regression``.
+
+        First thing at session finish, so junitxml (which writes at session finish) gets the regression.
+        (pytest only looks at methods named ``pytest_*``; ``specname`` names the hook.)
+        """
         if self.is_worker or self.config.option.collectonly:
             return
         records = list(self.get_records())
-        if not records and (self.reports or self.baseline_df is not None):
-            self._judged_nothing(session, exitstatus)
-            return
         wanted_by_plugins = bool(records) and bool(self.config.hook.pytest_judge_results.get_hookimpls())
-        if not self.reports and self.baseline_df is None and not wanted_by_plugins:
+        if not records or (not self.reports and self.baseline_df is None and not wanted_by_plugins):
             return  # nothing asks for the table: never import pandas
         from .drift import compute_drift, drops_beyond
-        from .files import write_report
         from .table import records_to_frame
 
-        df = records_to_frame(records)
-        if self.baseline_df is not None:
-            self.drift = compute_drift(self.baseline_df, df, ran=self.get_ran() if self.get_ran else None)
-            if self.max_drop is not None:
-                self.dropped = drops_beyond(self.drift[0], self.max_drop)
-                if len(self.dropped) and session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        df = self.df = records_to_frame(records)
+        if self.baseline_df is None:
+            return
+        self.drift = compute_drift(self.baseline_df, df, ran=self.get_ran() if self.get_ran else None)
+        failed = False
+        if self.max_drop is not None:
+            self.dropped = drops_beyond(self.drift[0], self.max_drop)
+            failed = bool(len(self.dropped))
+        if self.regression_limit is not None:
+            from .regression import compute_regression
+
+            self.regression = compute_regression(self.regression_limit, self.drift[0], self.baseline_df, df)
+            failed = failed or self.regression.failed
+            for name, value in self.regression.junit_properties():
+                add_suite_property(self.config, name, value)
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Write the reports, then hand the table to plugins (a run that judged nothing keeps its reports)."""
+        if self.is_worker or self.config.option.collectonly:
+            return
+        if self.df is None:
+            if self.reports or self.baseline_df is not None:
+                self._judged_nothing(session, exitstatus)
+            return
+        from .files import write_report
+
+        df = self.df
         gates = list(self.get_gates())
         for path in self.reports:
             try:
                 write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop,
-                             gates=gates)
+                             regression=self.regression, gates=gates)
                 self.written.append(path)
                 if gates and path.suffix.lower() in READABLE_SUFFIXES:
                     from ..gating import write_sidecar
@@ -185,8 +236,7 @@ class JudgeReporting:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        if records:
-            self.config.hook.pytest_judge_results(df=df, config=self.config)
+        self.config.hook.pytest_judge_results(df=df, config=self.config)
 
     def _judged_nothing(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
         """A run without a single report row never replaces a report: the last real one stays as it was.
@@ -240,7 +290,9 @@ class JudgeReporting:
                 tr.write_line(f"pai-judge: nothing was judged ({self.kept}): no report written, {names} left as "
                               f"{'it was' if len(self.not_written) == 1 else 'they were'}", yellow=True)
             if self.baseline_df is not None:
-                checked = " and --judge-max-drop checked nothing" if self.max_drop is not None else ""
+                checks = [f for f, on in (("--judge-max-drop", self.max_drop is not None),
+                                          ("--judge-regression", self.regression_limit is not None)) if on]
+                checked = f" and {' and '.join(checks)} checked nothing" if checks else ""
                 tr.write_line(f"pai-judge: nothing was judged ({self.kept}), so nothing was compared with the "
                               f"baseline{checked}", yellow=True)
 
@@ -287,6 +339,10 @@ class JudgeReporting:
             else:
                 tr.write_line(f"no case dropped by more than {fmt_points(self.max_drop)} (--judge-max-drop)",
                               green=True)
+        if self.regression is not None:
+            r = self.regression
+            tr.write_line(r.line(), red=r.failed, bold=r.failed, green=r.status == "held",
+                          yellow=r.status == "too few")
 
     @staticmethod
     def _case_line(r: dict[str, Any]) -> str:
