@@ -10,6 +10,7 @@ from typing import Any
 from .assertions import (
     Comparison,
     Judge,
+    assert_judge_agrees,
     assert_judge_custom,
     assert_judge_not_worse,
     assert_judge_prefers,
@@ -36,6 +37,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom", "Judge",
+__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom",
+           "assert_judge_agrees", "Judge",
            "Comparison", "JudgeAssertionError", "JudgeError", "JudgeRequest", "cases", "Verdict", "UnreadableVerdict",
            "parse_reply", "LocalJudgeServer", "JudgeClient", "errors"]

@@ -17,6 +17,7 @@ from .session import JudgeSession, active_session
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
 
+    from .calibration import Agreement
     from .verdict import Verdict
 
 
@@ -100,6 +101,33 @@ def _assert_pairwise(assertion: str, question: str, first: str, second: str, mod
     return expectation.result(outcomes) if outcomes else None
 
 
+def assert_judge_agrees(data: Any, *, min_kappa: float | None = None, min_spearman: float | None = None,
+                        min_exact: float | None = None, min_within_one: float | None = None,
+                        min_tpr: float | None = None, min_tnr: float | None = None,
+                        min_agreement: float | None = None, min_position_consistency: float | None = None,
+                        **columns_and_fields: Any) -> Agreement:
+    """Fail unless the judge agrees with the human labels of ``data`` at least this well.
+
+    ``data`` and the column keywords are those of :func:`~pytest_pai_judge.dataset_cases.cases`
+    (defaults ``question``, ``answer``, ``ref_answer``, ``human_score``; pairwise: name ``answer1`` /
+    ``answer2`` and ``human_winner``); ``threshold=`` adds the judge's true-positive / -negative rates
+    as a pass/fail classifier. Every bound is on the figure itself (not its interval). Returns the
+    :class:`~pytest_pai_judge.calibration.Agreement`.
+    """
+    __tracebackhide__ = True
+    from .calibration import check, measure
+
+    session, item = _active()
+    agreement = measure(session, item, data, **columns_and_fields)
+    misses = check(agreement, {"min_kappa": min_kappa, "min_spearman": min_spearman, "min_exact": min_exact,
+                               "min_within_one": min_within_one, "min_tpr": min_tpr, "min_tnr": min_tnr,
+                               "min_agreement": min_agreement, "min_position_consistency": min_position_consistency})
+    if misses:
+        raise JudgeAssertionError(f"the judge disagrees with the labels: {'; '.join(misses)} "
+                                  f"({len(agreement.rows)} labelled rows)\n{agreement.text()}")
+    return agreement
+
+
 class Judge:
     """The ``judge`` fixture: verdicts as values, bound to the test's model and thresholds."""
 
@@ -168,6 +196,13 @@ class Judge:
         request.fields = {k: v for k, v in request.fields.items() if v is not None}
         return self._session.value(request, self._item, samples=self._samples(samples, request))
 
+    def agreement(self, data: Any, **columns_and_fields: Any) -> Agreement:
+        """Judge every row of a labelled set and measure agreement (see :func:`assert_judge_agrees`)."""
+        __tracebackhide__ = True
+        from .calibration import measure
+
+        return measure(self._session, self._item, data, **columns_and_fields)
+
     def assert_custom(self, messages: list[dict[str, Any]] | str, min: float | None = None,  # noqa: A002
                       **kwargs: Any) -> Verdict | None:
         return assert_judge_custom(messages, min, **kwargs)
@@ -183,5 +218,6 @@ class Judge:
         return assert_judge_not_worse(question, candidate, baseline, **kwargs)
 
 
-__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom", "Judge",
+__all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom",
+           "assert_judge_agrees", "Judge",
            "Comparison", "JudgeAssertionError", "JudgeError"]

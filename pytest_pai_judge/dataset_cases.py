@@ -204,12 +204,12 @@ def _load_file(path: Path, text_columns: Collection[str] = ()) -> Any:
 
 def _caller_dir() -> Path | None:
     """The directory of the file that called ``cases()`` (for paths relative to the test module)."""
-    here = os.path.abspath(__file__)
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep  # judge_agreement() calls it for a test too
     frame = inspect.currentframe()
     try:
         while frame is not None:
             filename = frame.f_code.co_filename
-            if os.path.abspath(filename) != here and not filename.startswith("<"):
+            if not os.path.abspath(filename).startswith(package) and not filename.startswith("<"):
                 return Path(filename).resolve().parent
             frame = frame.f_back
     finally:
