@@ -184,10 +184,13 @@ def count_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def scales(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per scale (``max_score``), smallest first: how many rows have a score on it, and their mean.
 
-    A /5 and a /10 score are never averaged together.
+    A /5 and a /10 score are never averaged together; pairwise rows (two answers, no single score)
+    are left out, as the pages and the ``mean_score`` gate leave them out.
     """
     by_scale: dict[int, list[float]] = {}
     for row in rows:
+        if row.get("kind") == "pairwise":
+            continue
         score: Any = row.get("score")
         top: Any = row.get("max_score")
         if missing(score) or missing(top):

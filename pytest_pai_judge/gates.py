@@ -13,7 +13,7 @@ controller over every report row of the run. Grammar (spaces optional around the
 What is counted: the judged assertions (``assert_judge_*``; verdicts read as values are not
 assertions), except those of xfail-marked tests that pytest counted as xfailed / xpassed (known
 bad cases). A judge error or a missing verdict is never left out: it is an assertion that did
-not pass (``pass_rate``), an error (``error_rate``) and, for ``mean_score``, a score of 0. An
+not pass (``pass_rate``), an error (``error_rate``) and, for ``mean_score``, the bottom of its scale. An
 inconclusive assertion did not pass, whatever ``--judge-inconclusive`` did to its test.
 ``mean_score`` puts every score on a 5-point scale first (score / max_score x 5), so /10 and /5
 verdicts never mix; pairwise rows have no single score and are left out of it.
@@ -109,7 +109,11 @@ class GateResult:
 
 def parse_gate(text: str) -> Gate:
     """Read one gate expression; :class:`GateError` says what is wrong with it."""
-    head = _HEAD.match(text or "")
+    text = (text or "").split(" #")[0].strip()  # an ini line may end with a comment
+    if not text:
+        raise GateError("an empty gate (e.g. an unset variable in --judge-gate \"$GATE\"); give an expression such "
+                        f"as {EXAMPLE!r}")
+    head = _HEAD.match(text)
     if head is None:
         raise GateError(f"cannot read gate {text!r}: expected METRIC OP NUMBER [@ CONF%] [for KEY=VALUE], "
                         f"e.g. {EXAMPLE!r}")
@@ -138,6 +142,8 @@ def parse_gate(text: str) -> Gate:
             continue
         where = _SCOPE.match(rest)
         if where is not None and scope is None:
+            if re.search(r"\bfor\s+[a-z_]+\s*=", where["value"]):
+                raise GateError(f"gate {text!r}: one 'for KEY=VALUE' per gate (write one gate per scope)")
             if where["key"] not in SCOPES:
                 raise GateError(f"gate {text!r}: cannot scope by {where['key']!r} (known: {', '.join(SCOPES)})")
             scope, rest = (where["key"], where["value"]), rest[where.end():].lstrip()
@@ -150,7 +156,7 @@ def parse_gate(text: str) -> Gate:
 
 
 def parse_gates(texts: Iterable[str]) -> list[Gate]:
-    return [parse_gate(t) for t in texts if t and t.strip()]
+    return [parse_gate(t) for t in texts]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -192,12 +198,13 @@ def _hit(metric: str, row: Mapping[str, Any]) -> bool:
 
 
 def _on_scale(row: Mapping[str, Any]) -> float:
-    """The row's score on the 5-point scale; 0 for a row without one (an error counts against the mean)."""
+    """The row's score on the 5-point scale; the bottom of its scale (1 point) for a row without one: an
+    error counts against the mean, as the paired regression counts it."""
     score: Any = row.get("score")
     top: Any = row.get("max_score")
-    if missing(score) or not missing(row.get("error")):
-        return 0.0
     scale = float(top) if not missing(top) and top else float(SCALE)
+    if missing(score) or not missing(row.get("error")):
+        return 1.0 / scale * SCALE
     return float(score) / scale * SCALE
 
 
@@ -226,8 +233,13 @@ def _rate_interval(hits: int, n: int, confidence: float) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+MIN_BOOTSTRAP_CASES = 5
+"""A confidence gate on a mean needs this many cases: a bootstrap of 2 equal scores is a zero-width interval
+that would "hold" at any confidence."""
+
+
 def _mean_interval(values: list[float], confidence: float) -> tuple[float, float]:
-    if len(values) < 2:
+    if len(values) < MIN_BOOTSTRAP_CASES:
         return math.nan, math.nan
     if len(set(values)) == 1:  # every case scored the same: the bootstrap has nothing to resample
         return values[0], values[0]

@@ -23,9 +23,9 @@ from .records import JudgeRecord
 
 def add_options(group: Any, parser: pytest.Parser) -> None:
     group.addoption("--judge-gate", dest="judge_gate", action="append", default=None, metavar="EXPR",
-                    help=f"a suite gate, e.g. {EXAMPLE!r} (repeatable; replaces the ini list): "
+                    help=f"a suite gate, e.g. {EXAMPLE.replace('%', '%%')!r} (repeatable; replaces the ini list): "
                          "pass_rate, error_rate, inconclusive_rate or mean_score (5-point scale) against a number, "
-                         "optionally '@ 95%' (the interval must clear it) and 'for scene=|model=|group=NAME'; a "
+                         "optionally '@ 95%%' (the interval must clear it) and 'for scene=|model=|group=NAME'; a "
                          "failed gate fails the run; see the README's 'Gates and regressions'")
     parser.addini("judge_gates", type="linelist", default=[], help="suite gates, one per line (see --judge-gate)")
 

@@ -14,6 +14,10 @@ from pytest_pai_judge.server import Fault
 # --------------------------------------------------------------------------- grammar
 
 
+def test_an_ini_line_may_end_with_a_comment() -> None:
+    assert parse_gate("mean_score >= 4.0 for scene=翻译   # the translations").scope == ("scene", "翻译")
+
+
 @pytest.mark.parametrize("text, metric, op, number, confidence, scope", [
     ("pass_rate >= 0.9", "pass_rate", ">=", 0.9, None, None),
     ("pass_rate>=0.9@95%", "pass_rate", ">=", 0.9, 0.95, None),
@@ -37,6 +41,9 @@ def test_gates_parse(text, metric, op, number, confidence, scope) -> None:
     ("pass_rate >= 0.9 for suite=x", "cannot scope by 'suite'"),
     ("error_rate == 0 @ 95%", "'==' takes no confidence"),
     ("pass_rate >= 0.9 please", "cannot read 'please'"),
+    ("pass_rate >= 0.9 for scene=x for group=y", "one 'for KEY=VALUE' per gate"),
+    ("", "an empty gate"),
+    ("   ", "an empty gate"),
 ])
 def test_bad_gates_say_what_is_wrong(text, message) -> None:
     with pytest.raises(GateError, match=message):
@@ -68,11 +75,11 @@ def test_a_confidence_gate_fails_where_the_point_estimate_passes() -> None:
 
 
 def test_errors_count_against_the_rates_and_the_mean() -> None:
-    results = evaluate([parse_gate(t) for t in ("pass_rate >= 0.9", "error_rate == 0", "mean_score >= 4.6")],
+    results = evaluate([parse_gate(t) for t in ("pass_rate >= 0.9", "error_rate == 0", "mean_score >= 4.7")],
                        rows(9, 0, errors=1))
     assert [r.status for r in results] == ["held", "failed", "failed"]
     assert [r.n for r in results] == [10, 10, 10]
-    assert results[2].value == pytest.approx(4.5)  # the error counts as 0 points (dropped, the mean would be 5)
+    assert results[2].value == pytest.approx(4.6)  # the error counts as 1 point (dropped, the mean would be 5)
 
 
 def test_mean_score_puts_every_scale_on_five_points() -> None:
@@ -103,6 +110,16 @@ def test_values_and_known_bad_cases_are_not_counted_and_an_empty_scope_is_no_dat
     assert whole.status == "held" and whole.n == 1
     tiny = evaluate([parse_gate("mean_score >= 1 @ 95%")], rows(1, 0))[0]
     assert tiny.status == "failed" and "too few cases" in tiny.reason and math.isnan(tiny.low)
+    two_equal = evaluate([parse_gate("mean_score >= 4.99 @ 99%")], rows(2, 0))[0]  # a zero-width bootstrap
+    assert two_equal.status == "failed" and "too few cases" in two_equal.reason
+
+
+def test_help_lists_the_gate_option(pytester: pytest.Pytester) -> None:
+    """argparse formats help with %: a literal "95%" in a help text crashed ``pytest --help``."""
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--judge-gate=EXPR*"])
+    assert "@ 95%" in result.stdout.str() and "%%" not in result.stdout.str()
 
 
 # --------------------------------------------------------------------------- real runs

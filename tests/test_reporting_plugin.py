@@ -343,7 +343,7 @@ def test_a_strict_xfail_test_is_xfailed_in_the_reports(pytester: pytest.Pytester
         raise RecordNotMarkedXfail("the xfail test's record has xfail=False")
     assert df.loc["test_xf.py::test_good", "xfail"] == False  # noqa: E712
     md = (pytester.path / "r.md").read_text("utf-8")
-    assert "**Judge checks PASSED** — 1 of 1 judged assertions passed · 1 xfailed as expected" in md
+    assert "**Judge checks PASSED** — 1 of 1 cases passed · 1 xfailed as expected" in md
     assert "| xfailed | test_xf.py::test_known_bad |" in md
     result.stdout.fnmatch_lines(["2 judged tests (as pytest counts them): 1 passed, 1 xfailed",
                                  "2 judged assertions: 1 met, 1 not met", "*xfail ?/5 (min 5)  test_xf.py::test_known_bad"])

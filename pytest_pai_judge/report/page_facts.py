@@ -131,7 +131,7 @@ def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
         notes.append(f"{count['xpassed']} xpassed (a case marked xfail, not strict, met its threshold)")
     if count["passed"]:
         judged = count["passed"] + count["failed"] + count["error"] + count["inconclusive"]
-        notes.append(f"{count['passed']} of {judged} judged assertions passed")
+        notes.append(f"{count['passed']} of {judged} cases passed")
     if count["xfailed"]:
         notes.append(f"{count['xfailed']} xfailed as expected")
     if count["no threshold"]:

@@ -126,7 +126,8 @@ class Regression:
         if self.status == "too few":
             return (f"{self.limit.flag} not tested: not enough matched cases ({self.pairs} "
                     f"{'pair' if self.pairs == 1 else 'pairs'}, at least {MIN_PAIRS} needed)")
-        return f"the mean score did not drop by more than {_points(self.limit.points)} ({self.limit.flag})"
+        return (f"a drop of the mean score by more than {_points(self.limit.points)} was not shown at "
+                f"{_pct(self.limit.confidence)} ({self.limit.flag})")
 
     def figures(self) -> str:
         """Mean change with its bound and interval, pairs, wins / losses / ties, Wilcoxon p, what was counted how."""

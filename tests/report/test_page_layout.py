@@ -81,7 +81,7 @@ def test_the_verdict_line_says_why_a_run_failed() -> None:
     assert verdict.passed is False
     assert verdict.problems == ["2 failed", "1 without a verdict (judge error)", "1 inconclusive"]
     ok = records_to_frame([rec("t.py::a", 9.0), rec("t.py::b", 2.0, xfail=True)])
-    assert run_verdict(ok).text() == "1 of 1 judged assertions passed · 1 xfailed as expected"
+    assert run_verdict(ok).text() == "1 of 1 cases passed · 1 xfailed as expected"
     baseline = ok.assign(score=[9.0 + 1.5, 2.0])
     dropped = run_verdict(ok, compute_drift(baseline, ok), max_drop=1)
     assert dropped.passed is False

@@ -100,7 +100,7 @@ def test_empty_html_report_renders() -> None:
 def test_xfail_in_markdown_and_html() -> None:
     df = records_to_frame(xfail_records())
     md = render_markdown(df)
-    assert "**Judge checks FAILED** — 1 failed · 1 xpassed" in md and "1 of 2 judged assertions passed" in md
+    assert "**Judge checks FAILED** — 1 failed · 1 xpassed" in md and "1 of 2 cases passed" in md
     assert "1 xfailed as expected" in md
     assert "### 2. xpassed: t.py::test_q[fixed]" in md and "| xfailed | t.py::test_q[known-bad] |" in md
     assert "1 xfailed" not in render_markdown(records_to_frame(xfail_records()[:2])), "shown only when there are any"
