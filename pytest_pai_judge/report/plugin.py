@@ -359,7 +359,8 @@ def _why_nothing(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> 
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return "collection failed" if session.testsfailed else "the run was interrupted first"
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-        return "no test was collected"
+        return "no test was selected (-k / -m deselected them all)" if session.testscollected else \
+            "no test was collected"
     return "no test of this run made a judge assertion"
 
 
