@@ -5,7 +5,8 @@ Kept free of pandas so that a run that never writes a report never imports it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -82,3 +83,58 @@ class JudgeRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def row(self) -> RecordRow:
+        """The record as a read-only mapping, without the copy :meth:`to_dict` makes (20,000 rows are read
+        for the terminal summary; copies of them all would be held at once)."""
+        return RecordRow(self)
+
+
+FIELDS = tuple(f.name for f in fields(JudgeRecord))
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 4096
+
+
+def shared(value: Any) -> Any:
+    """One object for equal values a run repeats in every row (criteria names, scores, user properties).
+
+    20,000 rows would otherwise keep 20,000 copies of ``"Accuracy"``, ``5.0`` or ``("judge_cached", False)``.
+    Equal means of the same types too (``1``, ``1.0`` and ``True`` stay apart; ``0.0`` and NaN are never
+    shared: ``-0.0 == 0.0``). At most :data:`_SHARED_MAX` distinct values are kept (then a value is its own).
+    """
+    if value is None:
+        return None
+    parts = value if type(value) is tuple else (value,)
+    if not all(type(p) in _SHAREABLE and (type(p) is not float or (p and p == p)) for p in parts):
+        return value
+    key = (type(value), tuple(type(p) for p in parts), value)
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_MAX:
+        _SHARED[key] = value
+    return value
+
+
+_SHAREABLE = frozenset({str, int, float, bool})
+_FIELD_SET = frozenset(FIELDS)
+
+
+class RecordRow(Mapping[str, Any]):
+    """A :class:`JudgeRecord` read as its ``to_dict()`` row (the same keys and values, nothing copied)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: JudgeRecord) -> None:
+        self.record = record
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _FIELD_SET:
+            raise KeyError(name)
+        return getattr(self.record, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)

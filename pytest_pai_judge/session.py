@@ -39,7 +39,7 @@ from .expectation import (
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
-from .records import JudgeRecord
+from .records import JudgeRecord, shared
 from .request import JudgeRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -254,15 +254,14 @@ class JudgeSession:
         self.records.extend(records)
         if item is not None:
             for record in records:
-                item.user_properties.append(("judge_score", record.score))
-                item.user_properties.append(("judge_model", record.model))
-                item.user_properties.append(("judge_assertion", assertion_status(record.to_dict())))
-                item.user_properties.append(("judge_tokens", record.tokens))
-                item.user_properties.append(("judge_cached", record.cached))
+                properties = [("judge_score", record.score), ("judge_model", record.model),
+                              ("judge_assertion", assertion_status(record.row())), ("judge_tokens", record.tokens),
+                              ("judge_cached", record.cached)]
                 if record.threshold is not None:
-                    item.user_properties.append(("judge_threshold", record.threshold))
+                    properties.append(("judge_threshold", record.threshold))
                 if record.winner is not None:
-                    item.user_properties.append(("judge_winner", record.winner))
+                    properties.append(("judge_winner", record.winner))
+                item.user_properties.extend(shared(p) for p in properties)  # equal tuples: one object
 
     # ------------------------------------------------------------------ verdicts as values
 
