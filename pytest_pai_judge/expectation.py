@@ -17,7 +17,8 @@ from . import errors, protocol
 from .counts import cost_columns
 from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_round, majority
 from .errors import JudgeAssertionError
-from .records import JudgeRecord, shared
+from .interning import shared
+from .records import JudgeRecord
 from .request import JudgeRequest
 from .sampling import round_end
 
@@ -85,7 +86,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (none)"
 
 
-@dataclass
+@dataclass(slots=True)
 class Expectation:
     """A judge assertion waiting for its verdicts. JSON-safe parts only, so it can cross xdist."""
 

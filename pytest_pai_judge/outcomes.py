@@ -19,8 +19,9 @@ from collections.abc import Generator, Sequence
 import pytest
 
 from . import errors
+from .interning import shared
 from .pytest_compat import is_xdist_worker, xfail_raises
-from .records import JudgeRecord, shared
+from .records import JudgeRecord
 
 WORST_FIRST = ("failed", "error", "xpassed", "xfailed", "skipped", "passed")
 """A test's phases folded into one outcome: the first of these any phase had."""

@@ -91,32 +91,6 @@ class JudgeRecord:
 
 
 FIELDS = tuple(f.name for f in fields(JudgeRecord))
-_SHARED: dict[Any, Any] = {}
-_SHARED_MAX = 4096
-
-
-def shared(value: Any) -> Any:
-    """One object for equal values a run repeats in every row (criteria names, scores, user properties).
-
-    20,000 rows would otherwise keep 20,000 copies of ``"Accuracy"``, ``5.0`` or ``("judge_cached", False)``.
-    Equal means of the same types too (``1``, ``1.0`` and ``True`` stay apart; ``0.0`` and NaN are never
-    shared: ``-0.0 == 0.0``). At most :data:`_SHARED_MAX` distinct values are kept (then a value is its own).
-    """
-    if value is None:
-        return None
-    parts = value if type(value) is tuple else (value,)
-    if not all(type(p) in _SHAREABLE and (type(p) is not float or (p and p == p)) for p in parts):
-        return value
-    key = (type(value), tuple(type(p) for p in parts), value)
-    found = _SHARED.get(key)
-    if found is not None:
-        return found
-    if len(_SHARED) < _SHARED_MAX:
-        _SHARED[key] = value
-    return value
-
-
-_SHAREABLE = frozenset({str, int, float, bool})
 _FIELD_SET = frozenset(FIELDS)
 
 

@@ -36,10 +36,11 @@ from .expectation import (
     readable_scores,
     spread_of,
 )
+from .interning import shared
 from .judging import Judging
 from .options import Options, Settings, ValueFallback
 from .pytest_compat import expects_failure, run_id
-from .records import JudgeRecord, shared
+from .records import JudgeRecord
 from .request import JudgeRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,7 +153,7 @@ class JudgeSession:
             except ValueError:  # another drive (Windows)
                 rel = path
             rel = self._rerun_paths[path] = rel.replace(os.sep, "/")
-        return rel + sep + rest
+        return item.nodeid if rel == path else rel + sep + rest  # the same text: one string, not two
 
     def holds(self, item: pytest.Item | None) -> bool:
         """Whether this test's verdicts are deferred to the end of the run."""

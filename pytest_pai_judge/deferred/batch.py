@@ -119,6 +119,9 @@ class BatchJudge:
                 file.remove()
         self._wait(results)
         self._retry_lines(new, results)
+        for job in self.jobs:  # collected: what this run asked of them is in ``results`` now
+            if job.done:
+                job.requests, job.keys, job.need = {}, set(), set()
         return results
 
     def _submit_all(self, files: list[InputFile], wanted: Wanted, results: dict[str, RawOutcome]) -> None:
@@ -238,7 +241,7 @@ class BatchJudge:
                 uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"),
                                                  purpose=protocol.BATCH_PURPOSE)
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
-            self._fail_all(requests, results, exc)
+            fail_all(requests, results, exc)
             return None
         with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
@@ -246,7 +249,7 @@ class BatchJudge:
                                                 completion_window=protocol.COMPLETION_WINDOW,
                                                 metadata={MARKER: CREATOR, "cache": self.token})
             except Exception as exc:  # noqa: BLE001
-                self._fail_all(requests, results, exc)
+                fail_all(requests, results, exc)
                 return None
             job = Job(batch.id, set(requests), requests, need=set(requests), remembered=self.persistent)
             if self.persistent:
@@ -260,12 +263,6 @@ class BatchJudge:
             self._update(job, batch)
             self.jobs.append(job)
         return job
-
-    @staticmethod
-    def _fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
-        error = translate_exception(exc)
-        for key in requests:
-            results[key] = error
 
     # ------------------------------------------------------------------ step 4: poll
 
@@ -370,6 +367,7 @@ class BatchJudge:
         Returns the keys the files answered (empty if a download failed: the job stays remembered).
         """
         got: dict[str, RawOutcome] = {}
+        own = {k: k for k in job.keys}  # the held tests' key strings, not 20,000 equal copies from the file
         for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
                 continue
@@ -379,12 +377,14 @@ class BatchJudge:
                         row = _json_object(line)
                         cid = row.get("custom_id") if row is not None else None
                         if row is not None and isinstance(cid, str):
-                            got[key_of(cid)] = outcome_of_line(row)
+                            key = key_of(cid)
+                            got[own.get(key, key)] = outcome_of_line(row)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
                 return set()
+        del own
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
@@ -406,6 +406,13 @@ class BatchJudge:
         if self.persistent:
             self.ledger.forget(job.id)
         return set(got)
+
+
+def fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
+    """Every request of a job that could not be uploaded or created gets the error (none passes)."""
+    error = translate_exception(exc)
+    for key in requests:
+        results[key] = error
 
 
 def kept_text(job: Job, *, persistent: bool, ledger: str) -> str:
