@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import errors, protocol
+from .interning import shared
 from .request import JudgeRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,7 +106,7 @@ def reply_from_completion(body: dict[str, Any], latency_s: float = 0.0) -> Judge
     if usage is not None:
         usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     more = tuple(t if isinstance(t, str) else "" for t in texts[1:])  # a choice without text is unreadable
-    return JudgeReply(texts[0], str(body.get("model") or ""), usage, latency_s, more, reasons)
+    return JudgeReply(texts[0], shared(str(body.get("model") or "")), usage, latency_s, more, shared(reasons))
 
 
 def _as_dict(completion: Any) -> dict[str, Any]:

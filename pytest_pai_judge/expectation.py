@@ -17,6 +17,7 @@ from . import errors, protocol
 from .counts import cost_columns
 from .decision import MAX_SAMPLES, Decision, decide_score, decide_winner, first_round, majority
 from .errors import JudgeAssertionError
+from .interning import shared
 from .records import JudgeRecord
 from .request import JudgeRequest
 from .sampling import round_end
@@ -85,7 +86,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (none)"
 
 
-@dataclass
+@dataclass(slots=True)
 class Expectation:
     """A judge assertion waiting for its verdicts. JSON-safe parts only, so it can cross xdist."""
 
@@ -196,16 +197,18 @@ class Expectation:
             scene_desc=fields.get("scene_desc"), metric=fields.get("metric"), score_desc=fields.get("score_desc"),
             steps=fields.get("steps"),
             template=json.dumps(request.messages, ensure_ascii=False) if request.kind == "custom" else None,
-            params=json.dumps(request.params, ensure_ascii=False, sort_keys=True, default=str)
+            params=shared(json.dumps(request.params, ensure_ascii=False, sort_keys=True, default=str))
             if request.params else None,
             confidence=self.confidence if self.samples > 1 else None, group=self.labels.get("group"))
         if verdict is not None:
-            record.score = verdict.score if verdict.score is not None else verdict.score1
-            record.score2 = verdict.score2 if verdict.score is None else None
+            record.score = shared(verdict.score if verdict.score is not None else verdict.score1)
+            record.score2 = shared(verdict.score2 if verdict.score is None else None)
             record.winner = verdict.winner
-            record.criteria = {c.name or f"criterion_{i + 1}": c.score for i, c in enumerate(verdict.criteria)}
+            record.criteria = {shared(c.name or f"criterion_{i + 1}"): shared(c.score)
+                               for i, c in enumerate(verdict.criteria)}
             if verdict.mode == "pairwise":
-                record.criteria2 = {c.name or f"criterion_{i + 1}": c.score2 for i, c in enumerate(verdict.criteria)}
+                record.criteria2 = {shared(c.name or f"criterion_{i + 1}"): shared(c.score2)
+                                    for i, c in enumerate(verdict.criteria)}
             record.reasons = verdict.reasons
             for key, value in cost_columns([[verdict]]).items():
                 setattr(record, key, value)

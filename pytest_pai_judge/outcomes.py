@@ -19,6 +19,7 @@ from collections.abc import Generator, Sequence
 import pytest
 
 from . import errors
+from .interning import shared
 from .pytest_compat import is_xdist_worker, xfail_raises
 from .records import JudgeRecord
 
@@ -73,7 +74,7 @@ class TestOutcomes:
         outcome = next((o for o in WORST_FIRST if o in seen), "passed")
         self.outcomes[report.nodeid] = outcome
         if not self.is_worker and any(str(name).startswith("judge_") for name, _ in report.user_properties):
-            report.user_properties.append(("judge_outcome", outcome))
+            report.user_properties.append(shared(("judge_outcome", outcome)))
 
     def fill(self, records: Sequence[JudgeRecord]) -> Sequence[JudgeRecord]:
         """The rows with their tests' outcomes (a worker's rows reach the controller without them)."""

@@ -5,7 +5,8 @@ Kept free of pandas so that a run that never writes a report never imports it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -84,3 +85,32 @@ class JudgeRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def row(self) -> RecordRow:
+        """The record as a read-only mapping, without the copy :meth:`to_dict` makes (20,000 rows are read
+        for the terminal summary; copies of them all would be held at once)."""
+        return RecordRow(self)
+
+
+FIELDS = tuple(f.name for f in fields(JudgeRecord))
+_FIELD_SET = frozenset(FIELDS)
+
+
+class RecordRow(Mapping[str, Any]):
+    """A :class:`JudgeRecord` read as its ``to_dict()`` row (the same keys and values, nothing copied)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: JudgeRecord) -> None:
+        self.record = record
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _FIELD_SET:
+            raise KeyError(name)
+        return getattr(self.record, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)

@@ -36,6 +36,7 @@ from .expectation import (
     readable_scores,
     spread_of,
 )
+from .interning import shared
 from .judging import Judging
 from .options import Options, Settings, ValueFallback, group_of
 from .pytest_compat import expects_failure, run_id
@@ -152,7 +153,7 @@ class JudgeSession:
             except ValueError:  # another drive (Windows)
                 rel = path
             rel = self._rerun_paths[path] = rel.replace(os.sep, "/")
-        return rel + sep + rest
+        return item.nodeid if rel == path else rel + sep + rest  # the same text: one string, not two
 
     def holds(self, item: pytest.Item | None) -> bool:
         """Whether this test's verdicts are deferred to the end of the run."""
@@ -257,15 +258,14 @@ class JudgeSession:
         self.records.extend(records)
         if item is not None:
             for record in records:
-                item.user_properties.append(("judge_score", record.score))
-                item.user_properties.append(("judge_model", record.model))
-                item.user_properties.append(("judge_assertion", assertion_status(record.to_dict())))
-                item.user_properties.append(("judge_tokens", record.tokens))
-                item.user_properties.append(("judge_cached", record.cached))
+                properties = [("judge_score", record.score), ("judge_model", record.model),
+                              ("judge_assertion", assertion_status(record.row())), ("judge_tokens", record.tokens),
+                              ("judge_cached", record.cached)]
                 if record.threshold is not None:
-                    item.user_properties.append(("judge_threshold", record.threshold))
+                    properties.append(("judge_threshold", record.threshold))
                 if record.winner is not None:
-                    item.user_properties.append(("judge_winner", record.winner))
+                    properties.append(("judge_winner", record.winner))
+                item.user_properties.extend(shared(p) for p in properties)  # equal tuples: one object
 
     # ------------------------------------------------------------------ verdicts as values
 

@@ -88,7 +88,7 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
         tr.write_line(f"{prefix}{message}", yellow=True)
     if not records:
         return
-    rows = [r.to_dict() for r in records]
+    rows = [r.row() for r in records]
     counts = count_rows(rows)
     assertions = counts["assertions"]
     values = counts["values"]

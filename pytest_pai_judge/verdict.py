@@ -202,6 +202,8 @@ _OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 
 def normalize_text(text: str) -> str:
     """Fold full-width forms and foreign digits to ASCII; drop zero-width, bidi and ANSI codes."""
+    if text.isascii() and "\r" not in text and "\x1b" not in text:
+        return text  # nothing to fold (every _TRANSLATE key is beyond ASCII): no second copy of the reply
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_TRANSLATE)
     if "\x1b" in text:
         text = _ANSI.sub("", text)

@@ -367,6 +367,33 @@ def test_ledger_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert book.entries("http://h/v1") == {} and set(book.entries("http://other/v1")) == {"batch_2"}
 
 
+def test_ledger_is_one_json_object_one_job_per_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Any JSON reader reads it; forgetting a job copies the others' lines as they are; a ledger of the
+    old one-line layout is still read; a job's line cut short makes the ledger unreadable (moved aside)."""
+    book = BatchLedger(tmp_path)
+    requests = {f"k{i}": JudgeRequest.single(f"q{i} é?", "a\nb") for i in range(3)}
+    book.remember("batch_1", "h", requests)
+    book.remember("batch_2", "h", {"k9": JudgeRequest.single("q9", "a9")})
+    book.remember("batch_3", "h", {})
+    text = book.path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 5 and set(json.loads(text)["batches"]) == {"batch_1", "batch_2", "batch_3"}
+    book.forget("batch_1")
+    data = json.loads(book.path.read_text(encoding="utf-8"))
+    assert set(data["batches"]) == {"batch_2", "batch_3"} and set(data["collected"]) == {"batch_1"}
+    assert book.entries("h")["batch_2"]["requests"]["k9"]["fields"] == {"question": "q9", "answer": "a9"}
+    book.forget("batch_2")
+    assert set(book.entries("h")) == {"batch_3"} and set(book.collected()) == {"batch_1", "batch_2"}
+    book.path.write_text(json.dumps({"version": 1, "batches": {"old": {"identity": "h", "requests": {}}},
+                                     "collected": {"batch_1": int(time.time())}}))  # an earlier plugin's ledger
+    assert set(book.entries("h")) == {"old"} and set(book.collected()) == {"batch_1"}
+    book.remember("batch_4", "h", requests)
+    assert set(book.entries("h")) == {"old", "batch_4"} and len(book.entries("h")["batch_4"]["requests"]) == 3
+    lines = book.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    book.path.write_text("".join(lines[:-1])[:-20], encoding="utf-8")  # the last job's line cut short
+    assert book.entries("h") == {} and book.problem is not None and "could not be read (not JSON" in book.problem
+    assert not book.path.exists() and list(tmp_path.glob("batches.json.unreadable-*"))
+
+
 def test_ctrl_c_is_held_while_a_job_is_created_and_remembered() -> None:
     import os
 

@@ -24,7 +24,7 @@ from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
 from ..request import JudgeRequest
 from ..terminal import Console, plural
-from .batch_files import attribute, custom_id, encode_line, key_of, outcome_of_line, split_files, split_lines
+from .batch_files import InputFile, attribute, custom_id, encode_line, key_of, outcome_of_line, split_lines, write_files
 from .ctrl_c import hold_ctrl_c
 from .held import RawOutcome
 from .ledger import CREATOR, MARKER, BatchLedger, cache_token
@@ -102,23 +102,33 @@ class BatchJudge:
         for job in resumed:
             covered |= job.need
         new = {k: v for k, v in wanted.items() if k not in covered}
-        files: list[list[tuple[str, bytes]]] = []
-        if new:
-            lines = [(k, encode_line(custom_id(nodeid, k), request)) for k, (request, nodeid) in new.items()]
-            files, too_big = split_files(lines)
-            del lines  # the files hold the lines; nothing else may keep 20,000 of them past the upload
-            for key, size in too_big:
-                results[key] = errors.BatchError(
-                    f"this request is {size:,} bytes: alone it exceeds the {_megabytes(protocol.MAX_BATCH_FILE_BYTES)} "
-                    "batch file limit, so it cannot be judged in batch mode; use --judge-mode=immediate")
-        self._announce(new, files, len(set(wanted) & covered))
-        while files:  # each file is dropped once uploaded
-            chunk = files.pop(0)
-            self._submit(chunk, {k: new[k][0] for k, _ in chunk}, results)
-            del chunk
+        files: list[InputFile] = []
+        try:
+            if new:  # written to disk one line at a time: 20,000 lines are never held in memory
+                files, too_big = write_files((k, encode_line(custom_id(nodeid, k), request))
+                                             for k, (request, nodeid) in new.items())
+                for key, size in too_big:
+                    results[key] = errors.BatchError(
+                        f"this request is {size:,} bytes: alone it exceeds the "
+                        f"{_megabytes(protocol.MAX_BATCH_FILE_BYTES)} batch file limit, so it cannot be judged in "
+                        "batch mode; use --judge-mode=immediate")
+            self._announce(new, files, len(set(wanted) & covered))
+            self._submit_all(files, new, results)
+        finally:
+            for file in files:
+                file.remove()
         self._wait(results)
         self._retry_lines(new, results)
+        for job in self.jobs:  # collected: what this run asked of them is in ``results`` now
+            if job.done:
+                job.requests, job.keys, job.need = {}, set(), set()
         return results
+
+    def _submit_all(self, files: list[InputFile], wanted: Wanted, results: dict[str, RawOutcome]) -> None:
+        """Upload each file and create its job; each file is removed once uploaded."""
+        for file in files:
+            self._submit(file, {k: wanted[k][0] for k in file.keys}, results)
+            file.remove()
 
     def _retry_lines(self, new: Wanted, results: dict[str, RawOutcome]) -> None:
         """Lines that failed with an error an online call would retry (429, 408/409, 5xx) go again, in a
@@ -133,10 +143,13 @@ class BatchJudge:
             for key in again:
                 results.pop(key, None)
             self.shown_from = len(self.jobs)
-            lines = [(k, encode_line(custom_id(nodeid, k), request)) for k, (request, nodeid) in again.items()]
-            files, _too_big = split_files(lines)
-            for chunk in files:
-                self._submit(chunk, {k: again[k][0] for k, _ in chunk}, results)
+            files, _too_big = write_files((k, encode_line(custom_id(nodeid, k), request))
+                                          for k, (request, nodeid) in again.items())
+            try:
+                self._submit_all(files, again, results)
+            finally:
+                for file in files:
+                    file.remove()
             self._wait(results)
 
     def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
@@ -220,14 +233,15 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
-    def _submit(self, chunk: list[tuple[str, bytes]], requests: dict[str, JudgeRequest],
+    def _submit(self, file: InputFile, requests: dict[str, JudgeRequest],
                 results: dict[str, RawOutcome]) -> Job | None:
-        data = b"".join(line for _, line in chunk)
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
-            uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"), purpose=protocol.BATCH_PURPOSE)
+            with open(file.path, "rb") as data:  # streamed from disk by the SDK's multipart upload
+                uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"),
+                                                 purpose=protocol.BATCH_PURPOSE)
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
-            self._fail_all(requests, results, exc)
+            fail_all(requests, results, exc)
             return None
         with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
@@ -235,7 +249,7 @@ class BatchJudge:
                                                 completion_window=protocol.COMPLETION_WINDOW,
                                                 metadata={MARKER: CREATOR, "cache": self.token})
             except Exception as exc:  # noqa: BLE001
-                self._fail_all(requests, results, exc)
+                fail_all(requests, results, exc)
                 return None
             job = Job(batch.id, set(requests), requests, need=set(requests), remembered=self.persistent)
             if self.persistent:
@@ -249,12 +263,6 @@ class BatchJudge:
             self._update(job, batch)
             self.jobs.append(job)
         return job
-
-    @staticmethod
-    def _fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
-        error = translate_exception(exc)
-        for key in requests:
-            results[key] = error
 
     # ------------------------------------------------------------------ step 4: poll
 
@@ -359,6 +367,7 @@ class BatchJudge:
         Returns the keys the files answered (empty if a download failed: the job stays remembered).
         """
         got: dict[str, RawOutcome] = {}
+        own = {k: k for k in job.keys}  # the held tests' key strings, not 20,000 equal copies from the file
         for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
                 continue
@@ -368,12 +377,14 @@ class BatchJudge:
                         row = _json_object(line)
                         cid = row.get("custom_id") if row is not None else None
                         if row is not None and isinstance(cid, str):
-                            got[key_of(cid)] = outcome_of_line(row)
+                            key = key_of(cid)
+                            got[own.get(key, key)] = outcome_of_line(row)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
                 return set()
+        del own
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
@@ -395,6 +406,13 @@ class BatchJudge:
         if self.persistent:
             self.ledger.forget(job.id)
         return set(got)
+
+
+def fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
+    """Every request of a job that could not be uploaded or created gets the error (none passes)."""
+    error = translate_exception(exc)
+    for key in requests:
+        results[key] = error
 
 
 def kept_text(job: Job, *, persistent: bool, ledger: str) -> str:

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from .. import errors, protocol
 from ..client import reply_from_completion
@@ -38,28 +41,74 @@ def encode_line(cid: str, request: JudgeRequest) -> bytes:
                        separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def split_files(lines: list[tuple[str, bytes]], limit: int | None = None
+def split_files(lines: Iterable[tuple[str, bytes]], limit: int | None = None
                 ) -> tuple[list[list[tuple[str, bytes]]], list[tuple[str, int]]]:
     """Pack lines into as few files as the size limit allows (one, unless the run is over 10 MB).
 
     Returns the files (lists of ``(key, line)``) and the keys whose single line alone is too big.
     """
-    limit = protocol.MAX_BATCH_FILE_BYTES if limit is None else limit
     files: list[list[tuple[str, bytes]]] = []
     too_big: list[tuple[str, int]] = []
-    current: list[tuple[str, bytes]] = []
-    size = 0
+    for index, key, line in pack(lines, limit, too_big):
+        if index == len(files):
+            files.append([])
+        files[index].append((key, line))
+    return files, too_big
+
+
+def pack(lines: Iterable[tuple[str, bytes]], limit: int | None, too_big: list[tuple[str, int]]
+         ) -> Iterator[tuple[int, str, bytes]]:
+    """``(file number, key, line)`` for each line that fits; a line alone over the limit goes to ``too_big``."""
+    limit = protocol.MAX_BATCH_FILE_BYTES if limit is None else limit
+    index, size = 0, 0
     for key, line in lines:
         if len(line) > limit:
             too_big.append((key, len(line)))
             continue
-        if current and size + len(line) > limit:
-            files.append(current)
-            current, size = [], 0
-        current.append((key, line))
+        if size and size + len(line) > limit:
+            index, size = index + 1, 0
         size += len(line)
-    if current:
-        files.append(current)
+        yield index, key, line
+
+
+@dataclass
+class InputFile:
+    """A batch input file written to disk, so that 20,000 lines are never in memory at once."""
+
+    path: str
+    keys: list[str] = field(default_factory=list)
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def write_files(lines: Iterable[tuple[str, bytes]], limit: int | None = None
+                ) -> tuple[list[InputFile], list[tuple[str, int]]]:
+    """Stream lines into temporary JSONL files, packed as :func:`split_files` packs them (the caller removes them)."""
+    files: list[InputFile] = []
+    too_big: list[tuple[str, int]] = []
+    out: BinaryIO | None = None
+    try:
+        for index, key, line in pack(lines, limit, too_big):
+            if index == len(files):
+                if out is not None:
+                    out.close()
+                fd, path = tempfile.mkstemp(prefix="pai-judge-batch-", suffix=protocol.BATCH_FILE_SUFFIX)
+                files.append(InputFile(path))
+                out = os.fdopen(fd, "wb")
+            assert out is not None
+            out.write(line)
+            files[index].keys.append(key)
+    except BaseException:
+        for file in files:
+            file.remove()
+        raise
+    finally:
+        if out is not None:
+            out.close()
     return files, too_big
 
 

@@ -34,7 +34,7 @@ def outcome_from_dict(data: dict[str, Any]) -> RawOutcome:
     return errors.error_from_dict(data["error"])
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """One held judge assertion: the expectation, the cache key of each request, and where it was made."""
 
@@ -79,7 +79,7 @@ SCOPED = pytest.StashKey[list[tuple[Pending, Any]]]()
 """Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Held:
     """A test that ran to its end and waits for verdicts before its reports are logged."""
 
