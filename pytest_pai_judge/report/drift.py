@@ -13,7 +13,8 @@ import pandas as pd
 
 from .table import NO_SCENE, coerce, isna, short_text
 
-DRIFT_COLUMNS = ("key", "nodeid", "question", "model", "scene", "score_then", "score_now", "change", "status")
+DRIFT_COLUMNS = ("key", "nodeid", "question", "model", "scene", "score_then", "score_now", "change", "status",
+                 "max_score")
 """The per-case drift table's columns (also the ``<stem>.drift<suffix>`` file's)."""
 SCENE_DRIFT_COLUMNS = ("scene", "cases", "mean_then", "mean_now", "mean_change")
 """The per-scene drift table's columns."""
@@ -37,7 +38,9 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame, *, ran: C
     case missing from this run is ``not run`` when its test did not run (deselected with ``-k``, not
     selected, skipped, or the run stopped first) and ``gone`` when its test ran without it. ``ran``
     names the tests that ran (the plugin knows them from pytest's reports); without it, a test with
-    no row in this run counts as not run. Neither is ever a drop. ``change`` is in score points.
+    no row in this run counts as not run. Neither is ever a drop. ``change`` is in points of the case's
+own scale (``max_score``); the per-scene means keep each scale apart (in a scene with /5 and /10
+cases, the /10 ones are a row of their own, ``scene (/10)``).
     """
     base = coerce(baseline_df)
     cur = coerce(current_df)
@@ -47,7 +50,7 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame, *, ran: C
                if base_counts.get(n, 0) <= 1 and cur_counts.get(n, 0) <= 1}
 
     def keyed(df: pd.DataFrame) -> pd.DataFrame:
-        out = df[["nodeid", "question", "model", "scene", "score"]].copy()
+        out = df[["nodeid", "question", "model", "scene", "score", "max_score"]].copy()
         out["question"] = out["question"].fillna("")
         out["_occ"] = out.groupby(["nodeid", "question"]).cumcount()
         single = out["nodeid"].isin(singles)
@@ -81,15 +84,21 @@ def compute_drift(baseline_df: pd.DataFrame, current_df: pd.DataFrame, *, ran: C
             "model": _str_or_none(rec["model" + run]), "scene": _str_or_none(rec["scene" + run]),
             "score_then": then, "score_now": now,
             "change": (now - then) if then is not None and now is not None else None, "status": status,
+            "max_score": _num(rec.get("max_score" + run)),
         })
     per_case = pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))
     per_case = per_case.astype({"key": "string", "nodeid": "string", "question": "string", "model": "string",
                                 "scene": "string", "score_then": "float64", "score_now": "float64",
-                                "change": "float64", "status": "string"})
+                                "change": "float64", "status": "string", "max_score": "float64"})
     per_case = per_case.sort_values(["change", "key"], na_position="last", kind="stable").reset_index(drop=True)
 
     compared = per_case[per_case["change"].notna()].copy()
     compared["scene"] = compared["scene"].fillna(NO_SCENE)
+    # one row per scene AND scale: a /10 and a /5 case are never averaged together
+    scales = compared.groupby("scene")["max_score"].transform("nunique")
+    off_scale = compared["max_score"].notna() & (compared["max_score"] != 5) & (scales > 1)
+    compared.loc[off_scale, "scene"] = [f"{scene} (/{int(top)})" for scene, top in
+                                        zip(compared.loc[off_scale, "scene"], compared.loc[off_scale, "max_score"])]
     per_scene = (compared.groupby("scene", sort=True)
                  .agg(cases=("change", "size"), mean_then=("score_then", "mean"), mean_now=("score_now", "mean"),
                       mean_change=("change", "mean"))

@@ -82,3 +82,23 @@ def test_no_shared_cases_warns_only_when_nothing_was_compared() -> None:
     assert no_shared_cases(partly) is None
     unscored, _ = compute_drift(records_to_frame([rec("a", 9)]), records_to_frame([rec("a", None, error="x")]))
     assert no_shared_cases(unscored) is None, "a case in both runs was matched, even without a score"
+
+
+def test_per_scene_means_keep_each_scale_apart() -> None:
+    """A /10 and a /5 case of one scene were averaged as raw points; now each scale is a row of its own."""
+    import pandas as pd
+
+    from pytest_pai_judge.report.drift import compute_drift
+
+    def frame(five: float, ten: float) -> pd.DataFrame:
+        return pd.DataFrame([
+            {"nodeid": "t.py::test_five", "question": "q5", "model": "m", "scene": "s", "score": five, "max_score": 5},
+            {"nodeid": "t.py::test_ten", "question": "q10", "model": "m", "scene": "s", "score": ten, "max_score": 10},
+        ])
+
+    per_case, per_scene = compute_drift(frame(4, 8), frame(3, 9))
+    rows = {r["scene"]: r for r in per_scene.to_dict(orient="records")}
+    assert set(rows) == {"s", "s (/10)"}
+    assert (rows["s"]["mean_then"], rows["s"]["mean_now"]) == (4, 3)
+    assert (rows["s (/10)"]["mean_then"], rows["s (/10)"]["mean_now"]) == (8, 9)
+    assert sorted(per_case["max_score"].tolist()) == [5, 10]
