@@ -157,6 +157,7 @@ def check_every_count(pytester: pytest.Pytester, result: pytest.RunResult, mode:
     tests_line = "8 judged tests (2 passed, 3 failed, 2 xfailed, 1 xpassed, as pytest counts them)"
     assert tests_line in md
     assert re.search(r"### \d+\. failed: test_suite.py::test_strict_xpass\n", md)
+    assert "| why | XPASS(strict): the test is marked xfail(strict=True), but the verdict met its threshold |" in md
     assert re.search(r"### \d+\. error: test_suite.py::test_judge_error_under_xfail\n", md)
     scales = re.compile(r"mean [\d.]+/5 over 5 scored verdicts \(2 rows without a score\) · mean [\d.]+/10 over 1 "
                         r"scored verdict")

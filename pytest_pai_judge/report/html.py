@@ -34,6 +34,7 @@ from .page_facts import (
     run_facts,
     run_verdict,
     split_cases,
+    why_status,
 )
 from .page_style import CSS, FILTER_SCRIPT
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text, summarize
@@ -133,6 +134,8 @@ def _case_card(r: dict[str, Any], number: int) -> str:
              f"<div class='case-head'>{_badge(status)} <span class='id'>{esc(r['nodeid'])}</span></div>",
              f"<div class='dim'>{_meta(r)}</div>",
              f"<div class='scoreline'>{_score_line(r)}</div>"]
+    if why_status(r):
+        parts.append(f"<div class='unavailable'>{esc(why_status(r))}</div>")
     if samples_text(r):
         parts.append(f"<div class='samples'>{esc(samples_text(r))}</div>")
     if not isna(r["error"]):

@@ -29,6 +29,7 @@ from .page_facts import (
     run_verdict,
     score_bin,
     split_cases,
+    why_status,
 )
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text
 
@@ -149,7 +150,7 @@ def _case_block(r: dict[str, Any], number: int) -> str:
              f"{_score(r)} · {_md(r['model'])} · {_md(scene)} · {_md(r['kind'])} {_md(r['assertion'])}"
              + (f" · {_md(samples_text(r))}" if samples_text(r) else ""), "", "| | |", "|---|---|"]
     pairwise = not isna(r["answer2"])
-    cells = [("verdict unavailable", r["error"]), ("question", r["question"]),
+    cells = [("why", why_status(r) or None), ("verdict unavailable", r["error"]), ("question", r["question"]),
              ("answer 1" if pairwise else "answer", r["answer"]), ("answer 2", r["answer2"])]
     cells += [("reference answer" if k == "ref_answer" else k, v) for k, v in judge_fields(r)]
     cells += [("judge's reasons", r["reasons"]), ("criteria" + (" (answer 1 vs 2)" if pairwise else ""), _criteria(r))]

@@ -47,6 +47,13 @@ def case_status(row: dict[str, Any]) -> str:
     return status
 
 
+def why_status(row: dict[str, Any]) -> str:
+    """The words a case card adds when its status alone would puzzle: a strict XPASS met its threshold."""
+    if row.get(STATUS_COLUMN, case_status(row)) == "failed" and row.get("passed") is True and row.get("xfail") is True:
+        return "XPASS(strict): the test is marked xfail(strict=True), but the verdict met its threshold"
+    return ""
+
+
 def split_cases(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cases needing attention, the rest), each ordered worst first, with a :data:`STATUS_COLUMN`.
 
