@@ -289,13 +289,15 @@ class JudgeSession:
         if self.holds(item):
             self.judging.prepare(request, item)  # a request the judge would refuse is refused now, whatever the mode
             if self.options.value_fallback is not ValueFallback.IMMEDIATE:
-                raise errors.DeferredVerdictError(
+                refused = errors.DeferredVerdictError(
                     f"this test reads a judge verdict as a value ({request.describe()}), but "
                     f"--judge-mode={self.options.run_mode} defers verdicts to the end of the run, so it is not known "
                     "yet. Use assert_judge_score / assert_judge_prefers / assert_judge_not_worse (they are "
                     "deferred), mark this test @pytest.mark.judge(defer=False) to judge it synchronously, or pass "
                     "--judge-batch-fallback=immediate to judge every value read in a test body with a synchronous "
                     "call.")
+                self.record_value_failure(request, refused, item)  # a row: the reports count it as an error
+                raise refused
 
     def sampled_comparison(self, forward: JudgeRequest, backward: JudgeRequest, item: pytest.Item | None,
                            samples: int) -> Comparison:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import textwrap
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -819,3 +820,18 @@ def test_another_protocol_owner_still_gets_judged(pytester: pytest.Pytester, fau
     assert {k: v[0] for k, v in outcomes.items()} == {"test_bad": "failed", "test_good": "passed"}
     assert "judge score 2/5 is below the minimum 4" in outcomes["test_bad"][1]
     assert stats(faulty_server).get("batches_created", 0) == 0  # judged online, at once
+
+
+@pytest.mark.parametrize("mode", ["deferred", "batch"])
+def test_a_refused_value_read_is_a_report_row_with_its_error(pytester: pytest.Pytester, mode: str) -> None:
+    """A test failed by DeferredVerdictError had no row: the reports did not count it (nor drift, as "gone")."""
+    pytester.makepyfile(textwrap.dedent("""
+        def test_reads_a_value(judge):
+            judge.score("What is the capital of France?", "Paris.")
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--judge-mode={mode}", "--judge-report=r.json")
+    result.assert_outcomes(failed=1)
+    (row,) = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    assert row["assertion"] == "value" and "DeferredVerdictError" in (row["error"] or "")
+    assert row["outcome"] == "failed" and row["status"] == "error"
+    result.stdout.fnmatch_lines(["*1 verdict read as a value*"])
