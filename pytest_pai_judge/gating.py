@@ -9,9 +9,7 @@ and to junitxml as properties of the test suite. The grammar and the statistics:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,14 +73,3 @@ class JudgeGates:
         failed = sum(r.failed for r in self.results)
         if failed:
             tr.write_line(f"{failed} of {len(self.results)} judge gates failed: the run fails", red=True, bold=True)
-
-
-def write_sidecar(results: Sequence[GateResult], report: Path) -> Path:
-    """``<report stem>.gates.json`` next to a machine-readable report: every gate's figures."""
-    path = report.with_name(f"{report.stem}.gates.json")
-    text = json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2, allow_nan=False,
-                      default=lambda v: None)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path

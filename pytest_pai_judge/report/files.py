@@ -39,7 +39,8 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
     it as a section; next to a machine-readable report it is written as ``<stem>.drift<suffix>`` (one
     row per case), so the report itself keeps exactly the results columns and can serve as the next
     baseline. ``regression`` (``--judge-regression``'s result) is shown at the top of Markdown and HTML
-    pages and written next to a machine-readable report as ``<stem>.regression.json``.
+    pages and written next to a machine-readable report as ``<stem>.regression.json``; ``gates``
+    (``--judge-gate``'s results) likewise, as a Gates section and ``<stem>.gates.json``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -60,6 +61,9 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
         if regression is not None:
             _write_text(path.with_name(f"{path.stem}.regression.json"),
                         json.dumps(regression.to_json(), ensure_ascii=False, indent=1) + "\n")
+        if gates:
+            _write_text(path.with_name(f"{path.stem}.gates.json"),
+                        json.dumps([g.to_dict() for g in gates], ensure_ascii=False, indent=2) + "\n")
     return path
 
 

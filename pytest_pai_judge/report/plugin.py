@@ -228,10 +228,6 @@ class JudgeReporting:
                 write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop,
                              regression=self.regression, gates=gates)
                 self.written.append(path)
-                if gates and path.suffix.lower() in READABLE_SUFFIXES:
-                    from ..gating import write_sidecar
-
-                    write_sidecar(gates, path)
             except (OSError, ValueError) as exc:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")
                 if session.exitstatus == pytest.ExitCode.OK:
