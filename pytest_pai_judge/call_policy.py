@@ -20,6 +20,7 @@ import contextvars
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -112,65 +113,70 @@ def _timed_out(request: Any, exc: BaseException, started: float, budget: CallBud
     return TimeoutNotResent(request, time.monotonic() - started, budget.attempts if budget else 1)
 
 
+@dataclass
+class _Attempt:
+    """One attempt of a call: its request, the call's budget, and when it started."""
+
+    request: Any
+    budget: CallBudget | None
+    started: float = field(default_factory=time.monotonic)
+
+
 def policy_transport(lib: ModuleType, *, asynchronous: bool) -> Any:
     """An HTTP transport of ``lib`` applying this module's policy; the SDK's client is built on it."""
     unreachable_errors = (lib.ConnectError, lib.RemoteProtocolError)
 
+    @contextmanager
+    def guarded(attempt: _Attempt, *, connecting: bool = False) -> Iterator[None]:
+        """A read timeout becomes the policy's exception; a failed connection is noted for the budget's text."""
+        try:
+            yield
+        except lib.ReadTimeout as exc:
+            raise _timed_out(attempt.request, exc, attempt.started, attempt.budget) from exc
+        except unreachable_errors:
+            if connecting:
+                _after_attempt(attempt.budget, unreachable=True, what="cannot connect")
+            raise
+
     class SyncStream(lib.SyncByteStream):  # type: ignore[name-defined]
-        def __init__(self, inner: Any, request: Any, started: float, budget: CallBudget | None) -> None:
-            self.inner, self.request, self.started, self.budget = inner, request, started, budget
+        def __init__(self, inner: Any, attempt: _Attempt) -> None:
+            self.inner, self.attempt = inner, attempt
 
         def __iter__(self) -> Iterator[bytes]:
-            try:
+            with guarded(self.attempt):
                 yield from self.inner
-            except lib.ReadTimeout as exc:
-                raise _timed_out(self.request, exc, self.started, self.budget) from exc
 
         def close(self) -> None:
             self.inner.close()
 
     class AsyncStream(lib.AsyncByteStream):  # type: ignore[name-defined]
-        def __init__(self, inner: Any, request: Any, started: float, budget: CallBudget | None) -> None:
-            self.inner, self.request, self.started, self.budget = inner, request, started, budget
+        def __init__(self, inner: Any, attempt: _Attempt) -> None:
+            self.inner, self.attempt = inner, attempt
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            try:
+            with guarded(self.attempt):
                 async for chunk in self.inner:
                     yield chunk
-            except lib.ReadTimeout as exc:
-                raise _timed_out(self.request, exc, self.started, self.budget) from exc
 
         async def aclose(self) -> None:
             await self.inner.aclose()
 
     class PolicyTransport(lib.HTTPTransport):  # type: ignore[name-defined]
         def handle_request(self, request: Any) -> Any:
-            budget = _before_attempt(request)
-            started = time.monotonic()
-            try:
+            attempt = _Attempt(request, _before_attempt(request))
+            with guarded(attempt, connecting=True):
                 response = super().handle_request(request)
-            except lib.ReadTimeout as exc:
-                raise _timed_out(request, exc, started, budget) from exc
-            except unreachable_errors:
-                _after_attempt(budget, unreachable=True, what="cannot connect")
-                raise
-            _after_attempt(budget, status=response.status_code)
-            response.stream = SyncStream(response.stream, request, started, budget)
+            _after_attempt(attempt.budget, status=response.status_code)
+            response.stream = SyncStream(response.stream, attempt)
             return response
 
     class AsyncPolicyTransport(lib.AsyncHTTPTransport):  # type: ignore[name-defined]
         async def handle_async_request(self, request: Any) -> Any:
-            budget = _before_attempt(request)
-            started = time.monotonic()
-            try:
+            attempt = _Attempt(request, _before_attempt(request))
+            with guarded(attempt, connecting=True):
                 response = await super().handle_async_request(request)
-            except lib.ReadTimeout as exc:
-                raise _timed_out(request, exc, started, budget) from exc
-            except unreachable_errors:
-                _after_attempt(budget, unreachable=True, what="cannot connect")
-                raise
-            _after_attempt(budget, status=response.status_code)
-            response.stream = AsyncStream(response.stream, request, started, budget)
+            _after_attempt(attempt.budget, status=response.status_code)
+            response.stream = AsyncStream(response.stream, attempt)
             return response
 
     return AsyncPolicyTransport() if asynchronous else PolicyTransport()
