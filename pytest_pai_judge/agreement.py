@@ -74,9 +74,9 @@ def score_agreement(human: Sequence[float], judge: Sequence[float | None], *, sc
     if threshold is not None:
         positives = [j for h, j in zip(people, filled) if h >= threshold]
         negatives = [j for h, j in zip(people, filled) if h < threshold]
-        figures["tpr"] = _rate("true-positive rate (human pass, judge pass)",
+        figures["tpr"] = rate_figure("true-positive rate (human pass, judge pass)",
                                sum(1 for j in positives if j >= threshold), len(positives), confidence)
-        figures["tnr"] = _rate("true-negative rate (human fail, judge fail)",
+        figures["tnr"] = rate_figure("true-negative rate (human fail, judge fail)",
                                sum(1 for j in negatives if j < threshold), len(negatives), confidence)
     confusion: dict[tuple[int, int], int] = {}
     for h, j in zip(people, judge):
@@ -92,8 +92,8 @@ def pairwise_agreement(human: Sequence[str], judge: Sequence[str | None], consis
     if not len(human) == len(judge) == len(consistent):
         raise ValueError("human, judge and consistent must have one entry per row")
     agree = sum(1 for h, j in zip(human, judge) if j is not None and str(h) == str(j))
-    return {"agreement": _rate("agreement with the human winner", agree, len(human), confidence),
-            "position_consistency": _rate("position consistency (same verdict in both orders)",
+    return {"agreement": rate_figure("agreement with the human winner", agree, len(human), confidence),
+            "position_consistency": rate_figure("position consistency (same verdict in both orders)",
                                           sum(bool(c) for c in consistent), len(consistent), confidence)}
 
 
@@ -152,7 +152,8 @@ def _boot(name: str, a: list[int], b: list[int], statistic: Callable[[Sequence[i
     return Figure(name, value, low, high, n)
 
 
-def _rate(name: str, hits: int, n: int, confidence: float) -> Figure:
+def rate_figure(name: str, hits: int, n: int, confidence: float) -> Figure:
+    """A share of ``n`` with its Wilson interval (sound at small n and at 0 or 1, unlike the normal one)."""
     if n == 0:
         return Figure(name, None, n=0)
     from scipy.stats import binomtest

@@ -25,6 +25,7 @@ OUTCOMES_KEY = pytest.StashKey[TestOutcomes]()
 RECORDS_KEY = "pai_judge_records"
 STATS_KEY = "pai_judge_stats"
 WARNINGS_KEY = "pai_judge_warnings"
+CHECKS_KEY = "pai_judge_checks"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -65,7 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     gates = JudgeGates(config, lambda: outcomes.fill(session.records))
     config.pluginmanager.register(gates, "pai_judge_gates")
     config.pluginmanager.register(JudgeReporting(config, lambda: outcomes.fill(session.records), outcomes.ran,
-                                                 get_gates=lambda: gates.results), "pai_judge_reporting")
+                                                 get_gates=lambda: gates.results, get_checks=lambda: session.checks),
+                                "pai_judge_reporting")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -117,6 +119,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     session = node.config.stash[SESSION_KEY]
     output = getattr(node, "workeroutput", None) or {}
     session.records.extend(JudgeRecord(**row) for row in output.get(RECORDS_KEY, []))
+    session.checks.extend(output.get(CHECKS_KEY, []))
     for key, value in output.get(STATS_KEY, {}).items():
         session.stats[key] = session.stats.get(key, 0) + value
     for message in output.get(WARNINGS_KEY, []):  # e.g. an unusable cache: every worker saw it
@@ -132,6 +135,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None:
         judge_session.judging.flush_cache()  # the controller may prune as soon as this worker reports back
         workeroutput[RECORDS_KEY] = [r.to_dict() for r in judge_session.records]
+        workeroutput[CHECKS_KEY] = judge_session.checks
         workeroutput[STATS_KEY] = dict(judge_session.stats)
         workeroutput[WARNINGS_KEY] = judge_session.all_warnings()
     else:
@@ -142,7 +146,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """Judged tests by pytest's outcome, assertions by verdict, calls, cached verdicts, tokens, the lowest scores."""
     session = config.stash[SESSION_KEY]
     records = config.stash[OUTCOMES_KEY].fill(session.records)
-    terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned)
+    terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned,
+                           session.checks)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -83,6 +83,8 @@ class JudgeSession:
         self.judging = Judging(config, self.options, self.run_id)
         self.warnings: list[str] = list(self.options.warnings)
         self.records: list[JudgeRecord] = []
+        self.checks: list[dict[str, Any]] = []
+        """The judge checks' figures (agreement with labels, bias probes), as JSON-safe dicts, in order."""
         self.current_item: pytest.Item | None = None
         self.deselected = 0
         self.pruned = 0
@@ -161,8 +163,10 @@ class JudgeSession:
 
     # ------------------------------------------------------------------ assertions
 
-    def submit(self, expectation: Expectation, item: pytest.Item | None) -> list[Outcome]:
-        """Judge now and raise on failure, or hand the expectation to the deferred run (returns [])."""
+    def submit(self, expectation: Expectation, item: pytest.Item | None, *, now: bool = False) -> list[Outcome]:
+        """Judge now and raise on failure, or hand the expectation to the deferred run (returns []).
+
+        ``now``: judge it now in every mode (a value the test reads, such as ``judge.agreement``)."""
         __tracebackhide__ = True
         expectation.run_mode = self.options.run_mode.value
         expectation.confidence = self.options.confidence
@@ -177,7 +181,7 @@ class JudgeSession:
                            "not sample gives the same score every time, so the extra samples cost calls and decide "
                            "nothing a single verdict would not")
         outcomes: list[Outcome] = []
-        if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
+        if not now and self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
             assert item is not None and self.deferred is not None
             keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
             if expectation.samples > 1:  # held whole: its rounds are settled at the end of the run
@@ -249,6 +253,9 @@ class JudgeSession:
                 self.judging.observe(outcome, item if isinstance(item, pytest.Item) else None)
         records, failure = expectation.evaluate(outcomes)
         self.add_records(records, item)
+        check = expectation.judge_check()
+        if check is not None:
+            self.checks.append(check)
         return failure
 
     def add_records(self, records: list[JudgeRecord], item: pytest.Item | PropertySink | None) -> None:

@@ -86,7 +86,8 @@ def run_facts(df: pd.DataFrame) -> list[str]:
     facts = [f"{s['judged_tests']:,} judged {'test' if s['judged_tests'] == 1 else 'tests'} "
              f"({describe_tests(s['tests'])}, as pytest counts them)",
              f"{s['rows']:,} {'row' if s['rows'] == 1 else 'rows'}: {describe_assertions(s['assertions'])}"
-             + (f", {s['values']:,} read as {'a value' if s['values'] == 1 else 'values'}" if s["values"] else "")]
+             + (f", {s['values']:,} read as {'a value' if s['values'] == 1 else 'values'}" if s["values"] else "")
+             + (f", {s['check_rows']:,} of judge checks" if s["check_rows"] else "")]
     facts += [f.text() for f in scale_facts(df)]
     facts.append(f"verdicts: {s['fresh']:,} fresh from {s['calls']:,} {'call' if s['calls'] == 1 else 'calls'}, "
                  f"{s['cached']:,} from cache")
