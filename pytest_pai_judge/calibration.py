@@ -84,8 +84,8 @@ class Agreement:
     """score (human scores) or pairwise (human winners)."""
     figures: dict[str, Figure]
     rows: list[LabelledRow]
-    confusion: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(human score, judge score) -> rows; judge score 0 is "no verdict"."""
+    confusion: dict[tuple[Any, Any], int] = field(default_factory=dict)
+    """(human score, judge score) -> rows; judge score 0 is "no verdict" (pairwise: winners, "none")."""
     scale: int = 5
     nodeid: str = ""
     """The test that measured it."""
@@ -97,6 +97,9 @@ class Agreement:
     """The bounds the figures missed (``assert_judge_agrees``' minima); empty when they held or none were given."""
     bounds: dict[str, float] = field(default_factory=dict)
     """The bounds asked for (``min_kappa=0.6`` -> ``{"min_kappa": 0.6}``); empty for ``judge.agreement``."""
+    error: str | None = None
+    """Set when calls got no answer at all (a judge error): then the figures measure nothing and no bound is
+    checked (the assertion fails with that error)."""
 
     def __getitem__(self, name: str) -> Figure:
         return self.figures[name]
@@ -113,6 +116,8 @@ class Agreement:
 
     def text(self) -> str:
         """The figures, one per line, then the worst disagreements."""
+        if self.error:
+            return f"  not measured: {self.error}"
         lines = [f"  {f.text()}" for f in self.figures.values()]
         worst = self.worst()
         if worst:
@@ -128,9 +133,9 @@ class Agreement:
         """JSON-safe: what crosses from an xdist worker and what the reports' calibration sidecar holds."""
         return {"check": "agreement", "kind": self.kind, "nodeid": self.nodeid, "model": self.model,
                 "scale": self.scale, "threshold": self.threshold, "samples": self.samples,
-                "misses": list(self.misses), "bounds": dict(self.bounds),
+                "misses": list(self.misses), "bounds": dict(self.bounds), "error": self.error,
                 "figures": {k: f.to_dict() for k, f in self.figures.items()},
-                "confusion": [[h, j, n] for (h, j), n in sorted(self.confusion.items())],
+                "confusion": [[h, j, n] for (h, j), n in sorted(self.confusion.items(), key=str)],
                 "rows": [r.to_dict() for r in self.rows]}
 
     @classmethod
@@ -138,9 +143,10 @@ class Agreement:
         figures = {k: Figure(f["name"], f.get("value"), f.get("low"), f.get("high"), int(f.get("n") or 0))
                    for k, f in data["figures"].items()}
         return cls(data["kind"], figures, [LabelledRow.from_dict(r) for r in data.get("rows") or []],
-                   {(int(h), int(j)): int(n) for h, j, n in data.get("confusion") or []}, int(data.get("scale") or 5),
+                   {(h, j): int(n) for h, j, n in data.get("confusion") or []}, int(data.get("scale") or 5),
                    str(data.get("nodeid") or ""), str(data.get("model") or ""), data.get("threshold"),
-                   int(data.get("samples") or 1), tuple(data.get("misses") or ()), dict(data.get("bounds") or {}))
+                   int(data.get("samples") or 1), tuple(data.get("misses") or ()), dict(data.get("bounds") or {}),
+                   data.get("error"))
 
 
 def _shown(value: Any) -> str:
@@ -192,15 +198,20 @@ class AgreementExpectation(Expectation):
         for record, human, case in zip(records, self.human, self.cases):
             record.human, record.case = str(_shown(human)), case
         agreement = self._measure(rows)
+        failed = [o for samples in per_request for o in samples if isinstance(o, errors.JudgeError)]
+        if failed:  # no answer at all for some rows: the figures would blame the judge for the connection
+            error = (f"{len(failed)} of {len(self.requests) * self.samples} calls got no answer: "
+                     f"{type(failed[0]).__name__}: {_first_line(str(failed[0]))}")
+            self.measured = Agreement(**{**_fields(agreement), "bounds": dict(self.minima), "error": error})
+            return records, failed[0]
         misses = tuple(check(agreement, self.minima))
-        agreement = Agreement(**{**_fields(agreement), "misses": misses, "bounds": dict(self.minima)})
-        self.measured = agreement
-        failed_call = next((o for samples in per_request for o in samples if isinstance(o, errors.JudgeError)), None)
-        if failed_call is not None:
-            return records, failed_call
+        agreement = self.measured = Agreement(**{**_fields(agreement), "misses": misses, "bounds": dict(self.minima)})
         if misses:
-            return records, JudgeAssertionError(f"the judge disagrees with the labels: {'; '.join(misses)} "
-                                                f"({len(rows)} labelled rows)\n{agreement.text()}")
+            return records, JudgeAssertionError(
+                f"the judge disagrees with the labels: {'; '.join(misses)} ({len(rows)} labelled rows)\n"
+                f"{agreement.text()}\n  look at the disagreements (and the judge's reasons) before moving the bound; "
+                f"if the judge's model, scene or template changed, this is what changed with it\n"
+                f"  rerun only this test: pytest \"{self.labels.get('rerun', self.nodeid)}\"")
         return records, None
 
     def _score_row(self, index: int, case: str, drawn: list[list[Outcome]]) -> tuple[LabelledRow, Any]:
@@ -243,7 +254,11 @@ class AgreementExpectation(Expectation):
         if self.kind == "pairwise":
             figures = pairwise_agreement([r.human for r in rows], [r.judge for r in rows],
                                          [r.consistent for r in rows], self.confidence)
-            return Agreement("pairwise", figures, rows, {}, self.scale, self.nodeid, model, None, self.samples)
+            confusion: dict[tuple[Any, Any], int] = {}
+            for r in rows:
+                cell = (str(r.human), "none" if r.judge is None else str(r.judge))
+                confusion[cell] = confusion.get(cell, 0) + 1
+            return Agreement("pairwise", figures, rows, confusion, self.scale, self.nodeid, model, None, self.samples)
         result = score_agreement([float(r.human) for r in rows], [r.judge for r in rows], scale=self.scale,
                                  threshold=self.cut, confidence=self.confidence)
         return Agreement("score", result.figures, rows, result.confusion, self.scale, self.nodeid, model, self.cut,
@@ -266,54 +281,86 @@ def labelled_set(settings: Settings, item: pytest.Item | None, data: Any, *, que
                  **fields: Any) -> AgreementExpectation:
     """The expectation of a labelled set; pairwise when ``answer1`` / ``answer2`` are named."""
     __tracebackhide__ = True
+    typos = [k for k in fields if k.startswith("min_")]
+    if typos:
+        raise TypeError(f"unknown bound {typos[0]}=; the bounds are {', '.join(MINIMA)}")
     model = model or settings.model
     bounds = {k: float(v) for k, v in (minima or {}).items() if v is not None}
     pairwise = answer1 is not None or answer2 is not None
     requests: list[JudgeRequest] = []
     ids: list[str] = []
     human: list[Any] = []
+    scale = int(fields.get("max_score") or 5)
     if pairwise:
-        for p in cases(data, question=question, id=id, answer1=answer1 or "answer1", answer2=answer2 or "answer2",
-                       human_winner=human_winner):
-            q, first, second, winner = p.values
-            if str(winner) not in ("1", "2", "tie"):
-                raise ValueError(f"labelled row {p.id!r}: {human_winner} must be '1', '2' or 'tie', got {winner!r}")
-            requests += [JudgeRequest.pairwise(q, first, second, model=model, **fields),
-                         JudgeRequest.pairwise(q, second, first, model=model, **fields)]
-            ids.append(p.id)
-            human.append(str(winner))
+        for case, row in _rows(data, ref_answer, question=question, id=id, answer1=answer1 or "answer1",
+                               answer2=answer2 or "answer2", human_winner=human_winner):
+            q, first, second, ref = row["question"], row["answer1"], row["answer2"], row["ref_answer"]
+            winner = str(row["human_winner"])
+            if winner not in ("1", "2", "tie"):
+                raise ValueError(f"labelled row {case!r}: {human_winner} must be '1', '2' or 'tie', got {winner!r}")
+            requests += [JudgeRequest.pairwise(q, first, second, model=model, ref_answer=ref, **fields),
+                         JudgeRequest.pairwise(q, second, first, model=model, ref_answer=ref, **fields)]
+            ids.append(case)
+            human.append(winner)
     else:
-        try:
-            rows = cases(data, question=question, answer=answer, ref_answer=ref_answer, id=id, human_score=human_score)
-        except Exception as exc:
-            if ref_answer != "ref_answer" or "'ref_answer'" not in str(exc):
-                raise
-            rows = cases(data, question=question, answer=answer, id=id, human_score=human_score)  # optional column
-        for p in rows:
-            values = list(p.values)
-            q, a = values[0], values[1]
-            ref, score = (values[2], values[3]) if len(values) == 4 else (None, values[2])
-            if score is None or isinstance(score, bool):
-                raise ValueError(f"labelled row {p.id!r} has no human score ({human_score})")
-            requests.append(JudgeRequest.single(q, a, model=model, ref_answer=ref, **fields))
-            ids.append(p.id)
-            human.append(float(score))
+        for case, row in _rows(data, ref_answer, question=question, answer=answer, id=id, human_score=human_score):
+            requests.append(JudgeRequest.single(row["question"], row["answer"], model=model,
+                                                ref_answer=row["ref_answer"], **fields))
+            ids.append(case)
+            human.append(_human_score(row["human_score"], case, human_score, scale))
     if not requests:
         raise ValueError("the labelled set has no rows")
     count = samples_of(samples, settings, requests[0])
-    _check_bounds(bounds, "pairwise" if pairwise else "score", threshold)
+    _check_bounds(bounds, "pairwise" if pairwise else "score", threshold, scale)
     return AgreementExpectation("agrees", requests, None, nodeid_of(item), samples=count,
                                 kind="pairwise" if pairwise else "score", cases=ids, human=human,
-                                scale=int(fields.get("max_score") or 5), cut=threshold, minima=bounds)
+                                scale=scale, cut=threshold, minima=bounds)
+
+
+def _rows(data: Any, ref_answer: str | None, **columns: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(id, {name: value}) of each labelled row; ``ref_answer`` None when the (default, optional) column is
+    absent. Names follow ``cases()``' fixed order: question, answer, ref_answer, then the extras as passed."""
+    id_column = columns.pop("id", None)
+    extras = [n for n in columns if n not in ("question", "answer")]
+
+    def read(ref: str | None) -> list[tuple[str, dict[str, Any]]]:
+        names = [n for n in ("question", "answer") if n in columns] + (["ref_answer"] if ref else []) + extras
+        named: dict[str, Any] = {**columns, **({"ref_answer": ref} if ref else {})}
+        found = cases(data, id=id_column, **named)
+        return [(p.id, {"ref_answer": None, **dict(zip(names, p.values))}) for p in found]
+
+    try:
+        return read(ref_answer)
+    except Exception as exc:
+        if ref_answer != "ref_answer" or "'ref_answer'" not in str(exc):
+            raise
+    return read(None)
+
+
+def _human_score(value: Any, case: str, column: str, scale: int) -> float:
+    """A human score on the 1..scale scale (half points allowed), or a clear refusal naming the row."""
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"labelled row {case!r} has no human score ({column})")
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"labelled row {case!r}: {column} must be a number, got {value!r}") from None
+    if not 1 <= score <= scale:
+        raise ValueError(f"labelled row {case!r}: {column} {score:g} is outside the 1..{scale} scale"
+                         + (" (a 10-point set? pass max_score=10)" if scale < score <= 10 else ""))
+    return score
 
 
 FIGURES_OF = {"score": ("kappa", "spearman", "exact", "within_one", "tpr", "tnr"),
               "pairwise": ("agreement", "position_consistency")}
 
 
-def _check_bounds(bounds: dict[str, float], kind: str, threshold: float | None) -> None:
-    """Refuse, before anything is judged, a bound the labelled set cannot have a figure for."""
-    for keyword in bounds:
+def _check_bounds(bounds: dict[str, float], kind: str, threshold: float | None, scale: int) -> None:
+    """Refuse, before anything is judged, a bound the labelled set cannot have a figure for, or cannot meet."""
+    if threshold is not None and not 1 < threshold <= scale:
+        raise ValueError(f"threshold={threshold:g} is not a pass mark on the 1..{scale} scale (above 1, at most "
+                         f"{scale}: a score at or above it passes)")
+    for keyword, bound in bounds.items():
         name = MINIMA.get(keyword)
         if name is None:
             raise TypeError(f"unknown bound {keyword}=; known: {', '.join(MINIMA)}")
@@ -321,6 +368,9 @@ def _check_bounds(bounds: dict[str, float], kind: str, threshold: float | None) 
             raise ValueError(f"{keyword}= does not apply to {kind} labels")
         if name in ("tpr", "tnr") and threshold is None:
             raise ValueError(f"{keyword}= needs threshold= (the pass mark the judge is a classifier at)")
+        low = -1.0 if name in ("kappa", "spearman") else 0.0
+        if not low <= bound <= 1:
+            raise ValueError(f"{keyword}={bound:g} can never be met or never fail: {name} lies in [{low:g}, 1]")
 
 
 def check(agreement: Agreement, minima: dict[str, float]) -> list[str]:

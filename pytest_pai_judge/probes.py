@@ -296,7 +296,12 @@ def probe_expectation(settings: Settings, item: pytest.Item | None, question: st
     asked = list(dict.fromkeys([probes] if isinstance(probes, str) else probes))
     unknown = [p for p in asked if p not in PROBES]
     if unknown or not asked:
-        raise ValueError(f"unknown probe(s) {unknown or asked}: choose from {', '.join(PROBES)}")
+        raise ValueError((f"unknown probe(s) {unknown}" if unknown else "no probe given")
+                         + f": choose from {', '.join(PROBES)}")
+    for probe, limit in limits.items():
+        if limit is not None and (limit < 0 or (probe == "position" and limit > 1)):
+            allowed = "from 0 to 1" if probe == "position" else "0 or more"
+            raise ValueError(f"the {probe} probe's limit must be {allowed}, got {limit!r}")
     model = model or settings.model
     requests: list[JudgeRequest] = []
     roles: dict[str, int] = {}

@@ -158,8 +158,9 @@ class JudgeSession:
         return item.nodeid if rel == path else rel + sep + rest  # the same text: one string, not two
 
     def holds(self, item: pytest.Item | None) -> bool:
-        """Whether this test's verdicts are deferred to the end of the run."""
-        return self.deferred is not None and item is not None and self.deferred.can_hold(item)
+        """Whether this test's verdicts are deferred to the end of the run (never in an estimate: nothing is)."""
+        return (self.deferred is not None and item is not None and self.judging.estimate is None
+                and self.deferred.can_hold(item))
 
     # ------------------------------------------------------------------ assertions
 
@@ -180,6 +181,9 @@ class JudgeSession:
             self.warn_once(f"samples={expectation.samples} at temperature=0 ({nodeid_of(item)}): a judge that does "
                            "not sample gives the same score every time, so the extra samples cost calls and decide "
                            "nothing a single verdict would not")
+        if self.judging.estimate is not None:
+            self._estimate(expectation, item)
+            return []
         outcomes: list[Outcome] = []
         if not now and self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
             assert item is not None and self.deferred is not None
@@ -209,6 +213,23 @@ class JudgeSession:
         if failure is not None:
             raise failure
         return outcomes
+
+    def _estimate(self, expectation: Expectation, item: pytest.Item | None) -> None:
+        """``--judge-estimate``: count what the assertion's requests would cost (every sample); send nothing.
+
+        The test runs on (the assertion returns None, as when deferred) and is reported as skipped."""
+        __tracebackhide__ = True
+        estimate = self.judging.estimate
+        assert estimate is not None
+        for request in expectation.requests:
+            key = self.judging.prepare(request, item)
+            if expectation.samples > 1:
+                outcomes = self.judging.draw(request, key, list(range(expectation.samples)), item)
+            else:
+                outcomes = [self._quietly(self.judging.resolve, key, request, item)]
+            estimate.cached += sum(1 for o in outcomes if not isinstance(o, BaseException) or
+                                   getattr(o, "judge_cached", False))
+        mark_estimated(item)
 
     def _prepare(self, expectation: Expectation, request: JudgeRequest, item: pytest.Item | None,
                  so_far: list[Outcome]) -> str:
@@ -354,6 +375,9 @@ class JudgeSession:
         __tracebackhide__ = True
         try:
             verdict = self.judging.verdict(request, item)
+        except errors.Estimated:  # --judge-estimate: counted; without its value the test cannot go on
+            mark_estimated(item)
+            pytest.skip("estimate")
         except Exception as exc:  # an unreadable reply or a judge error: a row that says so, then the error
             if record:
                 self.record_value_failure(request, exc, item)
@@ -374,6 +398,18 @@ class JudgeSession:
         expectation = Expectation("score", [request], None, nodeid_of(item), run_mode=self.options.run_mode.value,
                                   labels={"group": group} if group is not None else {})
         self.add_records([expectation.record(request, verdict, passed=None, assertion="value", **columns)], item)
+
+
+ESTIMATED = pytest.StashKey[bool]()
+"""A test whose judge assertions ``--judge-estimate`` counted: reported as skipped, reason "estimate"."""
+
+
+def mark_estimated(item: pytest.Item | None) -> None:
+    if item is not None:
+        item.stash[ESTIMATED] = True
+        session = active_session()
+        if session.judging.estimate is not None:
+            session.judging.estimate.tests.add(item.nodeid)
 
 
 def partial_selection(config: pytest.Config) -> str | None:

@@ -138,6 +138,8 @@ def check_line(check: dict[str, Any]) -> str:
                                                    if f["low"] is not None and f["high"] is not None else "")
                for name, f in check["figures"].items()]
     rows = len(check.get("rows") or [])
+    if check.get("error"):
+        return f"judge agreement with {rows} labelled rows ({check['nodeid']}): not measured: {check['error']}"
     missed = f"; missed: {'; '.join(check['misses'])}" if check.get("misses") else ""
     return f"judge agreement with {rows} labelled rows ({check['nodeid']}): {', '.join(figures)}{missed}"
 

@@ -193,3 +193,79 @@ def test_the_reports_calibration_section(pytester: pytest.Pytester) -> None:
     assert f"| quadratic-weighted kappa | {kappa['value']:.2f} | [{kappa['low']:.2f}, {kappa['high']:.2f}] | 24 |" \
         in markdown
     assert set(probes["effects"]) == {"position", "verbosity", "consistency"}
+
+
+def test_bad_labels_and_bounds_are_refused_before_anything_is_judged(pytester: pytest.Pytester) -> None:
+    rows = [{"question": "q?", "answer": "a", "human_score": 9}]
+    (pytester.path / "ten.jsonl").write_text(json.dumps(rows) + "\n", encoding="utf-8")
+    (pytester.path / "word.jsonl").write_text(json.dumps({**rows[0], "human_score": "good"}) + "\n",
+                                             encoding="utf-8")
+    (pytester.path / "five.jsonl").write_text(json.dumps({**rows[0], "human_score": 5}) + "\n", encoding="utf-8")
+    pytester.makepyfile(textwrap.dedent("""
+        import re
+        import pytest
+        from pytest_pai_judge import assert_judge_agrees
+
+        @pytest.mark.parametrize("data, kwargs, message", [
+            ("ten.jsonl", {}, "labelled row '0': human_score 9 is outside the 1..5 scale (a 10-point set? pass "
+                              "max_score=10)"),
+            ("word.jsonl", {}, "labelled row '0': human_score must be a number, got 'good'"),
+            ("ten.jsonl", {"max_score": 10, "min_kappa": 2}, "min_kappa=2 can never be met or never fail"),
+            ("five.jsonl", {"threshold": 9}, "threshold=9 is not a pass mark on the 1..5 scale"),
+            ("five.jsonl", {"min_kapa": 0.5}, "unknown bound min_kapa=; the bounds are min_kappa"),
+        ])
+        def test_refused(judge, data, kwargs, message):
+            with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+                assert_judge_agrees(data, **kwargs)
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--judge-base-url", "http://127.0.0.1:9/v1")
+    result.assert_outcomes(passed=5)
+
+
+def test_a_judge_that_cannot_be_reached_measures_nothing(pytester: pytest.Pytester) -> None:
+    shutil.copy(LABELS, pytester.path / "labels.jsonl")
+    pytester.makepyfile(textwrap.dedent("""
+        from pytest_pai_judge import assert_judge_agrees
+
+        def test_gone():
+            assert_judge_agrees("labels.jsonl", id="id", min_kappa=0.2)
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--judge-cache=off", "--judge-retries=0",
+                                "--judge-base-url", "http://127.0.0.1:9/v1", "--judge-report=r.md",
+                                "--judge-report=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*JudgeConnectionError*",
+                                 "*judge agreement with 24 labelled rows (*): not measured: 24 of 24 calls got no "
+                                 "answer: JudgeConnectionError*"])
+    check, = _checks(pytester, "r.json")
+    assert check["error"].startswith("24 of 24 calls got no answer") and check["misses"] == []
+    page = (pytester.path / "r.md").read_text("utf-8")
+    assert "**not measured: 24 of 24 calls" in page and "held:" not in page and "| figure |" not in page
+    assert "Judge checks FAILED" in page
+
+
+def test_a_missed_bound_fails_the_pages_verdict_and_pairwise_rows_keep_their_reference(
+        pytester: pytest.Pytester) -> None:
+    shutil.copy(LABELS, pytester.path / "labels.jsonl")
+    rows = [{"q": "What is the capital of France?", "a1": "Paris.", "a2": "Bananas.", "winner": "1",
+             "ref_answer": "Paris is the capital of France."}]
+    (pytester.path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    pytester.makepyfile(textwrap.dedent("""
+        from pytest_pai_judge import assert_judge_agrees
+
+        def test_scores():
+            assert_judge_agrees("labels.jsonl", id="id", min_kappa=0.9, temperature=0)
+
+        def test_pairs(judge):
+            judge.agreement("pairs.jsonl", question="q", answer1="a1", answer2="a2", human_winner="winner")
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--judge-cache=off", "--judge-report=r.md",
+                                "--judge-report=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    page = (pytester.path / "r.md").read_text("utf-8")
+    assert "**Judge checks FAILED**" in page and "judge check failed (" in page and "min_kappa=0.9" in page
+    table = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    pair_rows = [r for r in table if r["kind"] == "pairwise"]
+    assert pair_rows and all(r["ref_answer"] == "Paris is the capital of France." for r in pair_rows)
+    pairwise = next(c for c in _checks(pytester, "r.json") if c["kind"] == "pairwise")
+    assert sum(n for _, _, n in pairwise["confusion"]) == 1

@@ -43,7 +43,8 @@ def install(session: JudgeSession) -> DeferredRun:
     source: VerdictSource
     if options.run_mode is RunMode.BATCH:
         source = BatchSource(options, lambda: session.judging.client, run_id=run_id, warnings=session.warnings,
-                             breaker=session.judging.breaker)
+                             breaker=session.judging.breaker, charge=session.judging.charge,
+                             settle=session.judging.settle)
     else:
         source = OnlineSource(lambda: session.judging.client, _limit(session))
         session.judging.in_flight = source.in_flight
@@ -51,6 +52,9 @@ def install(session: JudgeSession) -> DeferredRun:
     if isinstance(source, OnlineSource):
         source.calls.keep = run.keep_reply  # every answered call in the cache at once
         source.calls.breaker = session.judging.breaker
+        source.calls.charge, source.calls.settle = session.judging.charge, session.judging.settle
+        if session.judging.budget is not None:
+            session.judging.history  # noqa: B018 - read the cache here, on the main thread, not on the loop's
     if run.is_worker:
         run.spool = WorkerSpool(config, options.cache_dir, run_id, session.warnings)
     elif config.pluginmanager.hasplugin("xdist"):

@@ -15,6 +15,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .. import errors
 from ..breaker import Breaker
@@ -49,6 +50,9 @@ class OnlineJudge:
         self.keep: Callable[[str, JudgeReply], None] | None = None
         self.breaker: Breaker | None = None
         """The run's circuit breaker: calls fail fast while the judge cannot be reached."""
+        self.charge: Callable[[list[JudgeRequest], str], float | None] = lambda requests, what: None
+        """The run's budget (``Judging.charge``): raises BudgetReached for a call past a cap."""
+        self.settle: Callable[[float | None, dict[str, Any] | None], None] = lambda expected, usage: None
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -90,6 +94,17 @@ class OnlineJudge:
     async def _call(self, request: JudgeRequest) -> JudgeReply:
         """One call in a slot of the limit; with the adaptive limit a 429 sends it back to the queue until
         429s have kept it waiting longer than the call's total timeout."""
+        __tracebackhide__ = True
+        expected = self.charge([request], request.describe())
+        try:
+            reply = await self._admitted(request)
+        except BaseException:
+            self.settle(expected, None)
+            raise
+        self.settle(expected, reply.usage)
+        return reply
+
+    async def _admitted(self, request: JudgeRequest) -> JudgeReply:
         __tracebackhide__ = True
         assert self._client is not None
         throttled_since: float | None = None

@@ -55,6 +55,8 @@ def status(check: dict[str, Any]) -> tuple[str, str]:
     if check.get("check") == "probes":
         beyond = check.get("misses") or []
         return ("bad", f"beyond its limit: {', '.join(beyond)}") if beyond else ("ok", "every probe within its limit")
+    if check.get("error"):
+        return "bad", f"not measured: {check['error']}"
     if check.get("misses"):
         return "bad", "missed: " + "; ".join(check["misses"])
     bounds = check.get("bounds") or {}
@@ -138,7 +140,10 @@ def calibration_html(checks: Sequence[dict[str, Any]]) -> str:
                    f"<p class='limit {cls}'>{_esc(line)}</p>"
                    f"<p class='meta'>model {_esc(check.get('model') or '–')} · samples per request "
                    f"{int(check.get('samples') or 1)}</p>")
-        out.append(_probes_table(check) if check.get("check") == "probes" else _agreement_html(check))
+        if check.get("check") == "probes":
+            out.append(_probes_table(check))
+        elif not check.get("error"):  # figures of calls that got no answer would measure nothing
+            out.append(_agreement_html(check))
         out.append("</article>")
     out.append("</section>")
     return "\n".join(out)
@@ -205,6 +210,8 @@ def calibration_markdown(checks: Sequence[dict[str, Any]]) -> list[str]:
                 lines.append(f"| {_md(e['probe'])} | {_md(e['name'])} | {_num(e['value'], e['probe'] == 'verbosity')}"
                              f" | {_interval(e)} | {int(e['n'])} | {limit} |")
             lines.append("")
+            continue
+        if check.get("error"):
             continue
         lines += ["| figure | value | 95% interval | n |", "|---|---:|---|---:|"]
         lines += [f"| {_md(f['name'])} | {_num(f['value'])} | {_interval(f)} | {int(f['n'])} |"

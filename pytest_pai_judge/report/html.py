@@ -63,7 +63,7 @@ def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
     df = coerce(df)
     attention, others = split_cases(df)
     parts = [_HEAD.format(title=esc(title), css=CSS, csp=CSP), "<main>", _header(df, title),
-             _verdict(df, drift, max_drop, regression, gates), _facts(df), _gates_section(gates)]
+             _verdict(df, drift, max_drop, regression, gates, checks), _facts(df), _gates_section(gates)]
     if regression is not None:  # the suite-level verdict, at the top with the run's
         cls = "bad" if regression.failed else "ok" if regression.status == "held" else "warn"
         parts.append(f"<p id='regression' class='limit {cls}'><b>Paired regression vs baseline:</b> "
@@ -95,8 +95,9 @@ def _header(df: pd.DataFrame, title: str) -> str:
 
 
 def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
-             regression: Regression | None, gates: Sequence[GateResult] = ()) -> str:
-    v = run_verdict(df, drift, max_drop, regression, gates)
+             regression: Regression | None, gates: Sequence[GateResult] = (),
+             checks: Sequence[dict[str, Any]] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, regression, gates, checks)
     cls = "none" if v.passed is None else "passed" if v.passed else "failed"
     return (f"<p id='verdict' class='verdict {cls}'><b>Judge checks {esc(v.headline)}</b> "
             f"<span>{esc(v.text())}</span></p>")

@@ -58,7 +58,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     """
     df = coerce(df)
     attention, others = split_cases(df)
-    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression, gates), "", _facts(df), "",
+    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression, gates, checks), "", _facts(df), "",
             *_gate_lines(gates)]
     if regression is not None:  # the suite-level verdict, at the top with the run's
         head += [f"**Paired regression vs baseline:** {_md(regression.line())}", ""]
@@ -107,8 +107,9 @@ def _size(lines: list[str]) -> int:
 
 
 def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
-             regression: Regression | None, gates: Sequence[GateResult] = ()) -> str:
-    v = run_verdict(df, drift, max_drop, regression, gates)
+             regression: Regression | None, gates: Sequence[GateResult] = (),
+             checks: Sequence[dict[str, Any]] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, regression, gates, checks)
     return f"**Judge checks {v.headline}** — {_md(v.text())}"
 
 
