@@ -10,6 +10,7 @@ after a timeout, a total budget per call); this module turns its exceptions into
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from .request import JudgeRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai
+
+    from .batch_http import BatchAPI
 
 TOKEN_ENV = "JUDGE_MODEL_TOKEN"
 BASE_URL_ENV = "JUDGE_MODEL_BASE_URL"
@@ -117,12 +120,14 @@ def _as_dict(completion: Any) -> dict[str, Any]:
 
 def translate_exception(exc: BaseException, client: JudgeClient | None = None) -> errors.JudgeError:
     """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
+    if isinstance(exc, errors.JudgeError):
+        return exc
+    if "openai" not in sys.modules:  # batch mode never imports the SDK: this is none of its exceptions
+        return errors.JudgeError(f"the judge call failed: {type(exc).__name__}: {exc}")
     import openai
 
     from .call_policy import BudgetSpent, TimeoutNotResent
 
-    if isinstance(exc, errors.JudgeError):
-        return exc
     where = f" at {client.base_url} (timeout {client.timeout:g}s, {client.max_retries} retries)" if client else ""
     at = f" at {client.base_url}" if client else ""
     if isinstance(exc, TimeoutNotResent):
@@ -165,6 +170,7 @@ class JudgeClient:
         self.models = models
         self._sync: openai.OpenAI | None = None
         self._async: dict[int, openai.AsyncOpenAI] = {}
+        self._batch_api: BatchAPI | None = None
 
     def __repr__(self) -> str:  # never show the token
         return f"JudgeClient(base_url={self.base_url!r}, timeout={self.timeout})"
@@ -185,6 +191,16 @@ class JudgeClient:
             self._sync = openai.OpenAI(**self._kwargs(), http_client=http_client(asynchronous=False))
         return self._sync
 
+    @property
+    def batch_api(self) -> BatchAPI:
+        """Files and batches calls (batch mode), made without importing the SDK (see :mod:`.batch_http`)."""
+        if self._batch_api is None:
+            from .batch_http import BatchAPI
+
+            self._batch_api = BatchAPI(self.base_url, self._token, timeout=self.timeout,
+                                       max_retries=self.max_retries)
+        return self._batch_api
+
     def async_sdk(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop (an httpx pool must not cross loops)."""
         import openai
@@ -200,6 +216,9 @@ class JudgeClient:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        if self._batch_api is not None:
+            self._batch_api.close()
+            self._batch_api = None
         self._async.clear()
 
     # ------------------------------------------------------------------ calls

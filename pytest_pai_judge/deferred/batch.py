@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors, protocol
+from ..batch_http import BatchAPI
 from ..breaker import Breaker
 from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
@@ -87,8 +88,8 @@ class BatchJudge:
         self.started = time.perf_counter()
 
     @property
-    def sdk(self) -> Any:
-        return self.client().sdk
+    def api(self) -> BatchAPI:
+        return self.client().batch_api
 
     # ------------------------------------------------------------------ the whole flow
 
@@ -177,7 +178,7 @@ class BatchJudge:
             self._refuse_resume_on_embedded()
             return []
         remembered = self.ledger.entries(self.identity)
-        remembered.update(find_lost_jobs(self.sdk, self.ledger, self.identity, self.token, self.warnings))
+        remembered.update(find_lost_jobs(self.api, self.ledger, self.identity, self.token, self.warnings))
         if self.resume_id and self.resume_id not in remembered:
             remembered[self.resume_id] = {"requests": {}}
         running: list[Job] = []
@@ -185,7 +186,7 @@ class BatchJudge:
             requests = {k: JudgeRequest.from_dict(r) for k, r in (entry.get("requests") or {}).items()}
             job = Job(batch_id, set(requests), requests, resumed=True)
             try:
-                info = self.sdk.batches.retrieve(batch_id)
+                info = self.api.retrieve_batch(batch_id)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
                 if error.status == 404 and batch_id == self.resume_id:
@@ -237,29 +238,29 @@ class BatchJudge:
                 results: dict[str, RawOutcome]) -> Job | None:
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
-            with open(file.path, "rb") as data:  # streamed from disk by the SDK's multipart upload
-                uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"),
-                                                 purpose=protocol.BATCH_PURPOSE)
+            with open(file.path, "rb") as data:  # streamed from disk by the multipart upload
+                uploaded = self.api.create_file(name, data, protocol.BATCH_PURPOSE)
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
             fail_all(requests, results, exc)
             return None
         with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
-                batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
-                                                completion_window=protocol.COMPLETION_WINDOW,
-                                                metadata={MARKER: CREATOR, "cache": self.token})
+                batch = self.api.create_batch(input_file_id=uploaded.get("id"), endpoint=protocol.BATCH_ENDPOINT,
+                                              completion_window=protocol.COMPLETION_WINDOW,
+                                              metadata={MARKER: CREATOR, "cache": self.token})
             except Exception as exc:  # noqa: BLE001
                 fail_all(requests, results, exc)
                 return None
-            job = Job(batch.id, set(requests), requests, need=set(requests), remembered=self.persistent)
+            batch_id = str(batch.get("id"))
+            job = Job(batch_id, set(requests), requests, need=set(requests), remembered=self.persistent)
             if self.persistent:
                 try:
-                    self.ledger.remember(batch.id, self.identity, requests)
+                    self.ledger.remember(batch_id, self.identity, requests)
                 except OSError as exc:
                     job.remembered = False
-                    self.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
+                    self.warnings.append(f"could not remember batch {batch_id} in {self.ledger.path} "
                                          f"({exc}); if this run is interrupted, resume it with "
-                                         f"--judge-batch-resume {batch.id}")
+                                         f"--judge-batch-resume {batch_id}")
             self._update(job, batch)
             self.jobs.append(job)
         return job
@@ -285,7 +286,7 @@ class BatchJudge:
                 return
             for job in open_jobs:
                 try:
-                    info = self.sdk.batches.retrieve(job.id)
+                    info = self.api.retrieve_batch(job.id)
                 except Exception as exc:  # noqa: BLE001
                     error = translate_exception(exc)
                     self.breaker.observe(error)
@@ -372,8 +373,8 @@ class BatchJudge:
             if not file_id:
                 continue
             try:  # streamed line by line: a 20,000-line output file is never held whole
-                with self.sdk.files.with_streaming_response.content(file_id) as response:
-                    for line in split_lines(response.iter_bytes()):
+                with self.api.file_chunks(str(file_id)) as chunks:
+                    for line in split_lines(chunks):
                         row = _json_object(line)
                         cid = row.get("custom_id") if row is not None else None
                         if row is not None and isinstance(cid, str):
