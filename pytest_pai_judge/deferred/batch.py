@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .ctrl_c import hold_ctrl_c
 from .held import RawOutcome
 from .ledger import CREATOR, MARKER, BatchLedger, cache_token
 from .recovery import find_lost_jobs
+from .replies import Outcomes
 from .sources import VerdictSource, Wanted
 
 FIRST_POLL_S = 0.2
@@ -94,9 +95,9 @@ class BatchJudge:
     # ------------------------------------------------------------------ the whole flow
 
     def judge(self, wanted: dict[str, tuple[JudgeRequest, str]],
-              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> Outcomes:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
-        results: dict[str, RawOutcome] = {}
+        results = Outcomes()  # 20,000 replies wait in a temp file, not in memory
         self._store_extra = store_extra
         resumed = self._resume(results, set(wanted))
         covered = set(results)
@@ -125,13 +126,13 @@ class BatchJudge:
                 job.requests, job.keys, job.need = {}, set(), set()
         return results
 
-    def _submit_all(self, files: list[InputFile], wanted: Wanted, results: dict[str, RawOutcome]) -> None:
+    def _submit_all(self, files: list[InputFile], wanted: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Upload each file and create its job; each file is removed once uploaded."""
         for file in files:
             self._submit(file, {k: wanted[k][0] for k in file.keys}, results)
             file.remove()
 
-    def _retry_lines(self, new: Wanted, results: dict[str, RawOutcome]) -> None:
+    def _retry_lines(self, new: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Lines that failed with an error an online call would retry (429, 408/409, 5xx) go again, in a
         follow-up job of just those lines, up to ``--judge-retries`` times: every mode meets a fault alike."""
         for attempt in range(1, self.retries + 1):
@@ -168,7 +169,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ remembered jobs
 
-    def _resume(self, results: dict[str, RawOutcome], wanted: set[str]) -> list[Job]:
+    def _resume(self, results: MutableMapping[str, RawOutcome], wanted: set[str]) -> list[Job]:
         """Check every remembered job once; return the running ones holding requests this run needs.
 
         Finished jobs are collected now (their verdicts go to the cache even if no test wants
@@ -235,7 +236,7 @@ class BatchJudge:
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
     def _submit(self, file: InputFile, requests: dict[str, JudgeRequest],
-                results: dict[str, RawOutcome]) -> Job | None:
+                results: MutableMapping[str, RawOutcome]) -> Job | None:
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
             with open(file.path, "rb") as data:  # streamed from disk by the multipart upload
@@ -278,7 +279,7 @@ class BatchJudge:
         if counts is not None:
             job.counts = {k: int(attribute(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
 
-    def _wait(self, results: dict[str, RawOutcome]) -> None:
+    def _wait(self, results: MutableMapping[str, RawOutcome]) -> None:
         interval = min(FIRST_POLL_S, self.poll)
         while True:
             open_jobs = [j for j in self.jobs if not j.done]
@@ -342,7 +343,7 @@ class BatchJudge:
         except (OSError, ValueError):
             return str(self.ledger.path)
 
-    def _unreachable(self, results: dict[str, RawOutcome], error: errors.JudgeError) -> None:
+    def _unreachable(self, results: MutableMapping[str, RawOutcome], error: errors.JudgeError) -> None:
         """The judge cannot be reached: stop waiting now rather than poll a dead server until the timeout."""
         for job in self.jobs:
             if not job.done:
@@ -350,7 +351,7 @@ class BatchJudge:
                               f"({error.message}), {plural(len(self.breaker.failures), 'time')} in a row; "
                               + self._kept(job))
 
-    def _give_up(self, job: Job, results: dict[str, RawOutcome], text: str) -> None:
+    def _give_up(self, job: Job, results: MutableMapping[str, RawOutcome], text: str) -> None:
         job.done = True
         for key in job.need or job.keys:
             results.setdefault(key, errors.verdict_unavailable(text, batch=True))
@@ -362,12 +363,12 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ step 5: download, map back
 
-    def _collect(self, job: Job, info: Any, results: dict[str, RawOutcome], *, final: bool) -> set[str]:
+    def _collect(self, job: Job, info: Any, results: MutableMapping[str, RawOutcome], *, final: bool) -> set[str]:
         """Download the output and error files, map lines back by custom_id, then forget the job.
 
         Returns the keys the files answered (empty if a download failed: the job stays remembered).
         """
-        got: dict[str, RawOutcome] = {}
+        got = Outcomes()
         own = {k: k for k in job.keys}  # the held tests' key strings, not 20,000 equal copies from the file
         for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
@@ -384,13 +385,14 @@ class BatchJudge:
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
+                got.close()
                 return set()
         del own
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
             job.need = set(got)
-        replies = sum(1 for k in job.need if isinstance(got.get(k), JudgeReply))
+        replies = sum(1 for k in job.need if got.holds_reply(k))
         job.need_counts = (replies, len(job.need) - replies)
         for key, outcome in got.items():
             if key in results and isinstance(outcome, BaseException):
@@ -406,10 +408,12 @@ class BatchJudge:
                     results.setdefault(key, errors.verdict_unavailable(text, batch=True))
         if self.persistent:
             self.ledger.forget(job.id)
-        return set(got)
+        answered = set(got)
+        got.close()
+        return answered
 
 
-def fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
+def fail_all(requests: dict[str, JudgeRequest], results: MutableMapping[str, RawOutcome], exc: Exception) -> None:
     """Every request of a job that could not be uploaded or created gets the error (none passes)."""
     error = translate_exception(exc)
     for key in requests:
@@ -515,7 +519,7 @@ class BatchSource(VerdictSource):
         self.job: BatchJudge | None = None
 
     def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
-                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> MutableMapping[str, RawOutcome]:
         self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings,
                               breaker=self.breaker)
         return self.job.judge(wanted, store_extra=store)

@@ -59,8 +59,8 @@ class SampleRounds:
         if wanted:
             console.line(f"pai-judge: second round: {plural(len(undecided), 'undecided case')} draw the rest of "
                          "their samples")
-            self.run.results.update(self.run.source.resolve(wanted, console, needed=len(wanted),
-                                                            on_progress=self.run.drain, store=self.run.store))
+            self.run.take(self.run.source.resolve(wanted, console, needed=len(wanted), on_progress=self.run.drain,
+                                                  store=self.run.store))
             self.run.drain()
         for test, entry, drawn in undecided:
             for samples, more in zip(drawn, self.samples(entry, entry.expectation.rounds()[1], test.item,

@@ -8,7 +8,7 @@ source for raw outcomes only; storing, parsing and deciding are the same for bot
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from concurrent.futures import Future
 
 from ..client import JudgeReply
@@ -27,6 +27,10 @@ class VerdictSource(abc.ABC):
     """Its missing verdicts are batch errors (``BatchError``) rather than plain judge errors."""
     calls_on_workers: bool = False
     """Under xdist each worker judges its own held requests (and hands the replies over)."""
+    early: bool = False
+    """Judges a request as soon as it is held (and its reply is stored by key from another thread): the
+    run keeps each held request at hand until it is settled. A source judging at the end reads them back
+    from the held tests."""
 
     def submit(self, key: str, request: JudgeRequest) -> None:  # noqa: B027 - a source may judge only at the end
         """A test now holds ``request``: start judging it, if this source judges early."""
@@ -45,7 +49,7 @@ class VerdictSource(abc.ABC):
 
     @abc.abstractmethod
     def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
-                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> MutableMapping[str, RawOutcome]:
         """Judge every wanted request; return their outcomes (a missing key: no verdict came).
 
         ``needed`` counts every request the held tests wait for (for the progress line);
