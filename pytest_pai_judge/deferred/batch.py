@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from .held import RawOutcome
 from .ledger import CREATOR, MARKER, BatchLedger, cache_token
 from .recovery import find_lost_jobs
 from .replies import Outcomes
-from .sources import VerdictSource, Wanted
+from .sources import RequestsOf, VerdictSource, Wanted, only
 
 FIRST_POLL_S = 0.2
 """Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
@@ -44,7 +44,7 @@ class Job:
 
     id: str
     keys: set[str]
-    requests: dict[str, JudgeRequest] = field(default_factory=dict)
+    requests: Mapping[str, JudgeRequest] = field(default_factory=dict)
     resumed: bool = False
     need: set[str] = field(default_factory=set)
     """The keys this run waits for: all of a new job's, some of a remembered one's (empty: not known yet)."""
@@ -94,7 +94,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ the whole flow
 
-    def judge(self, wanted: dict[str, tuple[JudgeRequest, str]],
+    def judge(self, wanted: Wanted,
               store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> Outcomes:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
         results = Outcomes()  # 20,000 replies wait in a temp file, not in memory
@@ -103,7 +103,7 @@ class BatchJudge:
         covered = set(results)
         for job in resumed:
             covered |= job.need
-        new = {k: v for k, v in wanted.items() if k not in covered}
+        new = only(wanted, [k for k in wanted if k not in covered])
         files: list[InputFile] = []
         try:
             if new:  # written to disk one line at a time: 20,000 lines are never held in memory
@@ -129,14 +129,14 @@ class BatchJudge:
     def _submit_all(self, files: list[InputFile], wanted: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Upload each file and create its job; each file is removed once uploaded."""
         for file in files:
-            self._submit(file, {k: wanted[k][0] for k in file.keys}, results)
+            self._submit(file, RequestsOf(only(wanted, file.keys)), results)
             file.remove()
 
     def _retry_lines(self, new: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Lines that failed with an error an online call would retry (429, 408/409, 5xx) go again, in a
         follow-up job of just those lines, up to ``--judge-retries`` times: every mode meets a fault alike."""
         for attempt in range(1, self.retries + 1):
-            again = {k: v for k, v in new.items() if retryable(results.get(k))}
+            again = only(new, [k for k in new if retryable(results.get(k))])
             if not again:
                 return
             self.console.line(f"pai-judge: {plural(len(again), 'batch line')} failed with a retryable error; "
@@ -154,7 +154,7 @@ class BatchJudge:
                     file.remove()
             self._wait(results)
 
-    def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
+    def _announce(self, new: Mapping[str, Any], files: list[Any], from_earlier: int) -> None:
         parts = []
         if files:
             text = f"judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
@@ -235,7 +235,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
-    def _submit(self, file: InputFile, requests: dict[str, JudgeRequest],
+    def _submit(self, file: InputFile, requests: Mapping[str, JudgeRequest],
                 results: MutableMapping[str, RawOutcome]) -> Job | None:
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
@@ -252,16 +252,15 @@ class BatchJudge:
             except Exception as exc:  # noqa: BLE001
                 fail_all(requests, results, exc)
                 return None
-            batch_id = str(batch.get("id"))
-            job = Job(batch_id, set(requests), requests, need=set(requests), remembered=self.persistent)
+            job = Job(str(batch.get("id")), set(requests), requests, need=set(requests), remembered=self.persistent)
             if self.persistent:
                 try:
-                    self.ledger.remember(batch_id, self.identity, requests)
+                    self.ledger.remember(job.id, self.identity, requests)
                 except OSError as exc:
                     job.remembered = False
-                    self.warnings.append(f"could not remember batch {batch_id} in {self.ledger.path} "
+                    self.warnings.append(f"could not remember batch {job.id} in {self.ledger.path} "
                                          f"({exc}); if this run is interrupted, resume it with "
-                                         f"--judge-batch-resume {batch_id}")
+                                         f"--judge-batch-resume {job.id}")
             self._update(job, batch)
             self.jobs.append(job)
         return job
@@ -413,7 +412,7 @@ class BatchJudge:
         return answered
 
 
-def fail_all(requests: dict[str, JudgeRequest], results: MutableMapping[str, RawOutcome], exc: Exception) -> None:
+def fail_all(requests: Mapping[str, JudgeRequest], results: MutableMapping[str, RawOutcome], exc: Exception) -> None:
     """Every request of a job that could not be uploaded or created gets the error (none passes)."""
     error = translate_exception(exc)
     for key in requests:

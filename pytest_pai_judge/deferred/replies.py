@@ -68,12 +68,21 @@ class Outcomes(MutableMapping[str, RawOutcome]):
     def update(self, other: Any = (), /, **kwargs: RawOutcome) -> None:
         """As ``dict.update``; another :class:`Outcomes`' replies are copied as bytes, not decoded."""
         if isinstance(other, Outcomes):
-            for key, place in list(other._places.items()):
-                self._put(key, other._read(place))
-            for key, error in other._errors.items():
+            for key, line in other.lines():
+                self._put(key, line)
+            for key, error in other.failures().items():
                 self[key] = error
             return
         super().update(other, **kwargs)
+
+    def lines(self) -> Iterator[tuple[str, bytes]]:
+        """(key, the reply's JSON line) of every reply, read from the file one at a time."""
+        for key, place in list(self._places.items()):
+            yield key, self._read(place)
+
+    def failures(self) -> dict[str, BaseException]:
+        """The errors, by key."""
+        return dict(self._errors)
 
     def close(self) -> None:
         """Drop everything (the file goes with it)."""

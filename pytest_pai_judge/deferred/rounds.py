@@ -18,7 +18,6 @@ from ..request import JudgeRequest
 from ..sampling import blocks, draw_request, sample_key
 from ..terminal import Console, plural
 from .held import Held, Pending
-from .sources import Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -51,7 +50,7 @@ class SampleRounds:
                     undecided.append((test, entry, drawn))
         if not undecided:
             return
-        wanted: Wanted = {}
+        wanted: dict[str, tuple[JudgeRequest, str]] = {}
         for test, entry, _drawn in undecided:
             for key, call in self.plan(entry, entry.expectation.rounds()[1]):
                 self.run.requests.setdefault(key, (call, test.nodeid))

@@ -28,7 +28,7 @@ from .held import PENDING, PHASE, PHASES, SCOPED, Held, NodeProperties, Pending,
 from .held_spool import PendingSpool
 from .replies import Outcomes
 from .rounds import SampleRounds
-from .sources import VerdictSource, Wanted
+from .sources import HeldRequests, VerdictSource, Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import JudgeSession
@@ -216,7 +216,7 @@ class DeferredRun:
                     needed = len({k for test in held for entry in test.pending for k in self.rounds.wait_keys(entry)})
                     self.take(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
                                                   store=self.store))
-                    wanted.clear()  # every request of the run: read back from the held tests when used
+                    wanted = {}  # let go of every request of the run (each is read back from its test when used)
                     self.drain()
                 self.rounds.second_round(held, console)
             except KeyboardInterrupt as exc:
@@ -232,8 +232,19 @@ class DeferredRun:
             self._log(held, unavailable)
 
     def _wanted(self, held: list[Held]) -> Wanted:
-        """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
-        wanted: Wanted = {}
+        """Requests the held tests wait for that have neither an outcome nor a cached verdict.
+
+        For a source that judges at the end, read back from their held tests when used (:class:`.sources.
+        HeldRequests`), unless an assertion draws several samples: then all at hand, in the order asked."""
+        if not self.source.early and not any(e.expectation.samples > 1 for test in held for e in test.pending):
+            lazy = HeldRequests()
+            for test in held:
+                for entry in test.pending:
+                    for key, _request in entry.requests():
+                        if key not in lazy and self._missing(key):
+                            lazy.add(key, test.pending, test.nodeid)
+            return lazy
+        wanted: dict[str, tuple[JudgeRequest, str]] = {}
         for test in held:
             for entry in test.pending:
                 if entry.expectation.samples > 1:
@@ -243,12 +254,15 @@ class DeferredRun:
                             wanted[key] = self.requests.get(key) or (call, test.nodeid)
                     continue
                 for key, request in entry.requests():
-                    if key in wanted or key in self.results or self.source.outcome(key) is not None:
-                        continue
-                    if self.session.judging.peek(key) is not None:
-                        continue
-                    wanted[key] = self.requests.get(key) or (request, test.nodeid)
+                    if key not in wanted and self._missing(key):
+                        wanted[key] = self.requests.get(key) or (request, test.nodeid)
         return wanted
+
+    def _missing(self, key: str) -> bool:
+        """No outcome and no cached verdict yet for this request."""
+        if key in self.results or self.source.outcome(key) is not None:
+            return False
+        return self.session.judging.peek(key) is None
 
     def store(self, key: str, request: JudgeRequest, reply: JudgeReply, *, choice: int = 0) -> None:
         """Keep a fresh reply in the cache once (a failed write must not change any outcome)."""
