@@ -21,6 +21,8 @@ from .request import JudgeRequest
 if TYPE_CHECKING:  # pragma: no cover
     import openai
 
+    from .batch_calls import BatchAPI
+
 TOKEN_ENV = "JUDGE_MODEL_TOKEN"
 BASE_URL_ENV = "JUDGE_MODEL_BASE_URL"
 DEFAULT_TIMEOUT_S = 60.0
@@ -117,12 +119,12 @@ def _as_dict(completion: Any) -> dict[str, Any]:
 
 def translate_exception(exc: BaseException, client: JudgeClient | None = None) -> errors.JudgeError:
     """Map an ``openai`` SDK exception to the JudgeError subclass of its PAI code."""
+    if isinstance(exc, errors.JudgeError):
+        return exc
     import openai
 
     from .call_policy import BudgetSpent, TimeoutNotResent
 
-    if isinstance(exc, errors.JudgeError):
-        return exc
     where = f" at {client.base_url} (timeout {client.timeout:g}s, {client.max_retries} retries)" if client else ""
     at = f" at {client.base_url}" if client else ""
     if isinstance(exc, TimeoutNotResent):
@@ -165,6 +167,7 @@ class JudgeClient:
         self.models = models
         self._sync: openai.OpenAI | None = None
         self._async: dict[int, openai.AsyncOpenAI] = {}
+        self._batch_api: BatchAPI | None = None
 
     def __repr__(self) -> str:  # never show the token
         return f"JudgeClient(base_url={self.base_url!r}, timeout={self.timeout})"
@@ -185,6 +188,15 @@ class JudgeClient:
             self._sync = openai.OpenAI(**self._kwargs(), http_client=http_client(asynchronous=False))
         return self._sync
 
+    @property
+    def batch_api(self) -> BatchAPI:
+        """Files and batches calls (batch mode), through the SDK, answers as dicts (see :mod:`.batch_calls`)."""
+        if self._batch_api is None:
+            from .batch_calls import BatchAPI
+
+            self._batch_api = BatchAPI(lambda: self.sdk)
+        return self._batch_api
+
     def async_sdk(self) -> openai.AsyncOpenAI:
         """One AsyncOpenAI per event loop (an httpx pool must not cross loops)."""
         import openai
@@ -200,6 +212,9 @@ class JudgeClient:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        if self._batch_api is not None:
+            self._batch_api.close()
+            self._batch_api = None
         self._async.clear()
 
     # ------------------------------------------------------------------ calls

@@ -43,7 +43,8 @@ def install(session: JudgeSession) -> DeferredRun:
     source: VerdictSource
     if options.run_mode is RunMode.BATCH:
         source = BatchSource(options, lambda: session.judging.client, run_id=run_id, warnings=session.warnings,
-                             breaker=session.judging.breaker, charge=session.judging.charge,
+                             breaker=session.judging.breaker,
+                             charge=session.judging.charge if session.judging.budget is not None else None,
                              settle=session.judging.settle)
     else:
         source = OnlineSource(lambda: session.judging.client, _limit(session))

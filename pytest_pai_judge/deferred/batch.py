@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import errors, protocol
+from ..batch_calls import BatchAPI
 from ..breaker import Breaker
 from ..client import JudgeClient, JudgeReply, translate_exception
 from ..options import Options
@@ -29,7 +30,8 @@ from .ctrl_c import hold_ctrl_c
 from .held import RawOutcome
 from .ledger import CREATOR, MARKER, BatchLedger, cache_token
 from .recovery import find_lost_jobs
-from .sources import VerdictSource, Wanted
+from .replies import Outcomes
+from .sources import RequestsOf, VerdictSource, Wanted, only
 
 FIRST_POLL_S = 0.2
 """Polls start fast (a local or small batch is done in a second) and back off to ``--judge-batch-poll``."""
@@ -42,7 +44,7 @@ class Job:
 
     id: str
     keys: set[str]
-    requests: dict[str, JudgeRequest] = field(default_factory=dict)
+    requests: Mapping[str, JudgeRequest] = field(default_factory=dict)
     resumed: bool = False
     need: set[str] = field(default_factory=set)
     """The keys this run waits for: all of a new job's, some of a remembered one's (empty: not known yet)."""
@@ -92,21 +94,21 @@ class BatchJudge:
         self.started = time.perf_counter()
 
     @property
-    def sdk(self) -> Any:
-        return self.client().sdk
+    def api(self) -> BatchAPI:
+        return self.client().batch_api
 
     # ------------------------------------------------------------------ the whole flow
 
-    def judge(self, wanted: dict[str, tuple[JudgeRequest, str]], store_extra: Callable[[str, JudgeRequest, JudgeReply],
-              None], charge: Charge | None = None, settle: Settle | None = None) -> dict[str, RawOutcome]:
+    def judge(self, wanted: Wanted, store_extra: Callable[[str, JudgeRequest, JudgeReply], None],
+              charge: Charge | None = None, settle: Settle | None = None) -> Outcomes:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
-        results: dict[str, RawOutcome] = {}
+        results = Outcomes()  # 20,000 replies wait in a temp file, not in memory
         self._store_extra = store_extra
         resumed = self._resume(results, set(wanted))
         covered = set(results)
         for job in resumed:
             covered |= job.need
-        new = {k: v for k, v in wanted.items() if k not in covered}
+        new = only(wanted, [k for k in wanted if k not in covered])
         new, charged = within_budget(charge, self.console, new, results)  # past the run's budget: not uploaded
         files: list[InputFile] = []
         try:
@@ -131,17 +133,17 @@ class BatchJudge:
                 job.requests, job.keys, job.need = {}, set(), set()
         return results
 
-    def _submit_all(self, files: list[InputFile], wanted: Wanted, results: dict[str, RawOutcome]) -> None:
+    def _submit_all(self, files: list[InputFile], wanted: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Upload each file and create its job; each file is removed once uploaded."""
         for file in files:
-            self._submit(file, {k: wanted[k][0] for k in file.keys}, results)
+            self._submit(file, RequestsOf(only(wanted, file.keys)), results)
             file.remove()
 
-    def _retry_lines(self, new: Wanted, results: dict[str, RawOutcome]) -> None:
+    def _retry_lines(self, new: Wanted, results: MutableMapping[str, RawOutcome]) -> None:
         """Lines that failed with an error an online call would retry (429, 408/409, 5xx) go again, in a
         follow-up job of just those lines, up to ``--judge-retries`` times: every mode meets a fault alike."""
         for attempt in range(1, self.retries + 1):
-            again = {k: v for k, v in new.items() if retryable(results.get(k))}
+            again = only(new, [k for k in new if retryable(results.get(k))])
             if not again:
                 return
             self.console.line(f"pai-judge: {plural(len(again), 'batch line')} failed with a retryable error; "
@@ -159,7 +161,7 @@ class BatchJudge:
                     file.remove()
             self._wait(results)
 
-    def _announce(self, new: dict[str, Any], files: list[Any], from_earlier: int) -> None:
+    def _announce(self, new: Mapping[str, Any], files: list[Any], from_earlier: int) -> None:
         parts = []
         if files:
             text = f"judging {plural(len(new), 'deferred verdict')} in {plural(len(files), 'batch job')}"
@@ -174,7 +176,7 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ remembered jobs
 
-    def _resume(self, results: dict[str, RawOutcome], wanted: set[str]) -> list[Job]:
+    def _resume(self, results: MutableMapping[str, RawOutcome], wanted: set[str]) -> list[Job]:
         """Check every remembered job once; return the running ones holding requests this run needs.
 
         Finished jobs are collected now (their verdicts go to the cache even if no test wants
@@ -184,7 +186,7 @@ class BatchJudge:
             self._refuse_resume_on_embedded()
             return []
         remembered = self.ledger.entries(self.identity)
-        remembered.update(find_lost_jobs(self.sdk, self.ledger, self.identity, self.token, self.warnings))
+        remembered.update(find_lost_jobs(self.api, self.ledger, self.identity, self.token, self.warnings))
         if self.resume_id and self.resume_id not in remembered:
             remembered[self.resume_id] = {"requests": {}}
         running: list[Job] = []
@@ -192,7 +194,7 @@ class BatchJudge:
             requests = {k: JudgeRequest.from_dict(r) for k, r in (entry.get("requests") or {}).items()}
             job = Job(batch_id, set(requests), requests, resumed=True)
             try:
-                info = self.sdk.batches.retrieve(batch_id)
+                info = self.api.retrieve_batch(batch_id)
             except Exception as exc:  # noqa: BLE001
                 error = translate_exception(exc)
                 if error.status == 404 and batch_id == self.resume_id:
@@ -240,33 +242,32 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ steps 2-3: upload, create
 
-    def _submit(self, file: InputFile, requests: dict[str, JudgeRequest],
-                results: dict[str, RawOutcome]) -> Job | None:
+    def _submit(self, file: InputFile, requests: Mapping[str, JudgeRequest],
+                results: MutableMapping[str, RawOutcome]) -> Job | None:
         name = f"pai-judge-{self.run_id[:12]}-{len(self.jobs) + 1}{protocol.BATCH_FILE_SUFFIX}"
         try:
-            with open(file.path, "rb") as data:  # streamed from disk by the SDK's multipart upload
-                uploaded = self.sdk.files.create(file=(name, data, "application/jsonl"),
-                                                 purpose=protocol.BATCH_PURPOSE)
+            with open(file.path, "rb") as data:  # streamed from disk by the multipart upload
+                uploaded = self.api.create_file(name, data, protocol.BATCH_PURPOSE)
         except Exception as exc:  # noqa: BLE001 - every waiting test gets the error, none passes
             fail_all(requests, results, exc)
             return None
         with hold_ctrl_c():  # a job the server made but the ledger does not know would be paid for twice
             try:
-                batch = self.sdk.batches.create(input_file_id=uploaded.id, endpoint=protocol.BATCH_ENDPOINT,
-                                                completion_window=protocol.COMPLETION_WINDOW,
-                                                metadata={MARKER: CREATOR, "cache": self.token})
+                batch = self.api.create_batch(input_file_id=uploaded.get("id"), endpoint=protocol.BATCH_ENDPOINT,
+                                              completion_window=protocol.COMPLETION_WINDOW,
+                                              metadata={MARKER: CREATOR, "cache": self.token})
             except Exception as exc:  # noqa: BLE001
                 fail_all(requests, results, exc)
                 return None
-            job = Job(batch.id, set(requests), requests, need=set(requests), remembered=self.persistent)
+            job = Job(str(batch.get("id")), set(requests), requests, need=set(requests), remembered=self.persistent)
             if self.persistent:
                 try:
-                    self.ledger.remember(batch.id, self.identity, requests)
+                    self.ledger.remember(job.id, self.identity, requests)
                 except OSError as exc:
                     job.remembered = False
-                    self.warnings.append(f"could not remember batch {batch.id} in {self.ledger.path} "
+                    self.warnings.append(f"could not remember batch {job.id} in {self.ledger.path} "
                                          f"({exc}); if this run is interrupted, resume it with "
-                                         f"--judge-batch-resume {batch.id}")
+                                         f"--judge-batch-resume {job.id}")
             self._update(job, batch)
             self.jobs.append(job)
         return job
@@ -284,7 +285,7 @@ class BatchJudge:
         if counts is not None:
             job.counts = {k: int(attribute(counts, k, 0) or 0) for k in ("completed", "failed", "total")}
 
-    def _wait(self, results: dict[str, RawOutcome]) -> None:
+    def _wait(self, results: MutableMapping[str, RawOutcome]) -> None:
         interval = min(FIRST_POLL_S, self.poll)
         while True:
             open_jobs = [j for j in self.jobs if not j.done]
@@ -292,7 +293,7 @@ class BatchJudge:
                 return
             for job in open_jobs:
                 try:
-                    info = self.sdk.batches.retrieve(job.id)
+                    info = self.api.retrieve_batch(job.id)
                 except Exception as exc:  # noqa: BLE001
                     error = translate_exception(exc)
                     self.breaker.observe(error)
@@ -348,7 +349,7 @@ class BatchJudge:
         except (OSError, ValueError):
             return str(self.ledger.path)
 
-    def _unreachable(self, results: dict[str, RawOutcome], error: errors.JudgeError) -> None:
+    def _unreachable(self, results: MutableMapping[str, RawOutcome], error: errors.JudgeError) -> None:
         """The judge cannot be reached: stop waiting now rather than poll a dead server until the timeout."""
         for job in self.jobs:
             if not job.done:
@@ -356,7 +357,7 @@ class BatchJudge:
                               f"({error.message}), {plural(len(self.breaker.failures), 'time')} in a row; "
                               + self._kept(job))
 
-    def _give_up(self, job: Job, results: dict[str, RawOutcome], text: str) -> None:
+    def _give_up(self, job: Job, results: MutableMapping[str, RawOutcome], text: str) -> None:
         job.done = True
         for key in job.need or job.keys:
             results.setdefault(key, errors.verdict_unavailable(text, batch=True))
@@ -368,19 +369,19 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ step 5: download, map back
 
-    def _collect(self, job: Job, info: Any, results: dict[str, RawOutcome], *, final: bool) -> set[str]:
+    def _collect(self, job: Job, info: Any, results: MutableMapping[str, RawOutcome], *, final: bool) -> set[str]:
         """Download the output and error files, map lines back by custom_id, then forget the job.
 
         Returns the keys the files answered (empty if a download failed: the job stays remembered).
         """
-        got: dict[str, RawOutcome] = {}
+        got = Outcomes()
         own = {k: k for k in job.keys}  # the held tests' key strings, not 20,000 equal copies from the file
         for file_id in (attribute(info, "output_file_id"), attribute(info, "error_file_id")):
             if not file_id:
                 continue
             try:  # streamed line by line: a 20,000-line output file is never held whole
-                with self.sdk.files.with_streaming_response.content(file_id) as response:
-                    for line in split_lines(response.iter_bytes()):
+                with self.api.file_chunks(str(file_id)) as chunks:
+                    for line in split_lines(chunks):
                         row = _json_object(line)
                         cid = row.get("custom_id") if row is not None else None
                         if row is not None and isinstance(cid, str):
@@ -390,13 +391,14 @@ class BatchJudge:
                 error = translate_exception(exc)
                 self._give_up(job, results, f"cannot download {file_id} of batch {job.id} ({error}); "
                               + self._kept(job))
+                got.close()
                 return set()
         del own
         job.done = True
         if not job.keys:  # resumed by id alone: take every line it has
             job.keys = set(got)
             job.need = set(got)
-        replies = sum(1 for k in job.need if isinstance(got.get(k), JudgeReply))
+        replies = sum(1 for k in job.need if got.holds_reply(k))
         job.need_counts = (replies, len(job.need) - replies)
         for key, outcome in got.items():
             if key in results and isinstance(outcome, BaseException):
@@ -412,11 +414,13 @@ class BatchJudge:
                     results.setdefault(key, errors.verdict_unavailable(text, batch=True))
         if self.persistent:
             self.ledger.forget(job.id)
-        return set(got)
+        answered = set(got)
+        got.close()
+        return answered
 
 
 def within_budget(charge: Charge | None, console: Console, new: Wanted,
-                  results: dict[str, RawOutcome]) -> tuple[Wanted, tuple[float | None, list[str]] | None]:
+                  results: MutableMapping[str, RawOutcome]) -> tuple[Wanted, tuple[float | None, list[str]] | None]:
     """The lines to submit and what they were charged: all of them, or none when the job would pass the run's
     budget (said before anything is uploaded; every line's test then errors with BudgetReached)."""
     if not new or charge is None:
@@ -427,12 +431,12 @@ def within_budget(charge: Charge | None, console: Console, new: Wanted,
         console.line(f"pai-judge: {exc}")
         for key in new:
             results[key] = exc
-        return {}, None
+        return only(new, []), None
     return new, (expected, list(new))
 
 
 def settle_job(settle: Settle | None,
-               charged: tuple[float | None, list[str]] | None, results: dict[str, RawOutcome]) -> None:
+               charged: tuple[float | None, list[str]] | None, results: Mapping[str, RawOutcome]) -> None:
     """The job's real tokens replace its expected ones in the run's budget."""
     if charged is None or settle is None:
         return
@@ -442,7 +446,7 @@ def settle_job(settle: Settle | None,
     settle(expected, {"total_tokens": spent})
 
 
-def fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
+def fail_all(requests: Mapping[str, JudgeRequest], results: MutableMapping[str, RawOutcome], exc: Exception) -> None:
     """Every request of a job that could not be uploaded or created gets the error (none passes)."""
     error = translate_exception(exc)
     for key in requests:
@@ -550,7 +554,7 @@ class BatchSource(VerdictSource):
         self.job: BatchJudge | None = None
 
     def resolve(self, wanted: Wanted, console: Console, *, needed: int, on_progress: Callable[[], None],
-                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+                store: Callable[[str, JudgeRequest, JudgeReply], None]) -> MutableMapping[str, RawOutcome]:
         self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings,
                               breaker=self.breaker)
         return self.job.judge(wanted, store_extra=store, charge=self.charge, settle=self.settle)

@@ -6,6 +6,7 @@ worker's spool file in case the worker crashes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,8 @@ class Held:
     nodeid: str
     location: tuple[str, int | None, str]
     reports: list[pytest.TestReport]
-    pending: list[Pending]
+    pending: Sequence[Pending]
+    """A list, or (once the test is kept) read back from the run's spool on each use (:mod:`.held_spool`)."""
     item: pytest.Item | None = None
     """The item in a single process (for ``repr_failure`` and conftest-scoped hooks); None on the xdist controller."""
 

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -112,7 +113,7 @@ class BatchLedger:
     def entries(self, identity: str) -> dict[str, dict[str, Any]]:
         return {bid: e for bid, e in self._read()[1] if isinstance(e, dict) and e.get("identity") == identity}
 
-    def remember(self, batch_id: str, identity: str, requests: dict[str, JudgeRequest]) -> None:
+    def remember(self, batch_id: str, identity: str, requests: Mapping[str, JudgeRequest]) -> None:
         collected, jobs = self._read(parse=False)
 
         def write(f: BinaryIO) -> None:  # one request at a time

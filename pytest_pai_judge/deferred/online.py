@@ -189,6 +189,7 @@ class OnlineSource(VerdictSource):
     """:class:`OnlineJudge` behind the verdict-source interface."""
 
     calls_on_workers = True
+    early = True
 
     def __init__(self, client: Callable[[], JudgeClient], limit: AdaptiveLimit) -> None:
         self.calls = OnlineJudge(client, limit)

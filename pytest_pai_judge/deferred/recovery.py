@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+from ..batch_calls import BatchAPI
 from ..client import translate_exception
 from ..request import JudgeRequest
 from .batch_files import attribute, key_of
@@ -24,12 +25,12 @@ WINDOW_S = 24 * 3600
 MAX_LISTED = 1000
 
 
-def find_lost_jobs(sdk: Any, ledger: BatchLedger, identity: str, token: str, warnings: list[str]
+def find_lost_jobs(api: BatchAPI, ledger: BatchLedger, identity: str, token: str, warnings: list[str]
                    ) -> dict[str, dict[str, Any]]:
     """Ledger entries (``{"requests": {key: request dict}}``) for this cache's jobs the ledger lost."""
     known = set(ledger.entries(identity)) | set(ledger.collected())
     try:
-        listed = _list(sdk)
+        listed = _list(api)
     except Exception as exc:  # noqa: BLE001 - a server without a list route: nothing to find
         if ledger.problem:
             warnings.append(f"{ledger.problem}; the judge service cannot list batches "
@@ -44,7 +45,7 @@ def find_lost_jobs(sdk: Any, ledger: BatchLedger, identity: str, token: str, war
             continue
         if metadata.get(MARKER) != CREATOR or metadata.get("cache") != token:
             continue
-        requests = _requests_of(sdk, attribute(info, "input_file_id"))
+        requests = _requests_of(api, attribute(info, "input_file_id"))
         if requests is None:
             continue
         found[batch_id] = {"requests": {k: r.to_dict() for k, r in requests.items()}}
@@ -55,11 +56,11 @@ def find_lost_jobs(sdk: Any, ledger: BatchLedger, identity: str, token: str, war
     return found
 
 
-def _list(sdk: Any) -> list[Any]:
+def _list(api: BatchAPI) -> list[Any]:
     """The server's batches of the last completion window, newest first (as far as it lists them)."""
     cutoff = time.time() - WINDOW_S
     out: list[Any] = []
-    for info in sdk.batches.list(limit=100):  # the SDK's cursor pages through ``after``
+    for info in api.list_batches(limit=100):  # pages through ``after``, as the SDK's cursor does
         created = attribute(info, "created_at") or 0
         if created and created < cutoff:
             break
@@ -69,12 +70,12 @@ def _list(sdk: Any) -> list[Any]:
     return out
 
 
-def _requests_of(sdk: Any, input_file_id: Any) -> dict[str, JudgeRequest] | None:
+def _requests_of(api: BatchAPI, input_file_id: Any) -> dict[str, JudgeRequest] | None:
     """The requests of a job, read back from its input file (None when it cannot be read)."""
     if not input_file_id:
         return None
     try:
-        content = sdk.files.content(str(input_file_id)).content
+        content = api.file_content(str(input_file_id))
     except Exception:  # noqa: BLE001 - a job whose input is gone cannot be matched to requests
         return None
     requests = {}

@@ -18,7 +18,6 @@ from ..request import JudgeRequest
 from ..sampling import blocks, draw_request, sample_key
 from ..terminal import Console, plural
 from .held import Held, Pending
-from .sources import Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -51,7 +50,7 @@ class SampleRounds:
                     undecided.append((test, entry, drawn))
         if not undecided:
             return
-        wanted: Wanted = {}
+        wanted: dict[str, tuple[JudgeRequest, str]] = {}
         for test, entry, _drawn in undecided:
             for key, call in self.plan(entry, entry.expectation.rounds()[1]):
                 self.run.requests.setdefault(key, (call, test.nodeid))
@@ -59,8 +58,8 @@ class SampleRounds:
         if wanted:
             console.line(f"pai-judge: second round: {plural(len(undecided), 'undecided case')} draw the rest of "
                          "their samples")
-            self.run.results.update(self.run.source.resolve(wanted, console, needed=len(wanted),
-                                                            on_progress=self.run.drain, store=self.run.store))
+            self.run.take(self.run.source.resolve(wanted, console, needed=len(wanted), on_progress=self.run.drain,
+                                                  store=self.run.store))
             self.run.drain()
         for test, entry, drawn in undecided:
             for samples, more in zip(drawn, self.samples(entry, entry.expectation.rounds()[1], test.item,

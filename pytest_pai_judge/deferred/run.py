@@ -10,6 +10,7 @@ phase exactly as immediate mode would have met its assertions, and logs it. Whic
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -24,8 +25,10 @@ from ..terminal import Console, plural
 from .callsite import capture_callsite, locate
 from .ctrl_c import hold_ctrl_c
 from .held import PENDING, PHASE, PHASES, SCOPED, Held, NodeProperties, Pending, RawOutcome
+from .held_spool import PendingSpool
+from .replies import Outcomes
 from .rounds import SampleRounds
-from .sources import VerdictSource, Wanted
+from .sources import HeldRequests, VerdictSource, Wanted
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..session import JudgeSession
@@ -69,10 +72,15 @@ class DeferredRun:
         self.source = source
         self.is_worker = is_worker
         self.held: list[Held] = []
-        self.results: dict[str, RawOutcome] = {}
-        """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors."""
+        self.results = Outcomes()
+        """Raw outcome per cache key: fresh replies (deferred calls, batch lines, xdist workers) and errors
+        (the replies' text in a temp file: 20,000 of them would otherwise wait in memory)."""
         self.requests: dict[str, tuple[JudgeRequest, str]] = {}
-        """Every request a held test waits for: cache key -> (request, the first node id that asked)."""
+        """Requests a held test waits for: cache key -> (request, the first node id that asked). Every one for
+        a source that judges early; otherwise only the calls of several samples (the rest are read back from
+        the held tests, in the order they ran)."""
+        self.pending_spool = PendingSpool()
+        """Where kept tests' held assertions wait until the run settles (out of memory)."""
         self.spool: WorkerSpool | None = None
         """xdist worker: where each held test is also written, in case the worker crashes."""
         self.adopt_leftovers: Any = None
@@ -103,7 +111,8 @@ class DeferredRun:
                     self.source.submit(key, call)
             return
         for key, request in pending.requests():
-            self.requests.setdefault(key, (request, item.nodeid))
+            if self.source.early:
+                self.requests.setdefault(key, (request, item.nodeid))
             if key not in self.results and self.session.judging.peek(key) is None:
                 self.source.submit(key, request)
 
@@ -111,13 +120,13 @@ class DeferredRun:
 
     def keep(self, held: Held) -> None:
         """A test ran to its end with held assertions: keep it (and spool it, on an xdist worker)."""
-        self.held.append(held)
         if self.spool is not None:
             self.spool.write(held)
+        held.pending = self.pending_spool.keep(held.pending)
+        self.held.append(held)
 
     def adopt(self, held: Held) -> None:
         """Take over a held test an xdist worker shipped (or spooled before it crashed)."""
-        self.held.append(held)
         for entry in held.pending:
             if entry.expectation.samples > 1:
                 for i, indices, *_kept in entry.calls:
@@ -125,7 +134,10 @@ class DeferredRun:
                     self.requests.setdefault(key, (call, held.nodeid))
                 continue
             for key, request in entry.requests():
-                self.requests.setdefault(key, (request, held.nodeid))
+                if self.source.early:
+                    self.requests.setdefault(key, (request, held.nodeid))
+        held.pending = self.pending_spool.keep(held.pending)
+        self.held.append(held)
 
     def judge_now(self, item: pytest.Item, report: pytest.TestReport) -> pytest.TestReport:
         """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
@@ -168,7 +180,15 @@ class DeferredRun:
         finally:
             self.close()
 
+    def take(self, resolved: MutableMapping[str, RawOutcome]) -> None:
+        """Keep a source's outcomes (a spool of them is copied and let go)."""
+        self.results.update(resolved)
+        if isinstance(resolved, Outcomes):
+            resolved.close()
+
     def close(self) -> None:
+        self.results.close()
+        self.pending_spool.close()
         self.source.close()
         if self.spool is not None:
             self.spool.close()
@@ -194,8 +214,9 @@ class DeferredRun:
             try:
                 if wanted:
                     needed = len({k for test in held for entry in test.pending for k in self.rounds.wait_keys(entry)})
-                    self.results.update(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
-                                                            store=self.store))
+                    self.take(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
+                                                  store=self.store))
+                    wanted = {}  # let go of every request of the run (each is read back from its test when used)
                     self.drain()
                 self.rounds.second_round(held, console)
             except KeyboardInterrupt as exc:
@@ -211,8 +232,19 @@ class DeferredRun:
             self._log(held, unavailable)
 
     def _wanted(self, held: list[Held]) -> Wanted:
-        """Requests the held tests wait for that have neither an outcome nor a cached verdict."""
-        wanted: Wanted = {}
+        """Requests the held tests wait for that have neither an outcome nor a cached verdict.
+
+        For a source that judges at the end, read back from their held tests when used (:class:`.sources.
+        HeldRequests`), unless an assertion draws several samples: then all at hand, in the order asked."""
+        if not self.source.early and not any(e.expectation.samples > 1 for test in held for e in test.pending):
+            lazy = HeldRequests()
+            for test in held:
+                for entry in test.pending:
+                    for key, _request in entry.requests():
+                        if key not in lazy and self._missing(key):
+                            lazy.add(key, test.pending, test.nodeid)
+            return lazy
+        wanted: dict[str, tuple[JudgeRequest, str]] = {}
         for test in held:
             for entry in test.pending:
                 if entry.expectation.samples > 1:
@@ -222,12 +254,15 @@ class DeferredRun:
                             wanted[key] = self.requests.get(key) or (call, test.nodeid)
                     continue
                 for key, request in entry.requests():
-                    if key in wanted or key in self.results or self.source.outcome(key) is not None:
-                        continue
-                    if self.session.judging.peek(key) is not None:
-                        continue
-                    wanted[key] = self.requests.get(key) or (request, test.nodeid)
+                    if key not in wanted and self._missing(key):
+                        wanted[key] = self.requests.get(key) or (request, test.nodeid)
         return wanted
+
+    def _missing(self, key: str) -> bool:
+        """No outcome and no cached verdict yet for this request."""
+        if key in self.results or self.source.outcome(key) is not None:
+            return False
+        return self.session.judging.peek(key) is None
 
     def store(self, key: str, request: JudgeRequest, reply: JudgeReply, *, choice: int = 0) -> None:
         """Keep a fresh reply in the cache once (a failed write must not change any outcome)."""
@@ -304,8 +339,9 @@ class DeferredRun:
         uses = Counter(key for test in held for entry in test.pending if entry.expectation.samples == 1
                        for key in entry.keys)
         for test in held:
+            pending = list(test.pending)  # one read of a spooled test's held assertions
             try:
-                self._decide(test, unavailable)
+                self._decide(test, unavailable, pending)
             except Exception as exc:  # noqa: BLE001 - a bug here must fail the test, not pass it
                 report = next((r for r in test.reports if r.when == "call"), test.reports[0])
                 report.outcome = "failed"
@@ -314,13 +350,13 @@ class DeferredRun:
                     del report.wasxfail
             hook = test.item.ihook if test.item is not None else self.config.hook
             emit(hook, test.nodeid, test.location, test.reports)
-            for key in (k for entry in test.pending if entry.expectation.samples == 1 for k in entry.keys):
+            for key in (k for entry in pending if entry.expectation.samples == 1 for k in entry.keys):
                 uses[key] -= 1
                 if uses[key] == 0:  # 20,000 held replies would otherwise stay until the run ends
                     self.results.pop(key, None)
                     self.requests.pop(key, None)
 
-    def _decide(self, test: Held, unavailable: str | None) -> None:
+    def _decide(self, test: Held, unavailable: str | None, pending: list[Pending]) -> None:
         """Evaluate a held test's assertions phase by phase, as immediate mode would have met them."""
         item = test.item
         sink: Any = item if item is not None else NodeProperties(test.nodeid)
@@ -329,7 +365,7 @@ class DeferredRun:
         for when in PHASES:
             if when == "call" and "setup" in failures:
                 continue  # immediate mode never runs the body of a test whose setup failed
-            for entry in (e for e in test.pending if e.phase == when):
+            for entry in (e for e in pending if e.phase == when):
                 outcomes = self._entry_outcomes(entry, item, unavailable)
                 if entry.shared:  # an inherited fixture assertion was counted with the test that made it
                     failure = entry.expectation.evaluate(outcomes)[1]
