@@ -102,14 +102,15 @@ def cost_columns(per_request: Sequence[Sequence[Any]]) -> dict[str, Any]:
     A verdict (or an unreadable reply) is *answered*; a failed call is not. ``calls`` counts the fresh
     calls behind the row (samples drawn in one block are one call); ``tokens`` are the tokens of
     those calls, ``cached_tokens`` the tokens recorded with the verdicts read from the cache.
-    ``cached`` is True when every outcome is a cached verdict.
+    ``cached`` is True when every outcome is a cached verdict; ``prompt_tokens`` is the prompts' part of
+    ``tokens`` (the rest is completion: what a price per input / output token needs).
     """
-    verdicts = cached_verdicts = tokens = cached_tokens = calls = 0
+    verdicts = cached_verdicts = tokens = cached_tokens = calls = prompt_tokens = 0
     every_cached = any(per_request)
     for outcomes in per_request:
         blocks: set[int] = set()
         for index, outcome in enumerate(outcomes):
-            answered, cached, spent = _answer(outcome)
+            answered, cached, spent, prompt = _answer(outcome)
             every_cached = every_cached and answered and cached
             if not answered:
                 continue
@@ -119,21 +120,24 @@ def cost_columns(per_request: Sequence[Sequence[Any]]) -> dict[str, Any]:
                 cached_tokens += spent
             else:
                 tokens += spent
+                prompt_tokens += prompt
                 blocks.add(block_of(index))
         calls += len(blocks)
     return {"verdicts": verdicts, "cached_verdicts": cached_verdicts, "calls": calls, "tokens": tokens,
-            "cached_tokens": cached_tokens, "cached": every_cached}
+            "cached_tokens": cached_tokens, "cached": every_cached, "prompt_tokens": prompt_tokens}
 
 
-def _answer(outcome: Any) -> tuple[bool, bool, int]:
-    """(answered by the judge, read from the cache, its tokens)."""
+def _answer(outcome: Any) -> tuple[bool, bool, int, int]:
+    """(answered by the judge, read from the cache, its tokens, of them the prompt's)."""
     if isinstance(outcome, BaseException):
         if not hasattr(outcome, "judge_cached"):  # a failed call, a refused request: no reply
-            return False, False, 0
-        usage = getattr(outcome, "judge_usage", None)
-        return True, bool(outcome.judge_cached), int((usage or {}).get("total_tokens") or 0)
-    usage = getattr(outcome, "usage", None)
-    return True, bool(getattr(outcome, "cached", False)), int((usage or {}).get("total_tokens") or 0)
+            return False, False, 0, 0
+        usage = getattr(outcome, "judge_usage", None) or {}
+        return True, bool(outcome.judge_cached), int(usage.get("total_tokens") or 0), \
+            int(usage.get("prompt_tokens") or 0)
+    usage = getattr(outcome, "usage", None) or {}
+    return True, bool(getattr(outcome, "cached", False)), int(usage.get("total_tokens") or 0), \
+        int(usage.get("prompt_tokens") or 0)
 
 
 # --------------------------------------------------------------------------- the run

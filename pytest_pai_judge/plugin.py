@@ -167,6 +167,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned,
                            session.checks)
     judging = session.judging
+    if judging.spending.priced and records and not hasattr(config, "workerinput"):
+        prompt = sum(r.prompt_tokens for r in records)
+        completion = sum(r.tokens for r in records) - prompt
+        terminalreporter.write_line(f"pai-judge cost this run: {judging.spending.cost(prompt, completion):,.4f} "
+                                    f"({prompt:,} prompt and {completion:,} completion tokens, at "
+                                    f"judge_price_per_1k_input / _output)")
     if judging.estimate is not None:
         terminalreporter.section("pai-judge estimate")
         for line in judging.estimate.lines(judging.spending, str(session.options.run_mode), judging.history.source()):

@@ -87,6 +87,8 @@ class JudgeRecord:
     """A judge check's row: the labelled row's id (``assert_judge_agrees``) or the probe (``assert_judge_unbiased``)."""
     human: str | None = None
     """A labelled row's human label: the score, or the winner ("1", "2", "tie")."""
+    prompt_tokens: int = 0
+    """Of ``tokens``, the prompts' (the rest is completion), for a price per input / output token."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

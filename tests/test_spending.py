@@ -112,3 +112,24 @@ def test_bad_budget_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\njudge_price_per_1k_input = cheap\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stderr.fnmatch_lines(["*ini key judge_price_per_1k_input must be a number, got 'cheap'*"])
+
+
+def test_the_reports_say_where_the_tokens_went_and_what_they_cost(pytester: pytest.Pytester,
+                                                                   make_judge_server) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(test_spend=SUITE)
+    pytester.makeini("[pytest]\njudge_price_per_1k_input = 0.002\njudge_price_per_1k_output = 0.006\n")
+    result = run(pytester, server, "--judge-cache=off", "--judge-report=r.html", "--judge-report=r.md",
+                 "--judge-report=r.json")
+    result.assert_outcomes(passed=9)
+    rows = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    prompt, total = sum(r["prompt_tokens"] for r in rows), sum(r["tokens"] for r in rows)
+    assert 0 < prompt < total
+    cost = prompt / 1000 * 0.002 + (total - prompt) / 1000 * 0.006
+    result.stdout.fnmatch_lines([f"pai-judge cost this run: {cost:,.4f} ({prompt:,} prompt and {total - prompt:,} "
+                                 "completion tokens*"])
+    page = (pytester.path / "r.html").read_text("utf-8")
+    assert "<section id='spend'>" in page and f"{total:,}" in page and f"{cost:,.4f}" in page
+    markdown = (pytester.path / "r.md").read_text("utf-8")
+    assert "## Where the tokens went" in markdown and f"| pai-judge | 9 | 10 | {total:,} | 100% | {cost:,.4f} |" \
+        in markdown

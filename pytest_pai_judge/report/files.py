@@ -26,13 +26,15 @@ from .markdown import MARKDOWN_LIMIT_BYTES, render_markdown
 from .table import coerce, isna
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..spending import Spending
     from .regression import Regression
 
 
 def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                  drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *, baseline: str | None = None,
                  max_drop: float | None = None, gates: Sequence[GateResult] = (),
-                 regression: Regression | None = None, checks: Sequence[dict[str, Any]] = ()) -> Path:
+                 regression: Regression | None = None, checks: Sequence[dict[str, Any]] = (),
+                 spending: Spending | None = None) -> Path:
     """Write the table to ``path`` in the format its suffix names; atomic (a reader never sees half a file).
 
     ``drift`` is :func:`~pytest_pai_judge.report.drift.compute_drift`'s result: Markdown and HTML show
@@ -52,10 +54,10 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
     df = coerce(df)
     if suffix == ".html":
         _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop, gates=gates,
-                                      regression=regression, checks=checks))
+                                      regression=regression, checks=checks, spending=spending))
     elif suffix == ".md":
         _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop, gates=gates,
-                        regression=regression, checks=checks)
+                        regression=regression, checks=checks, spending=spending)
     else:
         _write_table(df, path, suffix)
         if drift is not None:
@@ -74,11 +76,12 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
 
 def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.DataFrame] | None, *,
                     baseline: str | None, max_drop: float | None, gates: Sequence[GateResult] = (),
-                    regression: Regression | None = None, checks: Sequence[dict[str, Any]] = ()) -> None:
+                    regression: Regression | None = None, checks: Sequence[dict[str, Any]] = (),
+                    spending: Spending | None = None) -> None:
     """A page that fits a GitHub step summary; when cases had to be left out, the whole page goes to
     ``<stem>.full.md`` next to it, and the page's note names that file."""
     full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None, gates=gates,
-                           regression=regression, checks=checks)
+                           regression=regression, checks=checks, spending=spending)
     if len(full.encode("utf-8")) <= MARKDOWN_LIMIT_BYTES:
         _write_text(path, full)
         return
@@ -86,7 +89,7 @@ def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.
     _write_text(whole, full)
     _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
                                       limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name, gates=gates,
-                                      regression=regression, checks=checks))
+                                      regression=regression, checks=checks, spending=spending))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..gates import GateResult
 from .calibration_page import calibration_markdown
+from .cost_page import spend_markdown
 from .drift import DRIFT_STATUSES, drops_beyond, no_shared_cases
 from .page_facts import (
     STATUS_COLUMN,
@@ -35,6 +36,7 @@ from .page_facts import (
 from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..spending import Spending
     from .regression import Regression
 
 STEP_SUMMARY_LIMIT = 1024 * 1024
@@ -50,7 +52,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
                     baseline: str | None = None, max_drop: float | None = None,
                     regression: Regression | None = None, limit_bytes: int | None = MARKDOWN_LIMIT_BYTES,
                     full_report: str | None = None, gates: Sequence[GateResult] = (),
-                    checks: Sequence[dict[str, Any]] = ()) -> str:
+                    checks: Sequence[dict[str, Any]] = (), spending: Spending | None = None) -> str:
     """The whole page as one string, at most ``limit_bytes`` of UTF-8 (None: no limit).
 
     When cases must be left out, a note under the verdict line says how many and points to
@@ -72,6 +74,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
         (calibration_markdown(checks), [], []),
         (_chart_lines(df), [], []),
         (_others_head(others), other_items, ["", "</details>", ""] if other_items else []),
+        (spend_markdown(df, spending), [], []),
     ]
     budget = None if limit_bytes is None else limit_bytes - _size(head) - _NOTE_RESERVE \
         - sum(_size(h) + _size(t) for h, _, t in sections)

@@ -227,10 +227,13 @@ class JudgeReporting:
         df = self.df
         gates = list(self.get_gates())
         checks = list(self.get_checks())
+        from ..spending import Spending
+
+        spending = Spending.from_config(self.config)
         for path in self.reports:
             try:
                 write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop,
-                             regression=self.regression, gates=gates, checks=checks)
+                             regression=self.regression, gates=gates, checks=checks, spending=spending)
                 self.written.append(path)
             except (OSError, ValueError) as exc:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")

@@ -31,7 +31,7 @@ COLUMNS: tuple[str, ...] = (
     "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
     "outcome", "status", "verdicts", "cached_verdicts", "calls", "cached_tokens",
     "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence", "criteria2",
-    "group", "case", "human",
+    "group", "case", "human", "prompt_tokens",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
 later come last so that reports written before they existed line up: read back, a missing
@@ -51,7 +51,7 @@ DTYPES: dict[str, str] = {
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",
     "tokens": "int64", "cached": "bool", "latency_s": "float64", "xfail": "bool", "samples": "Int64",
     "spread": "float64", "verdicts": "Int64", "cached_verdicts": "Int64", "calls": "Int64",
-    "cached_tokens": "Int64", "confidence": "float64",
+    "cached_tokens": "Int64", "confidence": "float64", "prompt_tokens": "Int64",
 }
 """Nullable pandas dtypes, so a missing score / verdict stays missing (never 0 or False) after a round trip."""
 
