@@ -58,5 +58,7 @@ class Breaker:
         with self._lock:
             if isinstance(exc, errors.JudgeConnectionError):
                 self.failures.append(exc)
+                self.last_try = self.clock()  # the next probe is due a while after this failure, not its start:
+                # a probe that spent its retries longer than the interval would let every later call probe too
             else:
                 self.failures.clear()

@@ -92,3 +92,21 @@ def test_a_bad_budget_is_a_usage_error(pytester, judge_server):
     pytester.makeini("[pytest]\njudge_total_timeout = soon\n")
     result = run(pytester, server)
     result.stderr.fnmatch_lines(["*ini key judge_total_timeout must be a number, got 'soon'*"])
+
+
+def test_the_breakers_next_probe_counts_from_the_last_failure_not_from_when_that_call_began() -> None:
+    """A probe that spends its retries for longer than the probe interval must not let the next call probe too."""
+    from pytest_pai_judge import errors
+    from pytest_pai_judge.breaker import PROBE_EVERY_S, Breaker
+
+    now = [0.0]
+    breaker = Breaker(3, clock=lambda: now[0])
+    down = errors.JudgeConnectionError("connection refused")
+    for _ in range(2):  # two calls, each retrying for 3 s before it fails
+        assert breaker.refusal() is None
+        now[0] += 3.0
+        breaker.observe(down)
+    assert breaker.open and breaker.refusal() is not None  # right after the failure: fail fast
+    now[0] += PROBE_EVERY_S
+    assert breaker.refusal() is None  # one probe, a probe interval after the last failure
+    assert breaker.refusal() is not None
