@@ -71,8 +71,7 @@ class BatchJudge:
     def __init__(self, options: Options, client: Callable[[], JudgeClient], console: Console, *, run_id: str,
                  warnings: list[str], breaker: Breaker | None = None) -> None:
         self.client = client
-        self.breaker = breaker if breaker is not None else Breaker(options.retries)
-        """The run's circuit breaker: polls that cannot reach the judge stop the wait (the job is kept)."""
+        self.breaker = breaker if breaker is not None else Breaker(options.retries)  # unreachable polls end the wait
         self.console = console
         self.run_id = run_id
         self.warnings = warnings
@@ -85,8 +84,7 @@ class BatchJudge:
         """Progress lines count the jobs from this one on (a follow-up job of retried lines is its own round)."""
         self.ledger = BatchLedger(options.cache_dir)
         self.token = cache_token(options.cache_dir, options.cache_identity)
-        self.persistent = not options.embedded
-        """The embedded server's batches live in a temp dir that dies with this run: nothing to resume."""
+        self.persistent = not options.embedded  # the embedded server's batches die with this run: nothing to resume
         self.jobs: list[Job] = []
         """The jobs this run waits for (its own, and remembered ones holding requests it needs)."""
         self.resumed_ids: list[str] = []
