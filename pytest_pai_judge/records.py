@@ -82,6 +82,8 @@ class JudgeRecord:
     """The closest ``@pytest.mark.judge(group=...)`` of the test (what ``--judge-gate ... for group=`` covers)."""
     criteria2: dict[str, float | None] | None = None
     """Pairwise: the second answer's per-criterion scores (``criteria`` holds the first's); None otherwise."""
+    contradiction: str | None = None
+    """Pairwise: where a judge's winner words disagreed with its own per-answer scores (the words were taken)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
