@@ -219,9 +219,11 @@ def examples_in(mode: str, url: str, workdir: Path) -> str:
     latencies = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
     contradictions = sum(1 for r in rows if r.get("contradiction"))
     latency = f"{statistics.median(latencies):.1f} s" if latencies else "n/a"
+    failed = sorted({str(r["nodeid"]).split("::")[-1] for r in rows if r.get("status") in ("failed", "error")})
     return (f"  {mode:<9} wall {wall:6.0f} s  rows {len(rows)}, verdicts {verdicts}, unreadable rows "
             f"{len(unreadable)}, other errors {len(errors) - len(unreadable)}, pairwise contradictions "
-            f"{contradictions}, median latency {latency}, tokens {tokens}; pytest: {summary}")
+            f"{contradictions}, median latency {latency}, tokens {tokens}; pytest: {summary}"
+            + (f"\n            failed: {', '.join(failed)}" if failed else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
