@@ -215,3 +215,14 @@ def test_pairwise_contradiction_takes_the_verdict_words_and_the_report_shows_it(
     table = read_report(pytester.path / "report.csv")
     (note,) = table["contradiction"].tolist()
     assert not pd.isna(note) and re.search(r"names answer 1 but the overall scores are 4 vs 5", note)
+
+
+def test_cli_flags_for_context_and_token_counts():
+    from pytest_pai_judge.server.cli import build_parser, config_from_args
+
+    base = ["--engine", "openai", "--upstream-base-url", "http://127.0.0.1:9/v1", "--upstream-model", "m"]
+    auto = config_from_args(build_parser().parse_args([*base, "--context-limit", "auto", "--token-count", "estimate"]))
+    assert auto.context_limit_auto and not auto.upstream_token_count
+    fixed = config_from_args(build_parser().parse_args([*base, "--context-limit", "8192"]))
+    assert not fixed.context_limit_auto and fixed.upstream_token_count
+    assert set(fixed.models.values()) == {8192}
