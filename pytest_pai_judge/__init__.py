@@ -15,6 +15,7 @@ from .assertions import (
     assert_judge_not_worse,
     assert_judge_prefers,
     assert_judge_score,
+    assert_judge_unbiased,
 )
 from .errors import JudgeAssertionError, JudgeError
 from .request import JudgeRequest
@@ -38,6 +39,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom",
-           "assert_judge_agrees", "Judge",
+           "assert_judge_agrees", "assert_judge_unbiased", "Judge",
            "Comparison", "JudgeAssertionError", "JudgeError", "JudgeRequest", "cases", "Verdict", "UnreadableVerdict",
            "parse_reply", "LocalJudgeServer", "JudgeClient", "errors"]

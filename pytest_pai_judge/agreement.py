@@ -53,7 +53,8 @@ class ScoreAgreement:
 
     figures: dict[str, Figure]
     confusion: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(human score, judge score) -> rows; a missing verdict is counted under judge score 0."""
+    """(human score, judge score) -> rows, half-point scores counted as the whole score above; a missing verdict
+    is counted under judge score 0."""
     scale: int = 5
 
 
@@ -62,7 +63,7 @@ def score_agreement(human: Sequence[float], judge: Sequence[float | None], *, sc
     """Figures for rows of (human score, judge score or None) on a 1..``scale`` scale."""
     if len(human) != len(judge):
         raise ValueError(f"{len(human)} human scores but {len(judge)} judge scores")
-    people = [int(round(float(h))) for h in human]
+    people = [float(h) for h in human]
     filled = [_filled(h, j, scale) for h, j in zip(people, judge)]
     labels = list(range(1, scale + 1))
     figures = {
@@ -74,13 +75,13 @@ def score_agreement(human: Sequence[float], judge: Sequence[float | None], *, sc
     if threshold is not None:
         positives = [j for h, j in zip(people, filled) if h >= threshold]
         negatives = [j for h, j in zip(people, filled) if h < threshold]
-        figures["tpr"] = _rate("true-positive rate (human pass, judge pass)",
+        figures["tpr"] = rate_figure("true-positive rate (human pass, judge pass)",
                                sum(1 for j in positives if j >= threshold), len(positives), confidence)
-        figures["tnr"] = _rate("true-negative rate (human fail, judge fail)",
+        figures["tnr"] = rate_figure("true-negative rate (human fail, judge fail)",
                                sum(1 for j in negatives if j < threshold), len(negatives), confidence)
     confusion: dict[tuple[int, int], int] = {}
     for h, j in zip(people, judge):
-        cell = (h, 0 if j is None or _nan(j) else int(round(float(j))))
+        cell = (whole(h), 0 if j is None or _nan(j) else whole(float(j)))
         confusion[cell] = confusion.get(cell, 0) + 1
     return ScoreAgreement(figures, confusion, scale)
 
@@ -92,30 +93,37 @@ def pairwise_agreement(human: Sequence[str], judge: Sequence[str | None], consis
     if not len(human) == len(judge) == len(consistent):
         raise ValueError("human, judge and consistent must have one entry per row")
     agree = sum(1 for h, j in zip(human, judge) if j is not None and str(h) == str(j))
-    return {"agreement": _rate("agreement with the human winner", agree, len(human), confidence),
-            "position_consistency": _rate("position consistency (same verdict in both orders)",
+    return {"agreement": rate_figure("agreement with the human winner", agree, len(human), confidence),
+            "position_consistency": rate_figure("position consistency (same verdict in both orders)",
                                           sum(bool(c) for c in consistent), len(consistent), confidence)}
 
 
 # --------------------------------------------------------------------------- the statistics
 
 
-def _filled(human: int, judge: float | None, scale: int) -> int:
+def whole(score: float) -> int:
+    """The whole score a half-point one counts as in kappa and the confusion matrix: half up (3.5 -> 4)."""
+    return int(math.floor(float(score) + 0.5))
+
+
+def _filled(human: float, judge: float | None, scale: int) -> float:
     """A missing verdict counts as the score furthest from the human's: a disagreement, never a gap."""
     if judge is None or _nan(judge):
-        return 1 if human > (1 + scale) / 2 else scale
-    return int(round(float(judge)))
+        return 1.0 if human > (1 + scale) / 2 else float(scale)
+    return float(judge)
 
 
-def _kappa(a: Sequence[int], b: Sequence[int], labels: list[int]) -> float:
+def _kappa(a: Sequence[float], b: Sequence[float], labels: list[int]) -> float:
+    """Quadratic-weighted kappa is defined on categories: half-point scores count as the whole score above."""
     from sklearn.metrics import cohen_kappa_score  # type: ignore[import-untyped]
 
+    a, b = [whole(x) for x in a], [whole(y) for y in b]
     if len(set(a)) == 1 and len(set(b)) == 1:
         return 1.0 if a[0] == b[0] else 0.0  # sklearn divides 0 by 0 here
     return float(cohen_kappa_score(a, b, labels=labels, weights="quadratic"))
 
 
-def _spearman(a: Sequence[int], b: Sequence[int]) -> float:
+def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
     if len(set(a)) < 2 or len(set(b)) < 2:
@@ -123,11 +131,11 @@ def _spearman(a: Sequence[int], b: Sequence[int]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def _share(a: Sequence[int], b: Sequence[int], within: int) -> float:
-    return sum(1 for x, y in zip(a, b) if abs(x - y) <= within) / len(a) if a else math.nan
+def _share(a: Sequence[float], b: Sequence[float], within: int) -> float:
+    return sum(1 for x, y in zip(a, b) if abs(x - y) <= within + 1e-9) / len(a) if a else math.nan
 
 
-def _boot(name: str, a: list[int], b: list[int], statistic: Callable[[Sequence[int], Sequence[int]], float],
+def _boot(name: str, a: list[float], b: list[float], statistic: Callable[[Sequence[float], Sequence[float]], float],
           confidence: float) -> Figure:
     """The figure on all rows, and a seeded percentile bootstrap interval over rows (paired)."""
     n = len(a)
@@ -140,7 +148,7 @@ def _boot(name: str, a: list[int], b: list[int], statistic: Callable[[Sequence[i
     from scipy.stats import bootstrap
 
     def resampled(x: Any, y: Any) -> float:
-        return statistic([int(v) for v in x], [int(v) for v in y])
+        return statistic([float(v) for v in x], [float(v) for v in y])
 
     with warnings.catch_warnings():  # every resample agreeing alike (e.g. kappa 1) is an answer, not a problem
         warnings.simplefilter("ignore")
@@ -152,7 +160,8 @@ def _boot(name: str, a: list[int], b: list[int], statistic: Callable[[Sequence[i
     return Figure(name, value, low, high, n)
 
 
-def _rate(name: str, hits: int, n: int, confidence: float) -> Figure:
+def rate_figure(name: str, hits: int, n: int, confidence: float) -> Figure:
+    """A share of ``n`` with its Wilson interval (sound at small n and at 0 or 1, unlike the normal one)."""
     if n == 0:
         return Figure(name, None, n=0)
     from scipy.stats import binomtest

@@ -6,18 +6,20 @@ active session, which decides it now or holds it until the run's verdicts arrive
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .calibration import Agreement, labelled_set
 from .counts import cost_columns
 from .errors import JudgeAssertionError, JudgeError
 from .expectation import Comparison, consensus, custom_expectation, pairwise_expectation, samples_of, score_expectation
+from .probes import DEFAULT_LIMITS, PROBES, BiasProbes, probe_expectation
 from .request import JudgeRequest
 from .session import JudgeSession, active_session
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
 
-    from .calibration import Agreement
     from .verdict import Verdict
 
 
@@ -105,27 +107,48 @@ def assert_judge_agrees(data: Any, *, min_kappa: float | None = None, min_spearm
                         min_exact: float | None = None, min_within_one: float | None = None,
                         min_tpr: float | None = None, min_tnr: float | None = None,
                         min_agreement: float | None = None, min_position_consistency: float | None = None,
-                        **columns_and_fields: Any) -> Agreement:
+                        **columns_and_fields: Any) -> Agreement | None:
     """Fail unless the judge agrees with the human labels of ``data`` at least this well.
 
     ``data`` and the column keywords are those of :func:`~pytest_pai_judge.dataset_cases.cases`
     (defaults ``question``, ``answer``, ``ref_answer``, ``human_score``; pairwise: name ``answer1`` /
     ``answer2`` and ``human_winner``); ``threshold=`` adds the judge's true-positive / -negative rates
-    as a pass/fail classifier. Every bound is on the figure itself (not its interval). Returns the
-    :class:`~pytest_pai_judge.calibration.Agreement`.
+    as a pass/fail classifier; ``samples=`` judges each row several times. Every bound is on the
+    figure itself (not its interval). Returns the :class:`~pytest_pai_judge.calibration.Agreement`
+    in immediate mode; in deferred / batch mode the rows are judged with the run's other verdicts
+    (batch: in its one job) and the assertion is decided at the end of the run.
     """
     __tracebackhide__ = True
-    from .calibration import check, measure
-
     session, item = _active()
-    agreement = measure(session, item, data, **columns_and_fields)
-    misses = check(agreement, {"min_kappa": min_kappa, "min_spearman": min_spearman, "min_exact": min_exact,
-                               "min_within_one": min_within_one, "min_tpr": min_tpr, "min_tnr": min_tnr,
-                               "min_agreement": min_agreement, "min_position_consistency": min_position_consistency})
-    if misses:
-        raise JudgeAssertionError(f"the judge disagrees with the labels: {'; '.join(misses)} "
-                                  f"({len(agreement.rows)} labelled rows)\n{agreement.text()}")
-    return agreement
+    minima = {"min_kappa": min_kappa, "min_spearman": min_spearman, "min_exact": min_exact,
+              "min_within_one": min_within_one, "min_tpr": min_tpr, "min_tnr": min_tnr, "min_agreement": min_agreement,
+              "min_position_consistency": min_position_consistency}
+    expectation = labelled_set(session.settings_for(item), item, data, minima=minima, **columns_and_fields)
+    return expectation.measured if session.submit(expectation, item) else None
+
+
+def assert_judge_unbiased(question: str, answer: str, *, probes: Sequence[str] = PROBES, other: str | None = None,
+                          samples: int | None = None, max_flip_rate: float = DEFAULT_LIMITS["position"],
+                          max_verbosity_gain: float = DEFAULT_LIMITS["verbosity"],
+                          max_spread: float = DEFAULT_LIMITS["consistency"], padding: str | None = None,
+                          model: str | None = None, **fields: Any) -> BiasProbes | None:
+    """Fail if the judge shows a bias on this case: each probe's effect size must stay within its limit.
+
+    ``position``: ``answer`` against ``other`` (default: against itself) in both orders, ``samples`` times:
+    the share whose verdict follows the position, not the answer (limit ``max_flip_rate``).
+    ``verbosity``: ``answer`` and ``answer`` + fluent but empty ``padding``: how many points the padding
+    gains (mean of the samples; limit ``max_verbosity_gain``). ``consistency``: the spread (standard
+    deviation) of ``samples`` verdicts of one request (limit ``max_spread``). ``samples`` defaults to
+    the test's setting, at least 5. Returns the :class:`~pytest_pai_judge.probes.BiasProbes` in
+    immediate mode; deferred / batch mode decide it at the end of the run.
+    """
+    __tracebackhide__ = True
+    session, item = _active()
+    expectation = probe_expectation(session.settings_for(item), item, question, answer, probes=probes, other=other,
+                                    samples=samples, padding=padding, model=model, fields=fields,
+                                    limits={"position": max_flip_rate, "verbosity": max_verbosity_gain,
+                                            "consistency": max_spread})
+    return expectation.measured if session.submit(expectation, item) else None
 
 
 class Judge:
@@ -197,11 +220,29 @@ class Judge:
         return self._session.value(request, self._item, samples=self._samples(samples, request))
 
     def agreement(self, data: Any, **columns_and_fields: Any) -> Agreement:
-        """Judge every row of a labelled set and measure agreement (see :func:`assert_judge_agrees`)."""
-        __tracebackhide__ = True
-        from .calibration import measure
+        """Judge every row of a labelled set now and measure agreement (see :func:`assert_judge_agrees`).
 
-        return measure(self._session, self._item, data, **columns_and_fields)
+        A value: in deferred / batch mode its rows are judged synchronously, when it is called.
+        """
+        __tracebackhide__ = True
+        expectation = labelled_set(self._session.settings_for(self._item), self._item, data, **columns_and_fields)
+        self._session.submit(expectation, self._item, now=True)
+        assert expectation.measured is not None
+        return expectation.measured
+
+    def probes(self, question: str, answer: str, **kwargs: Any) -> BiasProbes:
+        """The bias probes' effect sizes now, without asserting (see :func:`assert_judge_unbiased`)."""
+        __tracebackhide__ = True
+        limits = {"position": kwargs.pop("max_flip_rate", None), "verbosity": kwargs.pop("max_verbosity_gain", None),
+                  "consistency": kwargs.pop("max_spread", None)}
+        probes, other, samples = kwargs.pop("probes", PROBES), kwargs.pop("other", None), kwargs.pop("samples", None)
+        padding, model = kwargs.pop("padding", None), kwargs.pop("model", None)
+        expectation = probe_expectation(self._session.settings_for(self._item), self._item, question, answer,
+                                        probes=probes, other=other, samples=samples, padding=padding, model=model,
+                                        fields=kwargs, limits=limits, asserting=False)
+        self._session.submit(expectation, self._item, now=True)
+        assert expectation.measured is not None
+        return expectation.measured
 
     def assert_custom(self, messages: list[dict[str, Any]] | str, min: float | None = None,  # noqa: A002
                       **kwargs: Any) -> Verdict | None:
@@ -219,5 +260,5 @@ class Judge:
 
 
 __all__ = ["assert_judge_score", "assert_judge_prefers", "assert_judge_not_worse", "assert_judge_custom",
-           "assert_judge_agrees", "Judge",
+           "assert_judge_agrees", "assert_judge_unbiased", "Judge",
            "Comparison", "JudgeAssertionError", "JudgeError"]

@@ -28,6 +28,7 @@ The connection opens lazily on first use (pytest start-up stays fast) and once p
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import json
@@ -518,3 +519,29 @@ class VerdictCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def completion_history(cache: VerdictCache, limit: int) -> list[tuple[str, str, int]]:
+    """(model, mode, completion tokens) of the newest ``limit`` replies: what verdicts have cost before.
+
+    Read over a read-only connection of its own (the cache's may be busy on another thread)."""
+    cache.flush()
+    if not cache.db_path.exists():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"{cache.db_path.as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            rows = db.execute("SELECT request, usage FROM replies WHERE usage IS NOT NULL ORDER BY created_at "
+                              "DESC LIMIT ?", (limit,)).fetchall()
+    except sqlite3.Error:
+        return []
+    found = []
+    for request_text, usage_text in rows:
+        try:
+            request, usage = json.loads(request_text), json.loads(usage_text)
+            content = request["messages"][-1]["content"]
+            kind = content[0].get("mode", "single") if isinstance(content, list) else "custom"
+            tokens = int(usage["completion_tokens"])
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            continue
+        found.append((str(request.get("model") or ""), str(kind), tokens))
+    return found

@@ -12,6 +12,9 @@ transport under the SDK's own client (``http_client=``, a documented SDK paramet
 - **A total time budget per call** (``--judge-total-timeout``), across every attempt and the
   waits between them: each attempt's read timeout is cut to what is left, and an attempt that
   would start after the budget is spent is not made.
+
+It also tells deferred mode's adaptive limit (:mod:`pytest_pai_judge.concurrency`, through
+:data:`OBSERVER`) what each attempt met: a 429 and its ``retry-after``, or how long an answer took.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 import openai
+
+from .concurrency import OBSERVER
 
 
 @dataclass
@@ -47,6 +52,28 @@ class CallBudget:
 
 CURRENT: contextvars.ContextVar[CallBudget | None] = contextvars.ContextVar("pai_judge_call_budget", default=None)
 """The budget of the judge call running in this thread / asyncio task (None: a files or batches call)."""
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """The wait a 429 asks for: ``retry-after-ms``, else ``retry-after`` in seconds (a date is not read)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) / scale
+            except ValueError:
+                continue
+    return None
+
+
+def _observe(response: Any, started: float) -> None:
+    observer = OBSERVER.get()
+    if observer is None:
+        return
+    if response.status_code == 429:
+        observer.rate_limited(retry_after_s(response.headers), started)
+    elif response.status_code < 400:
+        observer.answered(time.monotonic() - started)
 
 
 class TimeoutNotResent(openai.APITimeoutError):
@@ -176,6 +203,7 @@ def policy_transport(lib: ModuleType, *, asynchronous: bool) -> Any:
             with guarded(attempt, connecting=True):
                 response = await super().handle_async_request(request)
             _after_attempt(attempt.budget, status=response.status_code)
+            _observe(response, attempt.started)
             response.stream = AsyncStream(response.stream, attempt)
             return response
 

@@ -29,6 +29,9 @@ TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 """A judged test's outcome, as pytest reports it (a test is counted once, by its worst phase)."""
 ASSERTION_STATUSES = ("met", "not met", "inconclusive", "error", "value")
 """A report row's verdict, as the judge gave it (``error``: no verdict could be had)."""
+VALUE_ASSERTIONS = ("value", "agrees", "unbiased")
+"""Rows that read verdicts without a threshold of their own: values (the ``judge`` fixture) and the rows of the
+judge checks (``assert_judge_agrees``' labelled rows, ``assert_judge_unbiased``' probes). Not assertions."""
 ROW_STATUSES = ("error", "failed", "xpassed", "xfailed", "skipped", "no threshold", "passed")
 """A row's status in the reports, failing first: its assertion's verdict seen through its test's outcome."""
 
@@ -55,7 +58,7 @@ def assertion_status(row: Mapping[str, Any]) -> str:
     """The judge's verdict of one row: ``met`` / ``not met`` / ``inconclusive`` / ``error`` / ``value``."""
     if not missing(row.get("error")):
         return "error"
-    if row.get("assertion") == "value" or missing(row.get("passed")):
+    if row.get("assertion") in VALUE_ASSERTIONS or missing(row.get("passed")):
         return "value"
     decision = row.get("decision")
     if decision == "inconclusive":
@@ -160,10 +163,12 @@ def count_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         tests[outcome if outcome in tests else "unreported"] += 1
     assertions = dict.fromkeys(ASSERTION_STATUSES, 0)
     statuses = dict.fromkeys(ROW_STATUSES, 0)
-    values = value_errors = 0
+    values = value_errors = check_rows = 0
     for row in rows:
         statuses[row_status(row)] += 1
-        if row.get("assertion") == "value":  # a verdict read as a value: no threshold, not an assertion
+        if row.get("assertion") in VALUE_ASSERTIONS[1:]:  # a judge check's labelled row or probe
+            check_rows += 1
+        elif row.get("assertion") == "value":  # a verdict read as a value: no threshold, not an assertion
             values += 1
             value_errors += not missing(row.get("error"))
         else:
@@ -174,7 +179,7 @@ def count_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
     return {
         "rows": len(rows), "tests": tests, "judged_tests": len(outcome_of), "assertions": assertions,
-        "values": values, "value_errors": value_errors,
+        "values": values, "value_errors": value_errors, "check_rows": check_rows,
         "statuses": statuses, "calls": total("calls"), "fresh_verdicts": total("verdicts") - total("cached_verdicts"),
         "cached_verdicts": total("cached_verdicts"), "tokens_spent": total("tokens"),
         "tokens_cached": total("cached_tokens"), "scales": scales(rows),

@@ -135,6 +135,18 @@ class JudgeTimeout(JudgeError):
     code = "Timeout"
 
 
+class BudgetReached(JudgeError):
+    """Not sent: the call would pass ``--judge-max-calls`` / ``--judge-max-tokens``."""
+
+    code = "BudgetReached"
+
+
+class Estimated(JudgeError):
+    """Not sent: ``--judge-estimate`` counts what the call would cost instead of making it."""
+
+    code = "Estimated"
+
+
 class JudgeConnectionError(JudgeError):
     code = "ConnectionError"
 
@@ -180,7 +192,8 @@ def verdict_unavailable(text: str, *, batch: bool) -> JudgeError:
 BY_CODE: dict[str, type[JudgeError]] = {cls.code: cls for cls in (
     MessagesError, ContentError, ResponseFormatError, ModeError, QuestionError, AnswerError, SceneError,
     ScoreError, InvalidToken, InvalidBody, InvalidParameter, ContextLengthExceeded, GreenNetFilter, ModelNotFound,
-    ModelServiceFailed, RateLimited, JudgeTimeout, JudgeConnectionError, ReplayMiss, BatchError)}
+    ModelServiceFailed, RateLimited, JudgeTimeout, JudgeConnectionError, ReplayMiss, BatchError, BudgetReached,
+    Estimated)}
 BY_STATUS: dict[int, type[JudgeError]] = {401: InvalidToken, 402: InvalidBody, 403: GreenNetFilter,
                                           404: ModelNotFound, 429: RateLimited, 500: ModelServiceFailed}
 

@@ -93,11 +93,15 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (none)"
 
 
+KINDS: dict[str, type[Expectation]] = {}
+"""Assertion name -> the Expectation subclass that decides it (the judge checks in ``calibration`` / ``probes``)."""
+
+
 @dataclass(slots=True)
 class Expectation:
     """A judge assertion waiting for its verdicts. JSON-safe parts only, so it can cross xdist."""
 
-    assertion: Literal["score", "prefers", "not_worse"]
+    assertion: Literal["score", "prefers", "not_worse", "agrees", "unbiased"]
     requests: list[JudgeRequest]
     threshold: float | None
     nodeid: str
@@ -109,6 +113,14 @@ class Expectation:
     inconclusive: str = "fail"
     """What an inconclusive decision does: fail, pass or skip (``--judge-inconclusive``)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass names the assertions it decides (``ASSERTIONS``), so :meth:`from_dict` rebuilds it.
+
+        (No ``super()`` here: under ``slots=True`` the dataclass is a new class that the zero-argument form
+        does not know; ``object.__init_subclass__`` does nothing anyway.)"""
+        for assertion in getattr(cls, "ASSERTIONS", ()):
+            KINDS[assertion] = cls
+
     def to_dict(self) -> dict[str, Any]:
         return {"assertion": self.assertion, "requests": [r.to_dict() for r in self.requests],
                 "threshold": self.threshold, "nodeid": self.nodeid, "run_mode": self.run_mode,
@@ -117,10 +129,21 @@ class Expectation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Expectation:
-        return cls(data["assertion"], [JudgeRequest.from_dict(r) for r in data["requests"]], data.get("threshold"),
-                   data["nodeid"], data.get("run_mode", "immediate"), dict(data.get("labels") or {}),
-                   int(data.get("samples") or 1), float(data.get("confidence") or 0.95),
-                   str(data.get("inconclusive") or "fail"))
+        kind = KINDS.get(data["assertion"], cls) if cls is Expectation else cls
+        made = kind(data["assertion"], [JudgeRequest.from_dict(r) for r in data["requests"]], data.get("threshold"),
+                    data["nodeid"], data.get("run_mode", "immediate"), dict(data.get("labels") or {}),
+                    int(data.get("samples") or 1), float(data.get("confidence") or 0.95),
+                    str(data.get("inconclusive") or "fail"))
+        made.restore(data)
+        return made
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """A subclass reads back what its ``to_dict`` added (the base keeps nothing more)."""
+
+    def judge_check(self) -> dict[str, Any] | None:
+        """A check of the judge itself (agreement with labels, bias probes): its figures once evaluated, for the
+        reports' calibration section; None for an ordinary assertion."""
+        return None
 
     # ------------------------------------------------------------------ several samples
 

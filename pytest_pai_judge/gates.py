@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .counts import assertion_status, missing, row_status
+from .counts import VALUE_ASSERTIONS, assertion_status, missing, row_status
 
 METRICS = ("pass_rate", "error_rate", "inconclusive_rate", "mean_score")
 SCOPES = ("scene", "model", "group")
@@ -164,7 +164,8 @@ def parse_gates(texts: Iterable[str]) -> list[Gate]:
 
 def counted(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The rows gates count: judged assertions, not values, not known-bad (xfailed / xpassed) cases."""
-    return [r for r in rows if r.get("assertion") != "value" and row_status(r) not in ("xfailed", "xpassed")]
+    return [r for r in rows
+            if r.get("assertion") not in VALUE_ASSERTIONS and row_status(r) not in ("xfailed", "xpassed")]
 
 
 def evaluate(gates: Iterable[Gate], rows: Iterable[Mapping[str, Any]]) -> list[GateResult]:

@@ -27,6 +27,7 @@ from .client import TOKEN_ENV, JudgeClient, JudgeReply, check_request
 from .options import Options
 from .request import JudgeRequest, without_max_tokens
 from .sampling import blocks, draw_request, sample_key
+from .spending import Budget, CompletionHistory, Estimate, Spending, job_tokens, spent_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     import pytest
@@ -66,6 +67,12 @@ class Judging:
         self.breaker = Breaker(options.retries)
         self._custom_parser: bool | None = None
         self._variant_prefix = ""
+        self.spending = Spending.from_config(config)
+        self.budget = Budget(self.spending, run_id) if self.spending.capped else None
+        """``--judge-max-calls`` / ``--judge-max-tokens``: the run's spending, shared by its processes."""
+        self.estimate = Estimate() if self.spending.estimate else None
+        """``--judge-estimate``: what the calls would have cost (none is sent)."""
+        self._history: CompletionHistory | None = None
 
     # ------------------------------------------------------------------ lazily built parts
 
@@ -104,6 +111,31 @@ class Judging:
         if self._cache is not None:
             self._cache.flush()
 
+    @property
+    def history(self) -> CompletionHistory:
+        """Expected completion tokens per model and mode, from the cache (read once, on first use)."""
+        if self._history is None:
+            self._history = CompletionHistory(self.cache if self.options.cache_mode.reads else None)
+        return self._history
+
+    def charge(self, requests: list[JudgeRequest], what: str) -> float | None:
+        """Reserve these calls in the budget (raise BudgetReached past a cap); their expected tokens, or None
+        without a budget. ``--judge-estimate``: count them and raise Estimated instead."""
+        if self.estimate is not None:
+            for request in requests:
+                self.estimate.count(request, self.history)
+            raise errors.Estimated("not sent: --judge-estimate counts the call instead of making it")
+        if self.budget is None:
+            return None
+        expected = job_tokens(requests, self.history)
+        self.budget.reserve(len(requests), expected, what)
+        return expected
+
+    def settle(self, expected: float | None, usage: dict[str, Any] | None) -> None:
+        """A charged call is over: its real tokens replace the expected ones (None usage: it got no answer)."""
+        if expected is not None and self.budget is not None:
+            self.budget.settle(expected, spent_tokens(usage))
+
     def close(self) -> None:
         """Flush the cache, close the client, stop the embedded server."""
         if self._cache is not None:
@@ -113,6 +145,10 @@ class Judging:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.budget is not None:  # the controller (or a lone process) is the last to leave: it removes the file
+            from .pytest_compat import is_xdist_worker
+
+            self.budget.close(remove=not is_xdist_worker(self.config))
 
     # ------------------------------------------------------------------ the steps
 
@@ -195,11 +231,14 @@ class Judging:
     def _send(self, request: JudgeRequest, future: Future[JudgeReply] | None = None) -> JudgeReply:
         """One call (or the held call already in flight), remembering whether the judge could be reached."""
         __tracebackhide__ = True
+        expected = self.charge([request], request.describe()) if future is None else None
         try:
             reply = future.result() if future is not None else self.client.send(request)
         except errors.JudgeError as exc:
+            self.settle(expected, None)
             self.breaker.observe(exc)
             raise
+        self.settle(expected, reply.usage)
         self.breaker.observe(None)
         return reply
 

@@ -26,6 +26,7 @@ DEFAULT_MIN_SCORE = 4.0
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 3
 DEFAULT_CONCURRENCY = 8
+DEFAULT_MAX_CONCURRENCY = 64
 DEFAULT_BATCH_POLL_S = 2.0
 DEFAULT_BATCH_TIMEOUT_S = 86400.0
 EMBEDDED_IDENTITY = "<embedded lexical engine>"
@@ -108,7 +109,17 @@ def add_options(parser: pytest.Parser) -> Any:
     parser.addini("judge_cache_prune", type="bool", default=False, help="like --judge-cache-prune")
     option("judge-mode", "immediate (default): judge inside each test; deferred: hold tests and judge "
            "with concurrent online calls; batch: one PAI batch job for the whole run", choices=MODES)
-    option("judge-concurrency", "deferred mode: judge calls in flight at once (default 8)", type=int)
+    option("judge-concurrency", "deferred mode: judge calls in flight at once to start with (default 8); the "
+           "limit then adapts to the judge (see --judge-max-concurrency, --no-judge-adapt)", type=int)
+    option("judge-max-concurrency", "deferred mode: the most calls in flight the adaptive limit may reach "
+           "(default 64)", type=int)
+    group.addoption("--judge-adapt", dest="judge_adapt", action="store_true", default=None,
+                    help="deferred mode: adapt the calls in flight to the judge (the default): more while calls "
+                         "answer in good time, half on a 429 (after its retry-after), fewer when answers slow down; "
+                         "a 429 sends the call back to the queue instead of failing it")
+    group.addoption("--no-judge-adapt", dest="judge_adapt", action="store_false",
+                    help="deferred mode: keep --judge-concurrency calls in flight, whatever the judge answers")
+    parser.addini("judge_adapt", type="bool", default=True, help="like --judge-adapt / --no-judge-adapt")
     option("judge-batch-timeout", "batch mode: seconds to wait for the batch job (default 86400)", type=float)
     option("judge-batch-poll", "batch mode: seconds between status polls (default 2)", type=float)
     group.addoption("--judge-batch-resume", dest="judge_batch_resume", default=None, metavar="BATCH_ID",
@@ -142,7 +153,9 @@ class Options:
     total_timeout: float
     retries: int
     concurrency: int
-    """Deferred mode: judge calls in flight at once, for the whole run."""
+    """Deferred mode: judge calls in flight at once, for the whole run (where the adaptive limit starts)."""
+    max_concurrency: int
+    adapt: bool
     batch_poll: float
     batch_timeout: float
     batch_resume: str | None
@@ -188,6 +201,16 @@ class Options:
         concurrency = read.number("judge_concurrency", DEFAULT_CONCURRENCY)
         if concurrency < 1 or not float(concurrency).is_integer():
             raise usage_error(f"judge_concurrency must be a whole number of calls, 1 or more, got {concurrency:g}")
+        max_concurrency = read.number("judge_max_concurrency", max(DEFAULT_MAX_CONCURRENCY, concurrency))
+        if max_concurrency < concurrency or not float(max_concurrency).is_integer():
+            raise usage_error(f"judge_max_concurrency must be a whole number of calls, at least judge_concurrency "
+                              f"({concurrency:g}), got {max_concurrency:g}")
+        adapt = config.getoption("judge_adapt")
+        if adapt is None:
+            try:
+                adapt = config.getini("judge_adapt")
+            except (ValueError, pytest.UsageError) as exc:
+                raise usage_error(f"ini key judge_adapt must be true or false: {exc}") from None
         batch_poll = read.number("judge_batch_poll", DEFAULT_BATCH_POLL_S)
         batch_timeout = read.number("judge_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)
         for name, value in (("judge_batch_poll", batch_poll), ("judge_batch_timeout", batch_timeout)):
@@ -228,7 +251,8 @@ class Options:
             model=read.text("judge_model") or DEFAULT_MODEL, min_score=min_score, samples=int(samples),
             confidence=confidence, inconclusive=read.choice("judge_inconclusive", Inconclusive, Inconclusive.FAIL),
             timeout=timeout, total_timeout=total_timeout,
-            retries=int(retries), concurrency=int(concurrency), batch_poll=batch_poll, batch_timeout=batch_timeout,
+            retries=int(retries), concurrency=int(concurrency), max_concurrency=int(max_concurrency),
+            adapt=bool(adapt), batch_poll=batch_poll, batch_timeout=batch_timeout,
             batch_resume=resume, value_fallback=read.choice("judge_batch_fallback", ValueFallback, ValueFallback.ERROR),
             base_url=base_url, cache_identity=identity, run_mode=run_mode, cache_mode=cache_mode,
             cache_dir=cache_dir if cache_dir.is_absolute() else Path(config.rootpath, cache_dir), prune=bool(prune),

@@ -15,7 +15,7 @@ import pytest
 from . import options, terminal
 from .outcomes import TestOutcomes
 from .records import JudgeRecord
-from .session import JudgeSession
+from .session import ESTIMATED, JudgeSession
 
 if TYPE_CHECKING:  # pragma: no cover
     from .assertions import Judge
@@ -25,6 +25,8 @@ OUTCOMES_KEY = pytest.StashKey[TestOutcomes]()
 RECORDS_KEY = "pai_judge_records"
 STATS_KEY = "pai_judge_stats"
 WARNINGS_KEY = "pai_judge_warnings"
+CHECKS_KEY = "pai_judge_checks"
+ESTIMATE_KEY = "pai_judge_estimate"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -37,10 +39,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     from .gating import add_options as add_gate_options
     from .report.plugin import add_options as add_report_options
+    from .spending import add_options as add_spending_options
 
     group = options.add_options(parser)
     add_report_options(group, parser)
     add_gate_options(group, parser)
+    add_spending_options(group, parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
     gates = JudgeGates(config, lambda: outcomes.fill(session.records))
     config.pluginmanager.register(gates, "pai_judge_gates")
     config.pluginmanager.register(JudgeReporting(config, lambda: outcomes.fill(session.records), outcomes.ran,
-                                                 get_gates=lambda: gates.results), "pai_judge_reporting")
+                                                 get_gates=lambda: gates.results, get_checks=lambda: session.checks),
+                                "pai_judge_reporting")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -102,6 +107,17 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
         item.config.stash[SESSION_KEY].current_item = None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """``--judge-estimate``: a test whose judge assertions were counted, not judged, is skipped ("estimate")."""
+    report = yield
+    if report.when == "call" and item.stash.get(ESTIMATED, False) and not report.skipped:
+        path, line, _ = item.location
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), (line or 0) + 1, "Skipped: estimate")
+    return report
+
+
 @pytest.fixture
 def judge(request: pytest.FixtureRequest) -> Judge:
     """Verdicts as values: ``judge.score(q, a)``, ``judge.compare(q, a1, a2)``, ``judge.custom(messages)``."""
@@ -117,6 +133,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     session = node.config.stash[SESSION_KEY]
     output = getattr(node, "workeroutput", None) or {}
     session.records.extend(JudgeRecord(**row) for row in output.get(RECORDS_KEY, []))
+    session.checks.extend(output.get(CHECKS_KEY, []))
+    if session.judging.estimate is not None and output.get(ESTIMATE_KEY):
+        session.judging.estimate.merge(output[ESTIMATE_KEY])
     for key, value in output.get(STATS_KEY, {}).items():
         session.stats[key] = session.stats.get(key, 0) + value
     for message in output.get(WARNINGS_KEY, []):  # e.g. an unusable cache: every worker saw it
@@ -132,6 +151,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None:
         judge_session.judging.flush_cache()  # the controller may prune as soon as this worker reports back
         workeroutput[RECORDS_KEY] = [r.to_dict() for r in judge_session.records]
+        workeroutput[CHECKS_KEY] = judge_session.checks
+        if judge_session.judging.estimate is not None:
+            workeroutput[ESTIMATE_KEY] = judge_session.judging.estimate.to_dict()
         workeroutput[STATS_KEY] = dict(judge_session.stats)
         workeroutput[WARNINGS_KEY] = judge_session.all_warnings()
     else:
@@ -142,7 +164,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """Judged tests by pytest's outcome, assertions by verdict, calls, cached verdicts, tokens, the lowest scores."""
     session = config.stash[SESSION_KEY]
     records = config.stash[OUTCOMES_KEY].fill(session.records)
-    terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned)
+    terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned,
+                           session.checks)
+    judging = session.judging
+    if judging.estimate is not None:
+        terminalreporter.section("pai-judge estimate")
+        for line in judging.estimate.lines(judging.spending, str(session.options.run_mode), judging.history.source()):
+            terminalreporter.write_line(line)
+    elif judging.budget is not None and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(f"pai-judge {judging.budget.line()}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

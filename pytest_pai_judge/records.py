@@ -18,7 +18,8 @@ class JudgeRecord:
     kind: str
     """single, pairwise or custom."""
     assertion: str
-    """score, prefers, not_worse, or value (a ``judge`` fixture call whose verdict the test read)."""
+    """score, prefers, not_worse, value (a ``judge`` fixture call whose verdict the test read), or a judge
+    check's row: agrees (one labelled row), unbiased (one probe's request)."""
     model: str
     scene: str | None = None
     question: str | None = None
@@ -82,6 +83,10 @@ class JudgeRecord:
     """The closest ``@pytest.mark.judge(group=...)`` of the test (what ``--judge-gate ... for group=`` covers)."""
     criteria2: dict[str, float | None] | None = None
     """Pairwise: the second answer's per-criterion scores (``criteria`` holds the first's); None otherwise."""
+    case: str | None = None
+    """A judge check's row: the labelled row's id (``assert_judge_agrees``) or the probe (``assert_judge_unbiased``)."""
+    human: str | None = None
+    """A labelled row's human label: the score, or the winner ("1", "2", "tie")."""
     contradiction: str | None = None
     """Pairwise: where a judge's winner words disagreed with its own per-answer scores (the words were taken)."""
 

@@ -83,6 +83,8 @@ class JudgeSession:
         self.judging = Judging(config, self.options, self.run_id)
         self.warnings: list[str] = list(self.options.warnings)
         self.records: list[JudgeRecord] = []
+        self.checks: list[dict[str, Any]] = []
+        """The judge checks' figures (agreement with labels, bias probes), as JSON-safe dicts, in order."""
         self.current_item: pytest.Item | None = None
         self.deselected = 0
         self.pruned = 0
@@ -156,13 +158,16 @@ class JudgeSession:
         return item.nodeid if rel == path else rel + sep + rest  # the same text: one string, not two
 
     def holds(self, item: pytest.Item | None) -> bool:
-        """Whether this test's verdicts are deferred to the end of the run."""
-        return self.deferred is not None and item is not None and self.deferred.can_hold(item)
+        """Whether this test's verdicts are deferred to the end of the run (never in an estimate: nothing is)."""
+        return (self.deferred is not None and item is not None and self.judging.estimate is None
+                and self.deferred.can_hold(item))
 
     # ------------------------------------------------------------------ assertions
 
-    def submit(self, expectation: Expectation, item: pytest.Item | None) -> list[Outcome]:
-        """Judge now and raise on failure, or hand the expectation to the deferred run (returns [])."""
+    def submit(self, expectation: Expectation, item: pytest.Item | None, *, now: bool = False) -> list[Outcome]:
+        """Judge now and raise on failure, or hand the expectation to the deferred run (returns []).
+
+        ``now``: judge it now in every mode (a value the test reads, such as ``judge.agreement``)."""
         __tracebackhide__ = True
         expectation.run_mode = self.options.run_mode.value
         expectation.confidence = self.options.confidence
@@ -176,8 +181,11 @@ class JudgeSession:
             self.warn_once(f"samples={expectation.samples} at temperature=0 ({nodeid_of(item)}): a judge that does "
                            "not sample gives the same score every time, so the extra samples cost calls and decide "
                            "nothing a single verdict would not")
+        if self.judging.estimate is not None:
+            self._estimate(expectation, item)
+            return []
         outcomes: list[Outcome] = []
-        if self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
+        if not now and self.holds(item) and self.options.cache_mode is not CacheMode.REPLAY:  # replay: a miss fails now
             assert item is not None and self.deferred is not None
             keys = [self._prepare(expectation, request, item, outcomes) for request in expectation.requests]
             if expectation.samples > 1:  # held whole: its rounds are settled at the end of the run
@@ -205,6 +213,23 @@ class JudgeSession:
         if failure is not None:
             raise failure
         return outcomes
+
+    def _estimate(self, expectation: Expectation, item: pytest.Item | None) -> None:
+        """``--judge-estimate``: count what the assertion's requests would cost (every sample); send nothing.
+
+        The test runs on (the assertion returns None, as when deferred) and is reported as skipped."""
+        __tracebackhide__ = True
+        estimate = self.judging.estimate
+        assert estimate is not None
+        for request in expectation.requests:
+            key = self.judging.prepare(request, item)
+            if expectation.samples > 1:
+                outcomes = self.judging.draw(request, key, list(range(expectation.samples)), item)
+            else:
+                outcomes = [self._quietly(self.judging.resolve, key, request, item)]
+            estimate.cached += sum(1 for o in outcomes if not isinstance(o, BaseException) or
+                                   getattr(o, "judge_cached", False))
+        mark_estimated(item)
 
     def _prepare(self, expectation: Expectation, request: JudgeRequest, item: pytest.Item | None,
                  so_far: list[Outcome]) -> str:
@@ -249,6 +274,9 @@ class JudgeSession:
                 self.judging.observe(outcome, item if isinstance(item, pytest.Item) else None)
         records, failure = expectation.evaluate(outcomes)
         self.add_records(records, item)
+        check = expectation.judge_check()
+        if check is not None:
+            self.checks.append(check)
         return failure
 
     def add_records(self, records: list[JudgeRecord], item: pytest.Item | PropertySink | None) -> None:
@@ -347,6 +375,9 @@ class JudgeSession:
         __tracebackhide__ = True
         try:
             verdict = self.judging.verdict(request, item)
+        except errors.Estimated:  # --judge-estimate: counted; without its value the test cannot go on
+            mark_estimated(item)
+            pytest.skip("estimate")
         except Exception as exc:  # an unreadable reply or a judge error: a row that says so, then the error
             if record:
                 self.record_value_failure(request, exc, item)
@@ -367,6 +398,18 @@ class JudgeSession:
         expectation = Expectation("score", [request], None, nodeid_of(item), run_mode=self.options.run_mode.value,
                                   labels={"group": group} if group is not None else {})
         self.add_records([expectation.record(request, verdict, passed=None, assertion="value", **columns)], item)
+
+
+ESTIMATED = pytest.StashKey[bool]()
+"""A test whose judge assertions ``--judge-estimate`` counted: reported as skipped, reason "estimate"."""
+
+
+def mark_estimated(item: pytest.Item | None) -> None:
+    if item is not None:
+        item.stash[ESTIMATED] = True
+        session = active_session()
+        if session.judging.estimate is not None:
+            session.judging.estimate.tests.add(item.nodeid)
 
 
 def partial_selection(config: pytest.Config) -> str | None:

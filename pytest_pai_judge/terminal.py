@@ -81,7 +81,7 @@ MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail",
 
 
 def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[str], options: Options,
-                  pruned: int) -> None:
+                  pruned: int, checks: Sequence[dict[str, Any]] = ()) -> None:
     """Warnings once each, then the counts of :mod:`~pytest_pai_judge.counts` and the lowest scores."""
     for message in dict.fromkeys(warnings):
         prefix = "" if message.startswith("pai-judge") else "pai-judge warning: "
@@ -92,7 +92,7 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
     counts = count_rows(rows)
     assertions = counts["assertions"]
     values = counts["values"]
-    judged = counts["rows"] - values
+    judged = counts["rows"] - values - counts["check_rows"]
     tr.ensure_newline()
     tr.section("pai-judge summary")
     tr.write_line(f"{plural(counts['judged_tests'], 'judged test')} (as pytest counts them): "
@@ -102,7 +102,11 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
         line += ("; " if line else "") + f"{plural(values, 'verdict')} read as {'a value' if values == 1 else 'values'}"
         if counts["value_errors"]:
             line += f" ({counts['value_errors']} without a verdict)"
+    if counts["check_rows"]:
+        line += ("; " if line else "") + f"{plural(counts['check_rows'], 'row')} of judge checks"
     tr.write_line(line)
+    for check in checks:
+        tr.write_line(check_line(check))
     tr.write_line(
         f"verdicts: {counts['fresh_verdicts']:,} fresh, {counts['cached_verdicts']:,} from cache; "
         f"fresh calls: {counts['calls']:,}; report rows: {counts['rows']:,}; tokens: {counts['tokens_spent']:,} spent "
@@ -122,6 +126,26 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
             tr.write_line(f"  {mark:<5} {r['score']:g}/{r['max_score']}{threshold}{sampled}  {r['nodeid']}{strict}")
     if pruned:
         tr.write_line(f"cache: pruned {pruned} entries no test used")
+
+
+def check_line(check: dict[str, Any]) -> str:
+    """One judge check in a line: ``judge check (test): kappa 0.33 [0.05, 0.61] ...; missed: ...``."""
+    if check.get("check") == "probes":
+        shown = [f"{e['probe']} {_figure(e['value'])}" + ("" if e["within"] else " (beyond its limit)")
+                 for e in check["effects"].values()]
+        return f"judge bias probes ({check['nodeid']}): {', '.join(shown)}"
+    figures = [f"{name} {_figure(f['value'])}" + (f" [{f['low']:.2f}, {f['high']:.2f}]"
+                                                   if f["low"] is not None and f["high"] is not None else "")
+               for name, f in check["figures"].items()]
+    rows = len(check.get("rows") or [])
+    if check.get("error"):
+        return f"judge agreement with {rows} labelled rows ({check['nodeid']}): not measured: {check['error']}"
+    missed = f"; missed: {'; '.join(check['misses'])}" if check.get("misses") else ""
+    return f"judge agreement with {rows} labelled rows ({check['nodeid']}): {', '.join(figures)}{missed}"
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def display_width(text: str) -> int:

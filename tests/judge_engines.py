@@ -46,3 +46,13 @@ class FirstAnswerEngine(JudgeEngine):
                     "score of Answer 2 is [[3]] for the following reasons:\n1. Accuracy: fine. "
                     "[[Rating for Answer 1: 4]] [[Rating for Answer 2: 3]]")
         return "I think the overall score of the answer is [[4]] due to the following reasons:\n1. Accuracy: ok. [[4]]"
+
+
+class LengthLovingEngine(JudgeEngine):
+    """A verbosity-biased judge: the longer the answer, the higher the score (one point per 80 characters)."""
+
+    name = "length-loving"
+
+    async def reply(self, call: ChatCall, *, choice: int) -> str:
+        score = min(5, 1 + len(call.fields.get("answer") or "") // 80)
+        return f"I think the overall score of the answer is [[{score}]] due to the following reasons:\n1. Length. [[{score}]]"

@@ -63,3 +63,14 @@ def test_the_intervals_are_reproducible() -> None:
     human, judge = [1, 2, 3, 4, 5, 3, 4, 2], [2, 2, 3, 5, 4, 3, 3, 1]
     first, again = score_agreement(human, judge), score_agreement(human, judge)
     assert [f.to_dict() for f in first.figures.values()] == [f.to_dict() for f in again.figures.values()]
+
+
+def test_half_point_labels_are_kept_where_a_figure_can_keep_them() -> None:
+    """A median of two raters is 3.5: exact / within-one / tpr read it as it is; kappa and the confusion matrix
+    (categories) count it as 4, half up."""
+    result = score_agreement([3.5, 2.5, 4], [4, 2, 4], threshold=4)
+    figures = result.figures
+    assert figures["exact"].value == pytest.approx(1 / 3) and figures["within_one"].value == 1
+    assert figures["tpr"].n == 1 and figures["tnr"].n == 2  # 3.5 is below the pass mark of 4: a human fail
+    assert result.confusion == {(4, 4): 2, (3, 2): 1}
+    assert agreement.whole(2.5) == 3 and agreement.whole(3.49) == 3

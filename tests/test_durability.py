@@ -49,7 +49,7 @@ def test_sigkill_of_a_deferred_run_loses_only_the_calls_in_flight(
     pytester.makepyfile(test_many=SUITE)
     concurrency = 8
     proc = subprocess.Popen(pytest_argv(server, "--judge-mode=deferred", f"--judge-concurrency={concurrency}",
-                                        *workers), cwd=pytester.path, start_new_session=True,
+                                        f"--judge-max-concurrency={concurrency}", *workers), cwd=pytester.path, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while stats(server).get("chat_completions", 0) < 24 and time.monotonic() < deadline:

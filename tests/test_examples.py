@@ -16,4 +16,4 @@ def test_examples_pass_in_every_mode(pytester: pytest.Pytester, mode: str) -> No
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("examples", f"--judge-mode={mode}", "--judge-cache=off",
                                            "-p", "no:randomly")
-    result.assert_outcomes(passed=9, xfailed=2)
+    result.assert_outcomes(passed=10, xfailed=2)

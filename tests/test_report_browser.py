@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: install D
 
 SUITE = textwrap.dedent('''
     import pytest
-    from pytest_pai_judge import assert_judge_prefers, assert_judge_score
+    from pytest_pai_judge import assert_judge_agrees, assert_judge_prefers, assert_judge_score
 
     Q, REF = "What is the capital of France?", "Paris is the capital of France."
     GOOD = ["The capital of France is Paris.", "Paris is the capital of France.", "France's capital city is Paris.",
@@ -72,6 +72,9 @@ SUITE = textwrap.dedent('''
 
     def test_ten():
         assert_judge_score(Q, "Lyon.", 6, ref_answer=REF, max_score=10, score_desc="1 to 10, 10 is best")
+
+    def test_labels():
+        assert_judge_agrees("labels.jsonl", id="id", threshold=4, min_within_one=0.1, temperature=0)
 ''')
 FAILING = ["test_broken", "test_ten", "test_long_wrong", "test_noisy[bad]", "test_pair", "test_wrong_zh",
            "test_noisy[borderline]"]
@@ -81,7 +84,8 @@ PROBE = textwrap.dedent("""
 var W=window.innerWidth,out={inner:W,scroll:document.documentElement.scrollWidth,boxes:{},wide:[]};
 function box(e){if(!e)return null;var r=e.getBoundingClientRect();
 return {top:r.top+scrollY,left:r.left,right:r.right,width:r.width,height:r.height};}
-['#verdict','header','#facts','#attention','#drift','#charts','#passing','#filter-input','figure.chart']
+['#verdict','header','#facts','#attention','#drift','#calibration','svg.heat','#charts','#passing','#filter-input',
+'figure.chart']
 .forEach(function(s){out.boxes[s]=box(document.querySelector(s));});
 out.cards=[].map.call(document.querySelectorAll('#attention article.case'),function(e){
 var b=box(e);b.id=e.querySelector('.id').textContent;return b;});
@@ -114,7 +118,7 @@ def chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str
                               text=True, timeout=timeout, check=False)
 
 
-def probe(page: Path, width: int, height: int = 12000) -> dict[str, Any]:
+def probe(page: Path, width: int, height: int = 30000) -> dict[str, Any]:
     """Lay out a copy of ``page`` in a ``width`` px viewport with the probe script appended; its measurements.
 
     The copy is the ``srcdoc`` of an iframe that wide (Chromium's headless window is at least 500 px
@@ -148,18 +152,21 @@ def real_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scored 2 points higher, and ``--judge-max-drop=1``."""
     root = tmp_path_factory.mktemp("browser-run")
     (root / "test_suite.py").write_text(SUITE, "utf-8")
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "labels.jsonl", root / "labels.jsonl")
     with LocalJudgeServer(data_dir=root / "server", faults=["BROKEN-REPLY=unreadable"]) as server:
         run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
                               "--judge-cache=off", "--judge-base-url", server.url, "--judge-report=run.jsonl",
                               "--judge-report=run.html"], cwd=root, capture_output=True, text=True, timeout=300,
                              check=False)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "7 failed, 8 passed" in run.stdout, run.stdout[-3000:]
+    assert "7 failed, 9 passed" in run.stdout, run.stdout[-3000:]
     df = read_report(root / "run.jsonl")
     baseline = df.copy()
     baseline.loc[baseline["nodeid"] == "test_suite.py::test_good[good0]", "score"] += 2
     page = root / "page.html"
-    page.write_text(render_html(df, compute_drift(baseline, df), baseline="baseline.jsonl", max_drop=1), "utf-8")
+    checks = json.loads((root / "run.calibration.json").read_text("utf-8"))["checks"]
+    page.write_text(render_html(df, compute_drift(baseline, df), baseline="baseline.jsonl", max_drop=1,
+                                checks=checks), "utf-8")
     return page
 
 
@@ -169,7 +176,7 @@ def test_the_page_a_person_sees_at_1280_px(real_page: Path) -> None:
     assert seen["inner"] == 1280 and seen["scroll"] <= seen["inner"], f"horizontal overflow: {seen['scroll']} px"
     assert not seen["wide"], f"elements past the viewport's edge: {seen['wide']}"
     assert boxes["#verdict"]["top"] < 120, "the verdict line is at the top"
-    order = ["#verdict", "#attention", "#drift", "#charts", "#passing"]
+    order = ["#verdict", "#attention", "#drift", "#calibration", "#charts", "#passing"]
     tops = [boxes[s]["top"] for s in order]
     assert tops == sorted(tops), f"sections out of order: {dict(zip(order, tops))}"
     cards = seen["cards"]
@@ -188,6 +195,7 @@ def test_the_page_fits_a_390_px_phone_and_draws_chinese(real_page: Path) -> None
     boxes = seen["boxes"]
     assert boxes["#verdict"]["top"] < 150 and boxes["#verdict"]["width"] <= 390
     assert boxes["figure.chart"]["width"] <= 390, "charts scale down"
+    assert boxes["svg.heat"]["width"] <= 390, "the confusion heatmap fits"
     assert all(360 <= c["width"] <= 390 for c in seen["cards"]), [c["width"] for c in seen["cards"]]
     cjk = seen["cjk"]
     fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False).stdout

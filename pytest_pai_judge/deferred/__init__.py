@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..concurrency import AdaptiveLimit
 from ..options import RunMode
 from ..pytest_compat import is_xdist_worker, xdist_workers
 from .batch import BatchSource
@@ -42,14 +43,18 @@ def install(session: JudgeSession) -> DeferredRun:
     source: VerdictSource
     if options.run_mode is RunMode.BATCH:
         source = BatchSource(options, lambda: session.judging.client, run_id=run_id, warnings=session.warnings,
-                             breaker=session.judging.breaker)
+                             breaker=session.judging.breaker, charge=session.judging.charge,
+                             settle=session.judging.settle)
     else:
-        source = OnlineSource(lambda: session.judging.client, _concurrency(session))
+        source = OnlineSource(lambda: session.judging.client, _limit(session))
         session.judging.in_flight = source.in_flight
     run = DeferredRun(session, source, is_worker=is_xdist_worker(config))
     if isinstance(source, OnlineSource):
         source.calls.keep = run.keep_reply  # every answered call in the cache at once
         source.calls.breaker = session.judging.breaker
+        source.calls.charge, source.calls.settle = session.judging.charge, session.judging.settle
+        if session.judging.budget is not None:
+            session.judging.history  # noqa: B018 - read the cache here, on the main thread, not on the loop's
     if run.is_worker:
         run.spool = WorkerSpool(config, options.cache_dir, run_id, session.warnings)
     elif config.pluginmanager.hasplugin("xdist"):
@@ -61,16 +66,17 @@ def install(session: JudgeSession) -> DeferredRun:
     return run
 
 
-def _concurrency(session: JudgeSession) -> int:
-    """Deferred mode's calls in flight in this process: the run's limit, split across xdist workers."""
-    total = session.options.concurrency
+def _limit(session: JudgeSession) -> AdaptiveLimit:
+    """Deferred mode's calls in flight in this process: the run's limits, split across xdist workers."""
+    options = session.options
+    total, ceiling = options.concurrency, options.max_concurrency
     workerinput = getattr(session.config, "workerinput", None)
     if workerinput is not None:
         workers = max(1, int(workerinput.get("workercount") or 1))
-        return max(1, total // workers)
+        return AdaptiveLimit(max(1, total // workers), max(1, ceiling // workers), adaptive=options.adapt)
     workers = xdist_workers(session.config)
     if workers > total:
         session.warnings.append(
             f"--judge-concurrency={total} is below the {workers} xdist workers: each worker makes one call "
             f"at a time, so up to {workers} calls are in flight")
-    return total
+    return AdaptiveLimit(total, ceiling, adaptive=options.adapt)

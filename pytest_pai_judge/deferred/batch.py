@@ -58,6 +58,11 @@ class Job:
     done: bool = False
 
 
+Charge = Callable[[list[JudgeRequest], str], "float | None"]
+"""``Judging.charge``: reserve calls in the run's budget (raises BudgetReached past a cap)."""
+Settle = Callable[["float | None", "dict[str, Any] | None"], None]
+
+
 class BatchJudge:
     """Judges a run's uncached requests in one batch job (more only past the 10 MB file limit)."""
 
@@ -92,8 +97,8 @@ class BatchJudge:
 
     # ------------------------------------------------------------------ the whole flow
 
-    def judge(self, wanted: dict[str, tuple[JudgeRequest, str]],
-              store_extra: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
+    def judge(self, wanted: dict[str, tuple[JudgeRequest, str]], store_extra: Callable[[str, JudgeRequest, JudgeReply],
+              None], charge: Charge | None = None, settle: Settle | None = None) -> dict[str, RawOutcome]:
         """Outcomes for ``wanted`` (key -> (request, node id)): from remembered jobs first, then one new job."""
         results: dict[str, RawOutcome] = {}
         self._store_extra = store_extra
@@ -102,6 +107,7 @@ class BatchJudge:
         for job in resumed:
             covered |= job.need
         new = {k: v for k, v in wanted.items() if k not in covered}
+        new, charged = within_budget(charge, self.console, new, results)  # past the run's budget: not uploaded
         files: list[InputFile] = []
         try:
             if new:  # written to disk one line at a time: 20,000 lines are never held in memory
@@ -118,6 +124,7 @@ class BatchJudge:
             for file in files:
                 file.remove()
         self._wait(results)
+        settle_job(settle, charged, results)
         self._retry_lines(new, results)
         for job in self.jobs:  # collected: what this run asked of them is in ``results`` now
             if job.done:
@@ -408,6 +415,33 @@ class BatchJudge:
         return set(got)
 
 
+def within_budget(charge: Charge | None, console: Console, new: Wanted,
+                  results: dict[str, RawOutcome]) -> tuple[Wanted, tuple[float | None, list[str]] | None]:
+    """The lines to submit and what they were charged: all of them, or none when the job would pass the run's
+    budget (said before anything is uploaded; every line's test then errors with BudgetReached)."""
+    if not new or charge is None:
+        return new, None
+    try:
+        expected = charge([request for request, _ in new.values()], f"the batch job of {plural(len(new), 'line')}")
+    except errors.BudgetReached as exc:
+        console.line(f"pai-judge: {exc}")
+        for key in new:
+            results[key] = exc
+        return {}, None
+    return new, (expected, list(new))
+
+
+def settle_job(settle: Settle | None,
+               charged: tuple[float | None, list[str]] | None, results: dict[str, RawOutcome]) -> None:
+    """The job's real tokens replace its expected ones in the run's budget."""
+    if charged is None or settle is None:
+        return
+    expected, keys = charged
+    spent = sum(float((o.usage or {}).get("total_tokens") or 0) for k in keys
+                if isinstance(o := results.get(k), JudgeReply))
+    settle(expected, {"total_tokens": spent})
+
+
 def fail_all(requests: dict[str, JudgeRequest], results: dict[str, RawOutcome], exc: Exception) -> None:
     """Every request of a job that could not be uploaded or created gets the error (none passes)."""
     error = translate_exception(exc)
@@ -505,10 +539,12 @@ class BatchSource(VerdictSource):
     batch = True
 
     def __init__(self, options: Options, client: Callable[[], JudgeClient], *, run_id: str,
-                 warnings: list[str], breaker: Breaker | None = None) -> None:
+                 warnings: list[str], breaker: Breaker | None = None,
+                 charge: Charge | None = None, settle: Settle | None = None) -> None:
         self.options = options
         self.client = client
         self.breaker = breaker
+        self.charge, self.settle = charge, settle
         self.run_id = run_id
         self.warnings = warnings
         self.job: BatchJudge | None = None
@@ -517,7 +553,7 @@ class BatchSource(VerdictSource):
                 store: Callable[[str, JudgeRequest, JudgeReply], None]) -> dict[str, RawOutcome]:
         self.job = BatchJudge(self.options, self.client, console, run_id=self.run_id, warnings=self.warnings,
                               breaker=self.breaker)
-        return self.job.judge(wanted, store_extra=store)
+        return self.job.judge(wanted, store_extra=store, charge=self.charge, settle=self.settle)
 
     def interrupted_text(self) -> str:
         if self.job is not None:

@@ -15,10 +15,12 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .. import errors
 from ..breaker import Breaker
 from ..client import JudgeClient, JudgeReply
+from ..concurrency import OBSERVER, AdaptiveLimit
 from ..request import JudgeRequest
 from ..terminal import Console, plural
 from .held import RawOutcome
@@ -33,12 +35,11 @@ class OnlineJudge:
     under a lock); the main thread still drains ``finished`` for its own bookkeeping.
     """
 
-    def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
+    def __init__(self, client: Callable[[], JudgeClient], limit: AdaptiveLimit) -> None:
         self._client_factory = client
-        self.limit = max(1, int(limit))
+        self.limit = limit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._client: JudgeClient | None = None
         self.futures: dict[str, concurrent.futures.Future[JudgeReply]] = {}
         self.finished: collections.deque[str] = collections.deque()
@@ -49,6 +50,9 @@ class OnlineJudge:
         self.keep: Callable[[str, JudgeReply], None] | None = None
         self.breaker: Breaker | None = None
         """The run's circuit breaker: calls fail fast while the judge cannot be reached."""
+        self.charge: Callable[[list[JudgeRequest], str], float | None] = lambda requests, what: None
+        """The run's budget (``Judging.charge``): raises BudgetReached for a call past a cap."""
+        self.settle: Callable[[float | None, dict[str, Any] | None], None] = lambda expected, usage: None
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -62,7 +66,6 @@ class OnlineJudge:
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                self._slots = asyncio.Semaphore(self.limit)
                 ready.set()
                 loop.run_forever()
 
@@ -89,22 +92,50 @@ class OnlineJudge:
         self.finished.append(key)
 
     async def _call(self, request: JudgeRequest) -> JudgeReply:
+        """One call in a slot of the limit; with the adaptive limit a 429 sends it back to the queue until
+        429s have kept it waiting longer than the call's total timeout."""
         __tracebackhide__ = True
-        assert self._slots is not None and self._client is not None
-        async with self._slots:
-            if self.first_call is None:
-                self.first_call = time.perf_counter()
-            refusal = self.breaker.refusal() if self.breaker is not None else None
-            if refusal is not None:
-                raise refusal
+        expected = self.charge([request], request.describe())
+        try:
+            reply = await self._admitted(request)
+        except BaseException:
+            self.settle(expected, None)
+            raise
+        self.settle(expected, reply.usage)
+        return reply
+
+    async def _admitted(self, request: JudgeRequest) -> JudgeReply:
+        __tracebackhide__ = True
+        assert self._client is not None
+        throttled_since: float | None = None
+        while True:
+            await self.limit.acquire()
+            observing = OBSERVER.set(self.limit)
             try:
-                reply = await self._client.asend(request)  # checked when it was held
-            except errors.JudgeError as exc:
-                if self.breaker is not None:
-                    self.breaker.observe(exc)
-                raise
+                if self.first_call is None:
+                    self.first_call = time.perf_counter()
+                refusal = self.breaker.refusal() if self.breaker is not None else None
+                if refusal is not None:
+                    raise refusal
+                try:
+                    reply = await self._client.asend(request)  # checked when it was held
+                except errors.RateLimited as exc:
+                    now = time.monotonic()
+                    throttled_since = now if throttled_since is None else throttled_since
+                    if self.limit.adaptive and now - throttled_since < self._client.total_timeout:
+                        continue  # the judge asks us to slow down: not a failure, back to the queue
+                    if self.breaker is not None:
+                        self.breaker.observe(exc)
+                    raise
+                except errors.JudgeError as exc:
+                    if self.breaker is not None:
+                        self.breaker.observe(exc)
+                    raise
+                finally:
+                    self.last_answer = time.perf_counter()
             finally:
-                self.last_answer = time.perf_counter()
+                OBSERVER.reset(observing)
+                self.limit.release()
             if self.breaker is not None:
                 self.breaker.observe(None)
             return reply
@@ -159,7 +190,7 @@ class OnlineSource(VerdictSource):
 
     calls_on_workers = True
 
-    def __init__(self, client: Callable[[], JudgeClient], limit: int) -> None:
+    def __init__(self, client: Callable[[], JudgeClient], limit: AdaptiveLimit) -> None:
         self.calls = OnlineJudge(client, limit)
 
     def submit(self, key: str, request: JudgeRequest) -> None:
@@ -189,7 +220,8 @@ class OnlineSource(VerdictSource):
         waiting = sum(1 for k in keys if calls.outcome(k) is None)
         needed = max(needed, len(keys))
         console.line(f"pai-judge: judging {plural(needed, 'deferred verdict')} "
-                     f"({needed - waiting:,} already in; up to {calls.limit} concurrent calls)…")
+                     f"({needed - waiting:,} already in; {calls.limit.allowed} concurrent calls now, "
+                     f"{'adapting' if calls.limit.adaptive else 'fixed'})…")
         started = time.perf_counter()
 
         def tick(done: int, total: int) -> None:
@@ -202,7 +234,7 @@ class OnlineSource(VerdictSource):
         if calls.first_call is not None and calls.last_answer is not None:
             span = calls.last_answer - calls.first_call
             console.line(f"pai-judge: {plural(len(calls.futures), 'verdict')} judged in {span:.2f}s from the "
-                         f"first call to the last answer (up to {calls.limit} concurrent calls)")
+                         f"first call to the last answer (concurrent calls: {calls.limit.text()})")
         return {k: o for k in keys if (o := calls.outcome(k)) is not None}
 
     def worker_outcomes(self, keys: Iterable[str], *, wait: bool) -> dict[str, RawOutcome]:

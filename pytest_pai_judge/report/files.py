@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
                  drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *, baseline: str | None = None,
                  max_drop: float | None = None, gates: Sequence[GateResult] = (),
-                 regression: Regression | None = None) -> Path:
+                 regression: Regression | None = None, checks: Sequence[dict[str, Any]] = ()) -> Path:
     """Write the table to ``path`` in the format its suffix names; atomic (a reader never sees half a file).
 
     ``drift`` is :func:`~pytest_pai_judge.report.drift.compute_drift`'s result: Markdown and HTML show
@@ -40,7 +40,9 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
     row per case), so the report itself keeps exactly the results columns and can serve as the next
     baseline. ``regression`` (``--judge-regression``'s result) is shown at the top of Markdown and HTML
     pages and written next to a machine-readable report as ``<stem>.regression.json``; ``gates``
-    (``--judge-gate``'s results) likewise, as a Gates section and ``<stem>.gates.json``.
+    (``--judge-gate``'s results) likewise, as a Gates section and ``<stem>.gates.json``; ``checks``
+    (the judge checks' figures: agreement with labels, bias probes) as a "Judge calibration" section
+    and ``<stem>.calibration.json``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -50,10 +52,10 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
     df = coerce(df)
     if suffix == ".html":
         _write_text(path, render_html(df, drift, baseline=baseline, max_drop=max_drop, gates=gates,
-                                      regression=regression))
+                                      regression=regression, checks=checks))
     elif suffix == ".md":
         _write_markdown(df, path, drift, baseline=baseline, max_drop=max_drop, gates=gates,
-                        regression=regression)
+                        regression=regression, checks=checks)
     else:
         _write_table(df, path, suffix)
         if drift is not None:
@@ -64,16 +66,19 @@ def write_report(df: pd.DataFrame, path: str | os.PathLike[str],
         if gates:
             _write_text(path.with_name(f"{path.stem}.gates.json"),
                         json.dumps([g.to_dict() for g in gates], ensure_ascii=False, indent=2) + "\n")
+        if checks:
+            _write_text(path.with_name(f"{path.stem}.calibration.json"),
+                        json.dumps({"checks": list(checks)}, ensure_ascii=False, indent=1) + "\n")
     return path
 
 
 def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.DataFrame] | None, *,
                     baseline: str | None, max_drop: float | None, gates: Sequence[GateResult] = (),
-                    regression: Regression | None = None) -> None:
+                    regression: Regression | None = None, checks: Sequence[dict[str, Any]] = ()) -> None:
     """A page that fits a GitHub step summary; when cases had to be left out, the whole page goes to
     ``<stem>.full.md`` next to it, and the page's note names that file."""
     full = render_markdown(df, drift, baseline=baseline, max_drop=max_drop, limit_bytes=None, gates=gates,
-                           regression=regression)
+                           regression=regression, checks=checks)
     if len(full.encode("utf-8")) <= MARKDOWN_LIMIT_BYTES:
         _write_text(path, full)
         return
@@ -81,7 +86,7 @@ def _write_markdown(df: pd.DataFrame, path: Path, drift: tuple[pd.DataFrame, pd.
     _write_text(whole, full)
     _write_text(path, render_markdown(df, drift, baseline=baseline, max_drop=max_drop,
                                       limit_bytes=MARKDOWN_LIMIT_BYTES, full_report=whole.name, gates=gates,
-                                      regression=regression))
+                                      regression=regression, checks=checks))
 
 
 def _write_table(df: pd.DataFrame, path: Path, suffix: str) -> None:

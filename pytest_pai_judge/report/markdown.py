@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..gates import GateResult
+from .calibration_page import calibration_markdown
 from .drift import DRIFT_STATUSES, drops_beyond, no_shared_cases
 from .page_facts import (
     STATUS_COLUMN,
@@ -48,7 +49,8 @@ _NOTE_RESERVE = 1_000
 def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
                     baseline: str | None = None, max_drop: float | None = None,
                     regression: Regression | None = None, limit_bytes: int | None = MARKDOWN_LIMIT_BYTES,
-                    full_report: str | None = None, gates: Sequence[GateResult] = ()) -> str:
+                    full_report: str | None = None, gates: Sequence[GateResult] = (),
+                    checks: Sequence[dict[str, Any]] = ()) -> str:
     """The whole page as one string, at most ``limit_bytes`` of UTF-8 (None: no limit).
 
     When cases must be left out, a note under the verdict line says how many and points to
@@ -56,7 +58,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
     """
     df = coerce(df)
     attention, others = split_cases(df)
-    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression, gates), "", _facts(df), "",
+    head = ["# pai-judge results", "", _verdict(df, drift, max_drop, regression, gates, checks), "", _facts(df), "",
             *_gate_lines(gates)]
     if regression is not None:  # the suite-level verdict, at the top with the run's
         head += [f"**Paired regression vs baseline:** {_md(regression.line())}", ""]
@@ -67,6 +69,7 @@ def render_markdown(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] |
         (["## Needs attention", ""] + ([] if attention_items else ["No case failed, errored or stayed inconclusive.",
                                                                     ""]), attention_items, []),
         (drift_head, drift_items, drift_tail),
+        (calibration_markdown(checks), [], []),
         (_chart_lines(df), [], []),
         (_others_head(others), other_items, ["", "</details>", ""] if other_items else []),
     ]
@@ -104,8 +107,9 @@ def _size(lines: list[str]) -> int:
 
 
 def _verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None, max_drop: float | None,
-             regression: Regression | None, gates: Sequence[GateResult] = ()) -> str:
-    v = run_verdict(df, drift, max_drop, regression, gates)
+             regression: Regression | None, gates: Sequence[GateResult] = (),
+             checks: Sequence[dict[str, Any]] = ()) -> str:
+    v = run_verdict(df, drift, max_drop, regression, gates, checks)
     return f"**Judge checks {v.headline}** — {_md(v.text())}"
 
 

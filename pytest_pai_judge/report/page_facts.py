@@ -85,8 +85,10 @@ def run_facts(df: pd.DataFrame) -> list[str]:
     s = summarize(df)
     facts = [f"{s['judged_tests']:,} judged {'test' if s['judged_tests'] == 1 else 'tests'} "
              f"({describe_tests(s['tests'])}, as pytest counts them)",
-             f"{s['rows']:,} {'row' if s['rows'] == 1 else 'rows'}: {describe_assertions(s['assertions'])}"
-             + (f", {s['values']:,} read as {'a value' if s['values'] == 1 else 'values'}" if s["values"] else "")]
+             f"{s['rows']:,} {'row' if s['rows'] == 1 else 'rows'}: " + ", ".join(
+                 ([describe_assertions(s['assertions'])] if any(s['assertions'].values()) else [])
+                 + ([f"{s['values']:,} read as {'a value' if s['values'] == 1 else 'values'}"] if s["values"] else [])
+                 + ([f"{s['check_rows']:,} of judge checks"] if s["check_rows"] else [])) or "none"]
     facts += [f.text() for f in scale_facts(df)]
     facts.append(f"verdicts: {s['fresh']:,} fresh from {s['calls']:,} {'call' if s['calls'] == 1 else 'calls'}, "
                  f"{s['cached']:,} from cache")
@@ -117,9 +119,10 @@ class RunVerdict:
 
 def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None,
                 max_drop: float | None = None, regression: Regression | None = None,
-                gates: Sequence[GateResult] = ()) -> RunVerdict:
+                gates: Sequence[GateResult] = (), checks: Sequence[dict[str, Any]] = ()) -> RunVerdict:
     """Failed when a case failed, had no verdict, stayed inconclusive and was failed for it, dropped
-    past ``--judge-max-drop``, the suite's mean fell past ``--judge-regression``, or a gate failed."""
+    past ``--judge-max-drop``, the suite's mean fell past ``--judge-regression``, a gate failed, or a
+    judge check (agreement with labels, bias probes) missed its bounds or could not be measured."""
     rows = df.to_dict(orient="records")
     statuses = [case_status(r) for r in rows]
     count = {s: statuses.count(s) for s in _RANK}
@@ -168,6 +171,12 @@ def run_verdict(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | Non
             problems.append(f"gate failed: {gate.text()}")
         elif gate.status == "no data":
             notes.insert(0, f"gate with no data: {gate.text()}")
+    for check in checks:
+        if check.get("error"):
+            problems.append(f"judge check not measured ({check['nodeid']}): {check['error']}")
+        elif check.get("misses"):
+            what = "bias probes beyond their limits" if check.get("check") == "probes" else "agreement missed"
+            problems.append(f"judge check failed ({check['nodeid']}): {what}: {'; '.join(check['misses'])}")
     held = sum(g.status == "held" for g in gates)
     if held:
         notes.append(f"{held} of {len(gates)} {'gate' if len(gates) == 1 else 'gates'} held")

@@ -71,6 +71,14 @@ details{margin:2px 0}details summary{cursor:pointer}
 td.down{color:#c62828;font-weight:600}td.up{color:#2e7d32;font-weight:600}
 tr.beyond td{background:#ffebee}
 code{background:var(--soft);padding:1px 5px;border-radius:4px;font-size:13px;overflow-wrap:anywhere}
+.check{border:1px solid var(--line);border-radius:8px;padding:8px 14px;margin:0 0 12px}
+.calib{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.calib figure{margin:0}.calib figcaption{font-size:12px;color:var(--dim)}
+table.disagree{width:100%;table-layout:fixed}table.disagree th:nth-child(1){width:26%}
+table.disagree th:nth-child(2),table.disagree th:nth-child(3){width:64px}
+svg.heat{display:block;max-width:100%;height:auto}
+svg.heat .tick,svg.heat .alabel,svg.heat .cell{text-anchor:middle}svg.heat .end{text-anchor:end}
+svg.heat .cell{font-size:11px;font-weight:600}svg.heat rect.diag{stroke:#1f2328;stroke-width:1.5}
 footer{margin:32px 0 8px;color:var(--dim);font-size:12px}
 @media (max-width:720px){
 main{padding:10px 12px}
@@ -79,6 +87,10 @@ table.cases thead{display:none}
 table.cases tr{border-bottom:1px solid var(--line);padding:6px 0}
 table.cases td{border:0;padding:2px 0;max-width:none}
 table.drift{width:100%}td.id{max-width:none}
+table.disagree,table.disagree thead,table.disagree tbody{display:block}
+table.disagree tr{display:grid;grid-template-columns:1fr 56px 56px;border-bottom:1px solid var(--line)}
+table.disagree th,table.disagree td{width:auto!important;border:0}
+table.disagree th:nth-child(4),table.disagree td:nth-child(4){grid-column:1/-1}
 }
 @media print{details>*{display:block}}
 """

@@ -68,11 +68,14 @@ class JudgeReporting:
 
     def __init__(self, config: pytest.Config, get_records: Callable[[], Sequence[JudgeRecord]],
                  get_ran: Callable[[], set[str]] | None = None, *,
-                 get_gates: Callable[[], Sequence[GateResult]] | None = None) -> None:
+                 get_gates: Callable[[], Sequence[GateResult]] | None = None,
+                 get_checks: Callable[[], Sequence[dict[str, Any]]] | None = None) -> None:
         self.config = config
         self.get_records = get_records
         self.get_gates = get_gates or (lambda: ())
         """The run's suite gates, evaluated before the reports are written (shown in them, and a sidecar)."""
+        self.get_checks = get_checks or (lambda: ())
+        """The run's judge checks (agreement with labels, bias probes): a calibration section and sidecar."""
         self.get_ran = get_ran
         """The node ids of the tests this run ran: a baseline case of a test that did not run is "not run"."""
         self.is_worker = hasattr(config, "workerinput")
@@ -223,10 +226,11 @@ class JudgeReporting:
 
         df = self.df
         gates = list(self.get_gates())
+        checks = list(self.get_checks())
         for path in self.reports:
             try:
                 write_report(df, path, self.drift, baseline=self._baseline_label(), max_drop=self.max_drop,
-                             regression=self.regression, gates=gates)
+                             regression=self.regression, gates=gates, checks=checks)
                 self.written.append(path)
             except (OSError, ValueError) as exc:
                 self.problems.append(f"could not write report {str(path)!r}: {type(exc).__name__}: {exc}")

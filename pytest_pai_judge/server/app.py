@@ -26,6 +26,7 @@ from .body_timeout import BodyTimeoutMiddleware
 from .chat import ChatService
 from .config import ServerConfig
 from .engines import load_engine
+from .rate_limit import RateLimit, RateLimitMiddleware
 from .responses import SafeJSONResponse, error_response, model_card, new_request_id
 
 try:
@@ -125,7 +126,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     handlers: dict[Any, Any] = {HTTPException: _http_error, ProtocolError: _protocol_error, Exception: _internal_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
                     middleware=[Middleware(BodyTimeoutMiddleware, timeout_s=config.body_timeout_s),
-                                Middleware(TokenAuthMiddleware, token=config.token)])
+                                Middleware(TokenAuthMiddleware, token=config.token),
+                                Middleware(RateLimitMiddleware, stats=stats,  # after auth, as a gateway counts
+                                           limit=RateLimit.parse(config.rate_limit) if config.rate_limit else None)])
     app.state.config = config
     app.state.stats = stats
     app.state.engine = engine

@@ -145,8 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
                         help="longest silence while a request body arrives; a body that stops short of its "
                              "Content-Length gets 408 RequestTimeout and its connection is closed (default: 5)")
+    parser.add_argument("--rate-limit", type=_rate_limit, default=None, metavar="LIMIT",
+                        help="answer like a rate-limited service: chat completions beyond LIMIT get 429 RateLimited "
+                             "with retry-after. LIMIT is requests per time (20/s, 1200/min; a burst of one "
+                             "second's worth passes), concurrent requests (8), or both (20/s,8). Default: none")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="log level (default: warning)")
     return parser
+
+
+def _rate_limit(text: str) -> str:
+    from .rate_limit import RateLimit
+
+    try:
+        RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -163,7 +177,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         upstream_timeout_s=args.upstream_timeout, upstream_max_retries=args.upstream_retries,
         upstream_retry_timeouts=args.upstream_retry_timeouts, body_timeout_s=args.body_timeout,
         context_limit_auto=args.context_limit == "auto", upstream_token_count=args.token_count == "upstream",
-        log_level=args.log_level)
+        rate_limit=args.rate_limit, log_level=args.log_level)
     return ServerConfig(**kwargs)
 
 

@@ -84,6 +84,9 @@ class ServerConfig:
     that stops arriving short of its Content-Length is answered 408 RequestTimeout and its connection closed."""
     fault_timeout_s: float = 30.0
     """How long a ``timeout`` fault holds its request (or until shutdown) before answering 500."""
+    rate_limit: str | None = None
+    """``--rate-limit``: requests per second and / or concurrent requests (``20/s``, ``8``, ``20/s,8``) beyond
+    which chat completions get 429 with ``retry-after`` (see :mod:`.rate_limit`). None: no limit."""
     log_level: str = "warning"
 
     def resolved_data_dir(self) -> Path:
