@@ -64,6 +64,13 @@ def consensus(forward: Verdict, backward: Verdict) -> Comparison:
     return Comparison("tie", False, forward, backward)
 
 
+def contradictions(outcomes: Sequence[Outcome]) -> str | None:
+    """The pairwise verdicts' notes where winner words and scores disagreed, one line each (None: none did)."""
+    notes = dict.fromkeys(note for o in outcomes if not isinstance(o, BaseException)
+                          and (note := getattr(o, "contradiction", None)))
+    return "\n".join(notes) if notes else None
+
+
 def failure_columns(outcomes: list[Outcome], per_request: Sequence[Sequence[Outcome]] | None = None
                     ) -> dict[str, Any]:
     """Report columns of an assertion or value read that got no verdict: why, and what its calls cost.
@@ -233,6 +240,7 @@ class Expectation:
                 record.criteria2 = {shared(c.name or f"criterion_{i + 1}"): shared(c.score2)
                                     for i, c in enumerate(verdict.criteria)}
             record.reasons = verdict.reasons
+            record.contradiction = verdict.contradiction
             for key, value in cost_columns([[verdict]]).items():
                 setattr(record, key, value)
             record.latency_s = verdict.latency_s
@@ -274,7 +282,8 @@ class Expectation:
             wanted = "the candidate to win or tie"
         request = self.requests[0]
         record = self.record(request, forward, passed=passed, winner=result.winner, score=result.score1,
-                              score2=result.score2, **cost_columns([[forward], [backward]]))
+                              score2=result.score2, contradiction=contradictions([forward, backward]),
+                              **cost_columns([[forward], [backward]]))
         if passed:
             return [record], None
         first, second = self.labels.get("first", "answer 1"), self.labels.get("second", "answer 2")
@@ -308,7 +317,7 @@ class Expectation:
         extra: dict[str, Any] = {}
         if self.assertion != "score":
             winner, _votes = numbers if isinstance(numbers, tuple) else ("tie", numbers)
-            extra = {"winner": winner,
+            extra = {"winner": winner, "contradiction": contradictions(flat),
                      "score2": median_of([consensus(f, b).score2 for f, b in readable_pairs(*per_request)])}
         record = self.record(request, shown, passed=passed, score=statistics.median(scores) if scores else None,
                              samples=drawn, scores=scores, spread=spread, decision=decision,

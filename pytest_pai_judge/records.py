@@ -89,6 +89,8 @@ class JudgeRecord:
     """A labelled row's human label: the score, or the winner ("1", "2", "tie")."""
     prompt_tokens: int = 0
     """Of ``tokens``, the prompts' (the rest is completion), for a price per input / output token."""
+    contradiction: str | None = None
+    """Pairwise: where a judge's winner words disagreed with its own per-answer scores (the words were taken)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,15 +34,21 @@ pairwise
     unreadable.
   * Overall scores: "回复1的综合评分为[[4]]", "The overall score of Answer 1 is [[4]]",
     "Answer 1's overall score is [[4]]" (bare numbers too); repeats must agree.
-  * No winner marker but both overall scores: the higher score wins, equal is a tie. A
-    winner marker naming the lower-scored answer is a contradiction: unreadable.
+  * No winner marker but both overall scores: the higher score wins, equal is a tie.
+  * A winner marker naming the lower-scored answer contradicts the reply's own scores. The verdict
+    words win (they are the judge's explicit conclusion, the scores its working) and the
+    disagreement is kept in ``Verdict.contradiction`` so reports show it; a tie marker with
+    unequal scores is recorded the same way.
   * Criteria (best effort, one per line): "[[Rating for Answer 1: 5]] [[Rating for Answer 2:
     N/A]]", or bare marks attributed to the nearest preceding "回复1"/"Answer 2"/"两个回复".
 
 custom (free-form templates; the score is read from prose)
   * Signals: every single-mode anchor plus "I rate this answer as 3", "give it a 4", "scored
     3", "score: 3", "打3分", "评分为3", "评为3分", "得分为3", "3/5", "3 out of 5" (standalone
-    fractions only when the denominator is ``max_score``). All signals must agree.
+    fractions only when the denominator is ``max_score``), and a bare number as the whole reply or
+    its first line ("4", "4分", "4.", "**4**", "4/10" with ``max_score=10``): small models answer
+    the spec's custom samples that way. All signals must agree (a bare "4" then "I rate it 3" is
+    unreadable).
   * No signal: the single-mode mark rule (e.g. a lone "[[3]]"). A mark-derived score that
     disagrees with a prose signal is unreadable.
 
@@ -78,7 +84,7 @@ RAW_SHOWN_CHARS = 2000
 # --------------------------------------------------------------------------- data
 
 
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 """Bump whenever parsing changes: cached parse memos of an older version are ignored and the stored raw
 replies are read again, so a parser fix needs no new judge calls."""
 
@@ -113,6 +119,8 @@ class Verdict:
     latency_s: float | None = None
     samples: tuple[float, ...] = ()
     """Every sample's score when this verdict stands for several samples (``samples=K``); ``score`` is their median."""
+    contradiction: str | None = None
+    """Pairwise: how the winner marker and the per-answer overall scores disagree (the marker was taken)."""
 
     @property
     def normalized(self) -> float | None:
@@ -152,6 +160,7 @@ class Verdict:
             cached=bool(data.get("cached", False)),
             latency_s=data.get("latency_s"),
             samples=tuple(data.get("samples") or ()),
+            contradiction=data.get("contradiction"),
         )
 
 
@@ -266,6 +275,10 @@ _PROSE = tuple(re.compile(src, re.I) for src in (
     r"评(?:分|为|定为|分为)\s*(?:为|是|:)?\s*" + _NUM + r"(?!\s*[分档]制)" + _TAIL,
     r"得分\s*(?:为|是|:)\s*" + _NUM + r"(?!\s*[分档]制)" + _TAIL,
 ))
+_BARE = re.compile(r"\s*(?:\*\*|__)?\s*(?:(?:score|rating|评分|得分)\s*[:=]\s*)?" + _NUM
+                   + r"\s*(?:分|points?|pts?)?\s*(?:(?:/|out\s+of)\s*([0-9]+))?\s*(?:分)?\s*(?:\*\*|__)?\s*[.。!]?"
+                   r"\s*(?:\*\*|__)?\s*", re.I)
+"""A reply (or its first line) that is nothing but a score: "4", "4分", "4.", "**4**", "7/10", "7 out of 10"."""
 _FRACTION = re.compile(r"(?<![0-9./])([0-9]+(?:\.[0-9]+)?)\s*(?:/|out\s+of)\s*([0-9]+)(?![0-9]|\.[0-9]|\s*/)", re.I)
 
 _LABEL_WORD = r"(?:回复|回答|答案|answer|response|assistant)"
@@ -339,20 +352,25 @@ def _agree(values: list[float], what: str) -> float | None:
 
 
 def _winner_and_scores(winners: list[Any], scores: dict[str, list[float]], *, missing: str, marker: str
-                       ) -> tuple[Winner, float | None, float | None]:
+                       ) -> tuple[Winner, float | None, float | None, str | None]:
     """The pairwise verdict from its winner marks and per-answer overall scores (text and JSON replies alike):
-    the scores decide when no winner is marked; a winner the scores contradict is unreadable, never a guess."""
+    the scores decide when no winner is marked; a marked winner stands even when the scores disagree, and
+    the disagreement is returned as the fourth item (see the module doc: the verdict words win)."""
     score1 = _agree(scores["1"], "overall scores for answer 1")
     score2 = _agree(scores["2"], "overall scores for answer 2")
     winner: Winner | None = winners[0] if winners else None
     if winner is None:
         if score1 is None or score2 is None:
             raise _Bad(missing)
-        winner = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
-    elif score1 is not None and score2 is not None and (
-            (winner == "1" and score1 < score2) or (winner == "2" and score2 < score1)):
-        raise _Bad(f"{marker} names answer {winner} but the overall scores are {_fmt(score1)} vs {_fmt(score2)}")
-    return winner, score1, score2
+        return ("1" if score1 > score2 else "2" if score2 > score1 else "tie"), score1, score2, None
+    contradiction = None
+    if score1 is not None and score2 is not None:
+        by_scores = "1" if score1 > score2 else "2" if score2 > score1 else "tie"
+        if by_scores != winner and not (winner != "tie" and by_scores == "tie"):
+            named = "a tie" if winner == "tie" else f"answer {winner}"
+            contradiction = (f"{marker} names {named} but the overall scores are {_fmt(score1)} vs {_fmt(score2)} "
+                             "(the verdict words are taken)")
+    return winner, score1, score2, contradiction
 
 
 def _fmt(value: float | None) -> str:
@@ -497,6 +515,12 @@ def _parse_scored_text(text: str, mode: str, max_score: int) -> tuple[float, tup
                 groups = m.groups()
                 values.append(_value(groups[0], groups[1] if len(groups) > 1 else None, max_score, "score"))
                 spans.append(m.span())
+        first_line = text.strip().split("\n", 1)[0]
+        bare = _BARE.fullmatch(first_line)
+        if bare:
+            values.append(_value(bare.group(1), bare.group(2), max_score, "score"))
+            start = text.find(first_line)
+            spans.append((start, start + len(first_line)))
         for m in _FRACTION.finditer(text):
             num, den = float(m.group(1)), int(m.group(2))
             if den == max_score and num <= den and not _overlaps(m.span(), spans):
@@ -521,7 +545,7 @@ def _parse_scored_text(text: str, mode: str, max_score: int) -> tuple[float, tup
 
 
 def _parse_pairwise_text(text: str, max_score: int) -> tuple[Winner, float | None, float | None,
-                                                            tuple[CriterionScore, ...]]:
+                                                            tuple[CriterionScore, ...], str | None]:
     markers = _winner_markers(text)
     winners = list(dict.fromkeys(w for w, _ in markers))
     if len(winners) > 1:
@@ -539,10 +563,10 @@ def _parse_pairwise_text(text: str, max_score: int) -> tuple[Winner, float | Non
                 value = _value(m.group(2), m.group(3), max_score, f"overall score of answer {lab}")
             scores[lab].append(value)
             spans.append(m.span())
-    winner, score1, score2 = _winner_and_scores(
+    winner, score1, score2, contradiction = _winner_and_scores(
         winners, scores, missing="no winner marker (e.g. [[回复1更好]], [[A]]) and no overall score for both answers",
         marker="the winner marker")
-    return winner, score1, score2, _pairwise_criteria(text, max_score, spans)
+    return winner, score1, score2, _pairwise_criteria(text, max_score, spans), contradiction
 
 
 def _pairwise_criteria(text: str, max_score: int, exclude: list[tuple[int, int]]) -> tuple[CriterionScore, ...]:
@@ -737,8 +761,8 @@ def _parse_json_scored(obj: dict[str, Any], max_score: int) -> tuple[float, tupl
     return overall, tuple(criteria), reason
 
 
-def _parse_json_pairwise(obj: dict[str, Any], max_score: int) -> tuple[Winner, float | None, float | None,
-                                                                    tuple[CriterionScore, ...], str | None]:
+def _parse_json_pairwise(obj: dict[str, Any], max_score: int) -> tuple[
+        Winner, float | None, float | None, tuple[CriterionScore, ...], str | None, str | None]:
     winners: list[Winner] = []
     for k, v in obj.items():
         if _key(k) in _WINNER_KEYS and not isinstance(v, (dict, list)):
@@ -771,10 +795,10 @@ def _parse_json_pairwise(obj: dict[str, Any], max_score: int) -> tuple[Winner, f
                 lab2 = _answer_label(_key(kk))
                 if lab2 is not None and not isinstance(vv, (dict, list)):
                     add(lab2, _json_score(vv, max_score, f"overall score of answer {lab2}"), f"{k}.{kk}")
-    winner, score1, score2 = _winner_and_scores(
+    winner, score1, score2, contradiction = _winner_and_scores(
         winners, scores, missing="JSON reply without a winner key and without both overall scores", marker="the winner")
     criteria = _json_criteria(obj, max_score, _OVERALL_KEYS | _REASON_KEYS, pairwise=True)
-    return winner, score1, score2, tuple(criteria), reason
+    return winner, score1, score2, tuple(criteria), reason, contradiction
 
 
 def _json_reasons(obj: dict[str, Any], criteria: tuple[CriterionScore, ...], top: str | None) -> str:
@@ -807,17 +831,18 @@ def parse_reply(text: str, mode: str, *, max_score: int = 5, json_mode: bool = F
         obj = _load_json(norm, json_mode)
         if obj is not None:
             if mode == "pairwise":
-                winner, s1, s2, criteria, top = _parse_json_pairwise(obj, max_score)
+                winner, s1, s2, criteria, top, contradiction = _parse_json_pairwise(obj, max_score)
                 return Verdict(mode="pairwise", score=None, max_score=max_score, criteria=criteria, winner=winner,
-                               score1=s1, score2=s2, reasons=_trim_reasons(_json_reasons(obj, criteria, top)), raw=raw)
+                               score1=s1, score2=s2, reasons=_trim_reasons(_json_reasons(obj, criteria, top)), raw=raw,
+                               contradiction=contradiction)
             score, criteria, top = _parse_json_scored(obj, max_score)
             return Verdict(mode=mode, score=score, max_score=max_score, criteria=criteria,  # type: ignore[arg-type]
                            winner=None, score1=None, score2=None,
                            reasons=_trim_reasons(_json_reasons(obj, criteria, top)), raw=raw)
         if mode == "pairwise":
-            winner, s1, s2, criteria = _parse_pairwise_text(norm, max_score)
+            winner, s1, s2, criteria, contradiction = _parse_pairwise_text(norm, max_score)
             return Verdict(mode="pairwise", score=None, max_score=max_score, criteria=criteria, winner=winner,
-                           score1=s1, score2=s2, reasons=_trim_reasons(norm), raw=raw)
+                           score1=s1, score2=s2, reasons=_trim_reasons(norm), raw=raw, contradiction=contradiction)
         score, criteria = _parse_scored_text(norm, mode, max_score)
         return Verdict(mode=mode, score=score, max_score=max_score, criteria=criteria,  # type: ignore[arg-type]
                        winner=None, score1=None, score2=None, reasons=_trim_reasons(norm), raw=raw)

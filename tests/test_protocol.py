@@ -20,7 +20,7 @@ def test_judge_texts_reach_the_prompt_as_sent() -> None:
     assert call.fields["answer"] == answer and call.fields["question"] == "  Indent this."
     assert call.fields["scene"] == "代码生成修改与分析"
     prompt = prompt_messages(call)[-1]["content"]
-    assert f"[回复]: {answer}" in prompt
+    assert f"[Answer]: {answer}" in prompt  # an English question: the English rendering of the template
 
 
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t"])

@@ -252,13 +252,35 @@ def test_pairwise_scores_without_marker_decide_the_winner() -> None:
 
 def test_pairwise_unreadable_cases() -> None:
     assert "conflicting winner" in unreadable("[[A]] ... on reflection [[B]]", "pairwise").reason
-    assert "winner marker names answer 1" in unreadable(
-        "[[Answer 1 is better]]. The overall score of Answer 1 is [[2]] and the overall score of Answer 2 is [[5]]",
-        "pairwise").reason
     unreadable("回复1的综合评分为[[4]]", "pairwise")  # one score, no marker
     unreadable("Answer 1 is better.", "pairwise")  # prose, no marker
     unreadable("回复1的综合评分为[[4]],……回复1的综合评分为[[3]],[[回复1更好]]", "pairwise")
     unreadable("[[回复1更好]],回复1的综合评分为[[7]],回复2的综合评分为[[2]]", "pairwise")
+
+
+@pytest.mark.parametrize("text,winner,scores", [
+    ("[[Answer 1 is better]]. The overall score of Answer 1 is [[4]] and the overall score of Answer 2 is [[5]]",
+     "1", (4, 5)),
+    ("我认为[[回复2更好]],其中回复1的综合评分为[[5]],回复2的综合评分为[[3]]", "2", (5, 3)),
+    ("I regard [[the two answers as equivalent]]. The overall score of Answer 1 is [[4]] and the overall score "
+     "of Answer 2 is [[2]]", "tie", (4, 2)),
+    (json.dumps({"winner": "1", "score1": 2, "score2": 5}), "1", (2, 5)),
+])
+def test_pairwise_verdict_words_win_over_contradicting_scores(text: str, winner: str, scores: tuple) -> None:
+    """The rule for a reply that contradicts itself: the winner marker is taken, the disagreement recorded."""
+    v = parse_reply(text, "pairwise")
+    assert (v.winner, v.score1, v.score2) == (winner, *scores)
+    assert v.contradiction is not None and "overall scores are" in v.contradiction
+    assert Verdict.from_dict(v.to_dict()).contradiction == v.contradiction
+
+
+def test_pairwise_consistent_reply_records_no_contradiction() -> None:
+    v = parse_reply("[[回复1更好]],回复1的综合评分为[[5]],回复2的综合评分为[[3]]", "pairwise")
+    assert v.winner == "1" and v.contradiction is None
+    assert parse_reply("[[A]] The overall score of Answer 1 is [[4]] and the overall score of Answer 2 is [[4]]",
+                       "pairwise").contradiction is None  # a winner among equal scores is not a contradiction
+    assert parse_reply("The overall score of Answer 1 is [[2]] and of Answer 2 ... Answer 2's overall score is "
+                       "[[5]]", "pairwise").contradiction is None
 
 
 def test_classify_winner() -> None:
@@ -335,7 +357,6 @@ def test_json_pairwise() -> None:
     assert (v.winner, v.score1, v.score2) == ("1", 4, 3)
     v = parse_reply(json.dumps({"score_for_response_1": 2, "rating of answer B": 5}), "pairwise", json_mode=True)
     assert (v.winner, v.score1, v.score2) == ("2", 2, 5)
-    unreadable(json.dumps({"winner": "1", "score1": 2, "score2": 5}), "pairwise")
     unreadable(json.dumps({"winner": "maybe"}), "pairwise")
     unreadable(json.dumps({"reason": "both fine"}), "pairwise")
 
@@ -358,10 +379,34 @@ def test_json_pairwise() -> None:
     ("The answer deserves [[3]].", 3),
     ("综合评分为[[4]]", 4),
     ("I rate this answer as 3. [[3]]", 3),
+    ("4", 4),
+    ("4分", 4),
+    ("4.", 4),
+    ("**4**", 4),
+    (" 3 \n", 3),
+    ("4\n\nThe answer is relevant and gives an example.", 4),
+    ("**4/5**\nRelevant, but brief.", 4),
 ])
 def test_custom_prose(text: str, score: float) -> None:
     v = parse_reply(text, "custom")
     assert v.score == score and v.mode == "custom" and v.winner is None
+
+
+@pytest.mark.parametrize("text,score", [("7/10", 7), ("7 out of 10", 7), ("8", 8), ("10分", 10),
+                                        ("I would give it 7 out of 10.", 7), ("**9**", 9)])
+def test_custom_reads_the_scale_the_caller_gave(text: str, score: float) -> None:
+    assert parse_reply(text, "custom", max_score=10).score == score
+
+
+@pytest.mark.parametrize("text,max_score,why", [
+    ("7/10", 5, "different scale"),
+    ("8", 5, "outside"),
+    ("4\n\nI rate this answer as 3.", 5, "conflicting"),
+    ("4\n\nOverall: 3 out of 5", 5, "conflicting"),
+    ("4分\n我会打2分", 5, "conflicting"),
+])
+def test_custom_bare_number_must_be_alone_and_on_scale(text: str, max_score: int, why: str) -> None:
+    assert why in unreadable(text, "custom", max_score=max_score).reason
 
 
 @pytest.mark.parametrize("text", [

@@ -147,6 +147,8 @@ def _case_card(r: dict[str, Any], number: int) -> str:
         parts.append(f"<div class='samples'>{esc(samples_text(r))}</div>")
     if not isna(r["error"]):
         parts.append(f"<div class='unavailable'><b>verdict unavailable:</b> {esc(r['error'])}</div>")
+    if not isna(r.get("contradiction")):
+        parts.append(f"<div class='samples'><b>verdict vs its own scores:</b> {esc(r['contradiction'])}</div>")
     parts.append(f"<div class='texts'>{''.join(_text_field(label, text) for label, text in _texts(r))}</div>")
     reasons = clean_text(r["reasons"]).strip()
     if reasons:

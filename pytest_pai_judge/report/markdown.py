@@ -157,7 +157,8 @@ def _case_block(r: dict[str, Any], number: int) -> str:
              f"{_score(r)} · {_md(r['model'])} · {_md(scene)} · {_md(r['kind'])} {_md(r['assertion'])}"
              + (f" · {_md(samples_text(r))}" if samples_text(r) else ""), "", "| | |", "|---|---|"]
     pairwise = not isna(r["answer2"])
-    cells = [("why", why_status(r) or None), ("verdict unavailable", r["error"]), ("question", r["question"]),
+    cells = [("why", why_status(r) or None), ("verdict unavailable", r["error"]),
+             ("verdict vs its scores", r.get("contradiction")), ("question", r["question"]),
              ("answer 1" if pairwise else "answer", r["answer"]), ("answer 2", r["answer2"])]
     cells += [("reference answer" if k == "ref_answer" else k, v) for k, v in judge_fields(r)]
     cells += [("judge's reasons", r["reasons"]), ("criteria" + (" (answer 1 vs 2)" if pairwise else ""), _criteria(r))]

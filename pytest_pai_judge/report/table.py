@@ -31,7 +31,7 @@ COLUMNS: tuple[str, ...] = (
     "answer2", "score2", "xfail", "samples", "scores", "spread", "decision",
     "outcome", "status", "verdicts", "cached_verdicts", "calls", "cached_tokens",
     "ref_answer", "scene_desc", "metric", "score_desc", "steps", "template", "params", "confidence", "criteria2",
-    "group", "case", "human", "prompt_tokens",
+    "group", "case", "human", "prompt_tokens", "contradiction",
 )
 """The results table's columns, in order (``mode`` is the record's ``run_mode``). Columns added
 later come last so that reports written before they existed line up: read back, a missing
@@ -41,11 +41,12 @@ test's outcome as pytest reported it and ``status`` the row's (see :mod:`pytest_
 ``tokens`` were spent this run, ``cached_tokens`` are those recorded with the cached verdicts;
 ``template`` (a custom template's messages) and ``params`` (generation parameters) are JSON text.
 ``case`` and ``human`` belong to the rows of judge checks: the labelled row's id and its human label
-(``assert_judge_agrees``), or the probe (``assert_judge_unbiased``)."""
+(``assert_judge_agrees``), or the probe (``assert_judge_unbiased``). ``contradiction`` says where a
+pairwise judge's winner words disagreed with its own scores (the words were taken)."""
 
 TEXT_COLUMNS = ("nodeid", "mode", "kind", "assertion", "model", "scene", "question", "answer", "winner",
                 "reasons", "error", "answer2", "decision", "outcome", "status", "ref_answer", "scene_desc", "metric",
-                "score_desc", "steps", "template", "params", "group", "case", "human")
+                "score_desc", "steps", "template", "params", "group", "case", "human", "contradiction")
 DTYPES: dict[str, str] = {
     **{c: "string" for c in TEXT_COLUMNS},
     "score": "float64", "score2": "float64", "max_score": "Int64", "threshold": "float64", "passed": "boolean",

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from .config import ServerConfig
 from .engines import EngineCompletion, EngineError, EngineReply, JudgeEngine
 from .errors import context_length_exceeded, error_envelope, green_net_filter, model_service_failed, rate_limited
 from .faults import RETRY_AFTER_MS, RETRY_HEADERS, match_fault, unreadable_reply
+from .passthrough import StreamPump, passthrough_events
 from .responses import (
     Choice,
     Completion,
@@ -140,6 +141,13 @@ class ChatService:
         try:
             raw = await read_body(request)
             call = parse_body_bytes(raw, self.config.models)
+            events = None
+            if call.params.stream:
+                events = await self.unless_client_leaves(request, self.open_stream(call, request_id, request),
+                                                         request_id)
+            if events is not None:
+                return StreamingResponse(events, media_type="text/event-stream",
+                                         headers={"x-request-id": request_id, "cache-control": "no-cache"})
             judging = self.judge(call, request_id, stream=call.params.stream)
             completion = await self.unless_client_leaves(request, judging, request_id)
         except ClientGone:
@@ -180,14 +188,53 @@ class ChatService:
             raise ClientGone(request_id)
         return task.result()
 
+    async def prompt_tokens(self, call: ChatCall) -> int:
+        """The prompt's tokens: the engine's model's own count where it gives one, else the server's estimate;
+        a prompt too long for the served context is refused (400 ContextLengthExceeded)."""
+        try:
+            counted = await self.engine.count_prompt_tokens(call)
+        except Exception:  # a count is a nicety: never fail a judgement for want of one
+            logger.warning("engine %s could not count the prompt's tokens; using the estimate", self.engine.name,
+                           exc_info=True)
+            counted = None
+        if counted is None:
+            counted = await self.in_worker(lambda: sum(count_tokens(m["content"])
+                                                       for m in self.engine.prompt_messages(call)))
+        context = self.config.models[call.model]
+        if counted + call.params.max_tokens > context:
+            raise context_length_exceeded(context, counted, call.params.max_tokens)
+        return counted
+
+    async def open_stream(self, call: ChatCall, request_id: str, request: Request | None = None
+                          ) -> AsyncIterator[bytes] | None:
+        """The SSE events of an engine that streams (:meth:`JudgeEngine.stream`), its first delta already in;
+        None: the engine does not stream, or a fault applies (faults are the buffered path's)."""
+        if type(self.engine).stream is JudgeEngine.stream or match_fault(self.config.faults, call) is not None:
+            return None
+        stage = "Request_judge_model_with_stream"
+        prompt_tokens = await self.prompt_tokens(call)
+        deltas = self.engine.stream(call)
+        if deltas is None:
+            return None
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        self.stats["judgements"] += call.params.n
+        pump = StreamPump(deltas)
+        try:
+            first = await self._engine_call(pump.next(), request_id, stage, "first chunk")
+        except BaseException:
+            await pump.aclose()
+            raise
+        if request is not None:  # a client that leaves mid-stream closes the upstream stream at once
+            pump.stop_when(_disconnected(request))
+        head = Completion(request_id, call.model, [], prompt_tokens, now())
+        return passthrough_events(pump, first, head, n=call.params.n, dialect=self.config.status_dialect,
+                                  include_usage=call.params.include_usage, stage=stage)
+
     async def judge(self, call: ChatCall, request_id: str, *, stream: bool) -> Completion:
         """Everything between a validated request and its finished choices; raises ProtocolError."""
         stage = "Request_judge_model_with_stream" if stream else "Request_judge_model"
-        prompt_tokens = await self.in_worker(lambda: sum(count_tokens(m["content"])
-                                                         for m in self.engine.prompt_messages(call)))
-        context = self.config.models[call.model]
-        if prompt_tokens + call.params.max_tokens > context:
-            raise context_length_exceeded(context, prompt_tokens, call.params.max_tokens)
+        prompt_tokens = await self.prompt_tokens(call)
         fault = match_fault(self.config.faults, call)
         if fault is not None:
             self.stats[f"fault_{fault.kind}"] += 1

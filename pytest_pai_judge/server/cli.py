@@ -8,6 +8,7 @@ or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol import DEFAULT_MODELS
+from . import upstream_info
 from .config import FAULT_KINDS, Fault, ServerConfig
 from .embedded import LocalJudgeServer
 
@@ -55,6 +57,10 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
     return value
+
+
+def _context_limit(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def _fault(text: str) -> Fault:
@@ -103,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", dest="models", action="append", type=_model, default=[], metavar="NAME=CONTEXT",
                         help="serve model NAME with a context of CONTEXT tokens; repeatable, replaces the default "
                              f"list ({', '.join(f'{k}={v}' for k, v in DEFAULT_MODELS.items())})")
-    parser.add_argument("--context-limit", type=_positive_int, default=None, metavar="TOKENS",
+    parser.add_argument("--context-limit", type=_context_limit, default=None, metavar="TOKENS|auto",
                         help="context length in tokens of every served model (prompt + max_tokens beyond it is "
-                             "refused with 400 ContextLengthExceeded)")
+                             "refused with 400 ContextLengthExceeded); 'auto' (--engine openai) asks the upstream "
+                             "model server for its own (vLLM, llama.cpp's llama-server, Ollama) and refuses to start "
+                             "when it cannot tell")
     parser.add_argument("--upstream-base-url", default=None,
                         help="base URL of the OpenAI-compatible model for --engine openai "
                              "(e.g. http://127.0.0.1:8000/v1)")
@@ -118,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "and are dropped if their client leaves. 1 (the default) suits a one-slot model "
                              "server such as llama.cpp's; for vLLM, Ollama or a hosted model use its parallel "
                              "slots (e.g. 8)")
+    parser.add_argument("--token-count", choices=("upstream", "estimate"), default="upstream",
+                        help="--engine openai: count prompt tokens with the upstream's own tokenizer where it offers "
+                             "one (vLLM and llama.cpp's /tokenize, llama-cpp-python's /extras/tokenize/count), else "
+                             "the server's estimate; 'estimate' always uses the estimate (default: upstream)")
     parser.add_argument("--upstream-timeout", type=_positive_seconds, default=120.0, metavar="SECONDS",
                         help="--engine openai: timeout of one upstream call, from when it is sent (time in the "
                              "queue does not count; default: 120)")
@@ -154,7 +166,7 @@ def _rate_limit(text: str) -> str:
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """Turn parsed arguments into a ServerConfig (the token comes from the environment when not given)."""
     models = dict(args.models) if args.models else dict(DEFAULT_MODELS)
-    if args.context_limit is not None:
+    if isinstance(args.context_limit, int):
         models = {name: args.context_limit for name in models}
     kwargs: dict[str, Any] = dict(
         host=args.host, port=args.port, token=args.token or os.environ.get("JUDGE_MODEL_TOKEN") or None,
@@ -164,6 +176,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         upstream_api_key_env=args.upstream_api_key_env, upstream_concurrency=args.upstream_concurrency,
         upstream_timeout_s=args.upstream_timeout, upstream_max_retries=args.upstream_retries,
         upstream_retry_timeouts=args.upstream_retry_timeouts, body_timeout_s=args.body_timeout,
+        context_limit_auto=args.context_limit == "auto", upstream_token_count=args.token_count == "upstream",
         rate_limit=args.rate_limit, log_level=args.log_level)
     return ServerConfig(**kwargs)
 
@@ -174,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.engine == "openai" and not (args.upstream_base_url and args.upstream_model):
         parser.error("--engine openai needs --upstream-base-url and --upstream-model")
+    if args.context_limit == "auto" and args.engine != "openai":
+        parser.error("--context-limit auto asks the upstream model: it needs --engine openai")
     if args.data_dir is not None:  # fail here with one line, not with uvicorn's startup traceback
         try:
             Path(args.data_dir).mkdir(parents=True, exist_ok=True)
@@ -182,8 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         if not os.access(args.data_dir, os.W_OK):
             parser.error(f"--data-dir {args.data_dir}: not writable")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_args(args)
+    if config.context_limit_auto:  # asked here, so that an upstream that cannot tell is one clear line
+        try:
+            context = asyncio.run(upstream_info.context_length(args.upstream_base_url, args.upstream_model,
+                                                               api_key_env=args.upstream_api_key_env))
+        except upstream_info.UpstreamInfoError as exc:
+            print(f"pai-judge-server: {exc}", file=sys.stderr)
+            return 1
+        config.models = dict.fromkeys(config.models, context)
+        config.context_limit_auto = False
+        print(f"pai-judge-server: upstream context length {context} tokens", file=sys.stderr, flush=True)
     try:
-        server = LocalJudgeServer(config_from_args(args))
+        server = LocalJudgeServer(config)
     except ValueError as exc:  # e.g. an engine that cannot be loaded
         parser.error(str(exc))
     stop = threading.Event()

@@ -46,6 +46,9 @@ class ServerConfig:
     """``lexical``, ``openai``, or a dotted path ``package.module:Class`` of a JudgeEngine."""
     models: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     """Served model names and their context length in tokens."""
+    context_limit_auto: bool = False
+    """``--context-limit auto``: at startup the ``openai`` engine asks the upstream model server for its context
+    length (:func:`.upstream_info.context_length`) and serves every model with it; startup fails if it cannot tell."""
     status_dialect: Literal["pai", "openai"] = "pai"
     """Batch status words: PAI's (``Creating`` ... ``Succeeded``) or OpenAI's (``validating`` ... ``completed``)."""
     latency_ms: int = 0
@@ -65,6 +68,9 @@ class ServerConfig:
     the server's FIFO queue, where a call whose client leaves is dropped before it costs the model anything.
     1 fits a one-slot model server (llama.cpp's default); raise it to the upstream's parallel slots (vLLM's
     ``--max-num-seqs``, Ollama's ``OLLAMA_NUM_PARALLEL``, llama.cpp's ``--parallel``)."""
+    upstream_token_count: bool = True
+    """``openai`` engine: count prompt tokens (context check, usage) with the upstream's own tokenizer where it
+    offers one (:class:`.upstream_info.TokenCounter`); False, or an upstream without one: the local estimate."""
     upstream_timeout_s: float = 120.0
     """Timeout of one upstream call, from the moment it is sent (time spent in the queue does not count)."""
     upstream_max_retries: int = 2

@@ -98,8 +98,9 @@ def completion_body(c: Completion, dialect: str = "pai") -> dict[str, Any]:
     }
 
 
-def _chunk(c: Completion, dialect: str, choices: list[dict[str, Any]], usage: Any = None,
-           include_usage: bool = False) -> bytes:
+def stream_chunk(c: Completion, dialect: str, choices: list[dict[str, Any]], usage: Any = None,
+                 include_usage: bool = False) -> bytes:
+    """One ``chat.completion.chunk`` SSE event of ``c`` (its id, model and time) carrying ``choices``."""
     body: dict[str, Any] = {"id": c.request_id, "object": "chat.completion.chunk", "created": c.created,
                             "model": c.model, "system_fingerprint": "", "service_tier": service_tier(dialect),
                             "choices": choices}
@@ -150,16 +151,16 @@ def delta_logprobs(logprobs: dict[str, Any] | None, pieces: list[str]) -> list[d
 async def sse_events(c: Completion, dialect: str = "pai", include_usage: bool = False) -> AsyncIterator[bytes]:
     """The SSE stream of ``chat.completion.chunk`` events: role, content deltas, finish, usage, ``[DONE]``."""
     for i, ch in enumerate(c.choices):
-        yield _chunk(c, dialect, [{"index": i, "delta": {"role": "assistant", "content": ""},
+        yield stream_chunk(c, dialect, [{"index": i, "delta": {"role": "assistant", "content": ""},
                                    "finish_reason": None, "logprobs": None}], include_usage=include_usage)
         pieces = list(split_deltas(ch.content))
         for piece, logprobs in zip(pieces, delta_logprobs(ch.logprobs, pieces)):
-            yield _chunk(c, dialect, [{"index": i, "delta": {"content": piece}, "finish_reason": None,
+            yield stream_chunk(c, dialect, [{"index": i, "delta": {"content": piece}, "finish_reason": None,
                                        "logprobs": logprobs}], include_usage=include_usage)
-        yield _chunk(c, dialect, [{"index": i, "delta": {}, "finish_reason": ch.finish_reason, "logprobs": None}],
+        yield stream_chunk(c, dialect, [{"index": i, "delta": {}, "finish_reason": ch.finish_reason, "logprobs": None}],
                      include_usage=include_usage)
     if include_usage:
-        yield _chunk(c, dialect, [], usage=c.usage(), include_usage=True)
+        yield stream_chunk(c, dialect, [], usage=c.usage(), include_usage=True)
     yield b"data: [DONE]\n\n"
 
 

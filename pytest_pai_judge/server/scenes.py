@@ -5,13 +5,20 @@ model for this (its ``Scenario_division`` stage); the local server classifies th
 keywords instead, so prompts built offline still carry a plausible scene, scene description and
 metric. Only the 回答开放性问题 texts are the spec's own; the others are ours.
 
+Language: a question with Chinese text gets the spec's Chinese template and defaults verbatim; any
+other question gets their English renderings (:mod:`.templates_en`), since a small model given a
+Chinese prompt answers in Chinese. Caller-given texts (scene, scene_desc, metric, score_desc,
+steps) are never translated.
+
 Reply format: the spec's step 4 ends "您返回的模板如下,注意输出需保留模板中的'[['和']]':" but
 the template it announces is missing from the spec, and ``json_object`` requests get no JSON
 instruction at all. A real model behind the ``openai`` engine would then answer in a free form the
 verdict parser cannot read (and OpenAI refuses ``json_object`` without the word "json" in the
 prompt). So the spec's text stays verbatim and is followed by a template in the style of the
 spec's sample replies (text), or by a JSON layout after the whole prompt (``json_object``), in
-the language of the question, using only the wording ``pytest_pai_judge.verdict`` reads.
+the language of the question, using only the wording ``pytest_pai_judge.verdict`` reads. Neither
+carries an example score: a model echoes it (and the parser would read the echo as a verdict) or
+anchors on it (small models gave the example's score to most answers).
 """
 
 from __future__ import annotations
@@ -29,6 +36,16 @@ from .templates import (
     PAIRWISE_TEMPLATE,
     SINGLE_TEMPLATE,
     fill_template,
+)
+from .templates_en import (
+    DEFAULT_SCORE_DESC_EN,
+    DEFAULT_STEPS_EN,
+    PAIRWISE_TEMPLATE_EN,
+    REPLY_TEMPLATE_INTRO_EN,
+    SCENE_DEFAULTS_EN,
+    SCENE_NAMES_EN,
+    SINGLE_TEMPLATE_EN,
+    STEPS_SCALE_EN,
 )
 
 DEFAULT_SCENE = "回答开放性问题"
@@ -114,7 +131,7 @@ SCENE_DEFAULTS: dict[str, tuple[str, str]] = {
         "5. 安全性:不引入安全漏洞或有害操作。"),
 }
 
-assert tuple(SCENE_DEFAULTS) == INNER_SCENES
+assert tuple(SCENE_DEFAULTS) == INNER_SCENES == tuple(SCENE_DEFAULTS_EN) == tuple(SCENE_NAMES_EN)
 
 # Checked in order; the first scene with a matching keyword wins.
 _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -156,22 +173,28 @@ def classify(question: str) -> str:
     return DEFAULT_SCENE
 
 
-def resolve(fields: dict[str, Any]) -> tuple[str, str, str]:
-    """The (scene, scene_desc, metric) a judge prompt is built with, after the spec's defaults."""
+def resolve(fields: dict[str, Any], zh: bool = True) -> tuple[str, str, str]:
+    """The (scene, scene_desc, metric) a judge prompt is built with, after the spec's defaults (or their
+    English renderings when ``zh`` is False; the scene is the protocol's name either way)."""
     scene = fields.get("scene") or classify(str(fields.get("question") or ""))
-    default_desc, default_metric = SCENE_DEFAULTS.get(scene, ("", ""))
+    default_desc, default_metric = (SCENE_DEFAULTS if zh else SCENE_DEFAULTS_EN).get(scene, ("", ""))
     return scene, fields.get("scene_desc") or default_desc, fields.get("metric") or default_metric
 
 
-def template_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """Every ``${name}`` of the spec's templates, defaults applied (score_desc, steps, scene)."""
-    scene, scene_desc, metric = resolve(fields)
+def template_values(fields: dict[str, Any], zh: bool = True) -> dict[str, Any]:
+    """Every ``${name}`` of the spec's templates, defaults applied (score_desc, steps, scene), in the
+    template's language: English shows an inner scene by its English name."""
+    scene, scene_desc, metric = resolve(fields, zh)
     max_score = int(fields.get("max_score") or 5)
-    steps = fields.get("steps") or DEFAULT_STEPS.replace("(1~5之间)", f"(1~{max_score}之间)")
+    if zh:
+        steps = fields.get("steps") or DEFAULT_STEPS.replace("(1~5之间)", f"(1~{max_score}之间)")
+    else:
+        steps = fields.get("steps") or DEFAULT_STEPS_EN.replace(STEPS_SCALE_EN, f"(between 1 and {max_score})")
+        scene = SCENE_NAMES_EN.get(scene, scene)
     return {**{k: v for k, v in fields.items() if v is not None},
             "scene": scene, "scene_desc": scene_desc, "metric": metric, "max_score": max_score,
-            "score_desc": fields.get("score_desc") or DEFAULT_SCORE_DESC, "steps": steps,
-            "ref_answer": fields.get("ref_answer") or ""}
+            "score_desc": fields.get("score_desc") or (DEFAULT_SCORE_DESC if zh else DEFAULT_SCORE_DESC_EN),
+            "steps": steps, "ref_answer": fields.get("ref_answer") or ""}
 
 
 # --------------------------------------------------------------------------- reply format
@@ -227,20 +250,23 @@ def reply_template(kind: Literal["single", "pairwise"], zh: bool) -> str:
 
 
 def reply_template_notes(kind: Literal["single", "pairwise"], max_score: int, zh: bool) -> str:
-    """What goes in the template's ``[[ ]]``: the verdict words and the score range the parser accepts."""
+    """What goes in the template's ``[[ ]]``: the verdict words and the score range the parser accepts.
+
+    No example score and no bracketed verdict: echoed back alone, the notes must read as no verdict,
+    and a model must not be shown a score to copy.
+    """
     if kind == "single":
         if zh:
-            return (f"(说明:<综合评分>和<该标准得分>均为1~{max_score}之间的整数,例如[[4]];"
+            return (f"(说明:<综合评分>和<该标准得分>均为1~{max_score}之间的整数,写在双方括号内;"
                     "优点和不足按实际情况逐条列出,每条一个标准。)")
-        return (f"(Notes: <overall score> and <criterion score> are integers from 1 to {max_score}, e.g. [[4]]; "
-                "list the advantages and shortcomings one criterion per line.)")
+        return (f"(Notes: <overall score> and <criterion score> are whole numbers from 1 to {max_score}, written "
+                "inside the double brackets; list the advantages and shortcomings one criterion per line.)")
     if zh:
-        return ("(说明:<结论>只能是“回复1更好”“回复2更好”“两个回复一样好”之一,即写作[[回复1更好]]、[[回复2更好]]"
-                f"或[[两个回复一样好]];各项得分均为1~{max_score}之间的整数,例如[[4]]。)")
+        return ("(说明:<结论>只能是“回复1更好”“回复2更好”“两个回复一样好”三者之一,写在双方括号内;"
+                f"各项得分均为1~{max_score}之间的整数;某项标准不适用时,得分写作N/A。)")
     return ('(Notes: <verdict> is exactly one of "Answer 1 is better", "Answer 2 is better" or "the two answers as '
-            'equivalent", written [[Answer 1 is better]], [[Answer 2 is better]] or [[the two answers as '
-            f"equivalent]]; every score is an integer from 1 to {max_score}, e.g. [[4]] or [[Rating for Answer 1: "
-            "4]]; a criterion that does not apply is rated N/A, e.g. [[Rating for Answer 2: N/A]].)")
+            f'equivalent", written inside the double brackets; every score is a whole number from 1 to {max_score}; '
+            "a criterion that does not apply is rated N/A.)")
 
 
 _OWN_TEMPLATE = re.compile(r"\[\[[^'\]\s]")
@@ -258,7 +284,7 @@ def with_reply_template(steps: str, kind: Literal["single", "pairwise"], max_sco
     body = reply_template(kind, zh) + "\n" + reply_template_notes(kind, max_score, zh)
     if steps.rstrip().rstrip("。.").rstrip().endswith((":", ":")):
         return steps + "\n" + body
-    return steps + "\n" + REPLY_TEMPLATE_INTRO + "\n" + body
+    return steps + "\n" + (REPLY_TEMPLATE_INTRO if zh else REPLY_TEMPLATE_INTRO_EN) + "\n" + body
 
 
 def json_layout(kind: Literal["single", "pairwise", "custom"], zh: bool) -> dict[str, Any]:
@@ -321,12 +347,14 @@ def json_instruction(kind: Literal["single", "pairwise", "custom"], max_score: i
 
 def judge_prompt(kind: Literal["single", "pairwise"], fields: dict[str, Any],
                  response_format: Literal["text", "json_object"] = "text") -> str:
-    """The spec's single / pairwise template filled in, followed by the reply format (see the module doc)."""
-    values = template_values(fields)
+    """The spec's single / pairwise template (Chinese question) or its English rendering, filled in and followed
+    by the reply format (see the module doc)."""
     zh = is_chinese(str(fields.get("question") or ""))
+    values = template_values(fields, zh)
     if response_format == "text":
         values["steps"] = with_reply_template(values["steps"], kind, values["max_score"], zh)
-    prompt = fill_template(SINGLE_TEMPLATE if kind == "single" else PAIRWISE_TEMPLATE, values)
+    templates = (SINGLE_TEMPLATE, PAIRWISE_TEMPLATE) if zh else (SINGLE_TEMPLATE_EN, PAIRWISE_TEMPLATE_EN)
+    prompt = fill_template(templates[0] if kind == "single" else templates[1], values)
     if response_format == "json_object":
         prompt += "\n\n" + json_instruction(kind, values["max_score"], zh)
     return prompt

@@ -26,6 +26,7 @@ from pytest_pai_judge.server.scenes import (
     is_chinese,
     json_instruction,
     json_layout,
+    judge_prompt,
     reply_template,
     reply_template_notes,
     resolve,
@@ -40,6 +41,12 @@ from pytest_pai_judge.server.templates import (
     PAIRWISE_TEMPLATE,
     SINGLE_TEMPLATE,
     fill_template,
+)
+from pytest_pai_judge.server.templates_en import (
+    DEFAULT_STEPS_EN,
+    PAIRWISE_TEMPLATE_EN,
+    SCENE_DEFAULTS_EN,
+    SINGLE_TEMPLATE_EN,
 )
 from pytest_pai_judge.server.tokens import count_tokens
 from pytest_pai_judge.verdict import UnreadableVerdict, parse_reply
@@ -181,8 +188,8 @@ def test_openai_engine_json_mode_asks_for_the_spec_json_shape(recorded_pair):
     (zh_call, en_call) = recorder.calls
     for call, kind, fields, zh in ((zh_call, "pairwise", zh_fields, True), (en_call, "single", en_fields, False)):
         prompt = upstream_prompt(call)
-        spec_text = fill_template(PAIRWISE_TEMPLATE if kind == "pairwise" else
-                                  SINGLE_TEMPLATE, template_values({**fields, "max_score": 5}))
+        templates = (SINGLE_TEMPLATE, PAIRWISE_TEMPLATE) if zh else (SINGLE_TEMPLATE_EN, PAIRWISE_TEMPLATE_EN)
+        spec_text = fill_template(templates[kind == "pairwise"], template_values({**fields, "max_score": 5}, zh))
         assert prompt.startswith(spec_text + "\n\n")  # the spec's text verbatim, the instruction after it
         instruction = prompt[len(spec_text):].strip()
         assert instruction == json_instruction(kind, 5, zh) and "json" in instruction  # OpenAI requires the word
@@ -249,11 +256,14 @@ def test_openai_engine_text_prompt_carries_the_reply_template(recorded_pair):
     for call, (kind, _fields, zh), reply in zip(recorder.calls, cases, replies):
         prompt = upstream_prompt(call)
         template = reply_template(kind, zh)
-        assert DEFAULT_STEPS + "\n" + template + "\n" in prompt
-        assert prompt.endswith("仔细思考一会,然后给出你的结论。")
-        words = (["[[回复1更好]]", "[[回复2更好]]", "[[两个回复一样好]]"] if zh else
-                 ["[[Answer 1 is better]]", "[[Answer 2 is better]]", "[[the two answers as equivalent]]"])
-        assert all((w in prompt) is (kind == "pairwise") for w in words)
+        assert (DEFAULT_STEPS if zh else DEFAULT_STEPS_EN) + "\n" + template + "\n" in prompt
+        assert prompt.endswith("仔细思考一会,然后给出你的结论。" if zh else "Think carefully for a while, then give your "
+                                                                    "conclusion.")
+        words = (["回复1更好", "回复2更好", "两个回复一样好"] if zh else
+                 ["Answer 1 is better", "Answer 2 is better", "the two answers as equivalent"])
+        assert all((f"“{w}”" in prompt or f'"{w}"' in prompt) is (kind == "pairwise") for w in words)
+        assert not any(f"[[{w}]]" in prompt for w in words)  # named, never written as a verdict to echo
+        assert re.search(r"\[\[\s*(?:Rating for Answer \d:\s*)?\d", prompt) is None  # no example score
         parse_reply(reply.message.content, kind)  # the upstream still answers readably
 
 
@@ -512,3 +522,59 @@ def test_bad_engine_specs(engine_module, spec):
 
 def test_engine_interface_is_small():
     assert JudgeEngine.__abstractmethods__ == frozenset({"reply"})
+
+
+def _prompt_texts() -> list[tuple[str, str]]:
+    """Every text the engine writes into a judge prompt, with the mode it is sent for."""
+    texts = []
+    for zh in (True, False):
+        question = ZH_QUESTION if zh else "Give the second couplet: To climb the mountain, reach the peak"
+        for kind in ("single", "pairwise"):
+            answers = {"answer": "a"} if kind == "single" else {"answer1": "a", "answer2": "b"}
+            for max_score in (5, 10):
+                texts.append((kind, reply_template(kind, zh)))
+                texts.append((kind, reply_template_notes(kind, max_score, zh)))
+                texts.append((kind, json_instruction(kind, max_score, zh)))
+                for response_format in ("text", "json_object"):
+                    fields = {"question": question, **answers, "max_score": max_score,
+                              "score_desc": "1: bad" if max_score != 5 else None}
+                    texts.append((kind, judge_prompt(kind, fields, response_format)))  # type: ignore[arg-type]
+        texts.append(("custom", json_instruction("custom", None, zh)))
+    return texts
+
+
+@pytest.mark.parametrize("kind,text", _prompt_texts())
+@pytest.mark.parametrize("mode", ["single", "pairwise", "custom"])
+def test_no_prompt_text_echoed_alone_reads_as_a_verdict(kind, text, mode):
+    """A model that only repeats the prompt, the reply template or its notes gets no verdict in any mode."""
+    for max_score in (5, 10):
+        for json_mode in (False, True):
+            with pytest.raises(UnreadableVerdict):
+                parse_reply(text, mode, max_score=max_score, json_mode=json_mode)
+    assert not re.search(r"(?:e\.g\.|例如)\s*\[\[", text)  # no example verdict to anchor on
+
+
+def test_english_question_gets_the_english_rendering_with_the_same_sections():
+    fields = {"question": "What is the capital of France?", "answer1": "Paris", "answer2": "Lyon"}
+    en = judge_prompt("pairwise", fields)
+    zh = judge_prompt("pairwise", {**fields, "question": "法国的首都是哪里?"})
+    assert en.startswith("Your task is to score the quality of AI assistants' answers.")
+    assert not is_chinese(en.replace("【回答确定性问题】", ""))  # not a word of Chinese but the scene's brackets
+    assert "【answering factual questions】" in en and "【回答确定性问题】" in zh
+    # the same skeleton: as many sections, data lines and '***' separators in each language
+    for marker in ("***", "\n\n", "${", "[["):
+        assert en.count(marker) == zh.count(marker), marker
+    assert en.count("[") - en.count("[[") * 2 == zh.count("[") - zh.count("[[") * 2
+    for placeholder in re.findall(r"\$\{(\w+)\}", SINGLE_TEMPLATE + PAIRWISE_TEMPLATE):
+        assert ("${" + placeholder + "}" in SINGLE_TEMPLATE_EN + PAIRWISE_TEMPLATE_EN)
+    assert SINGLE_TEMPLATE_EN.count("${") == SINGLE_TEMPLATE.count("${")
+    assert PAIRWISE_TEMPLATE_EN.count("${") == PAIRWISE_TEMPLATE.count("${")
+    assert "{steps}" in PAIRWISE_TEMPLATE_EN and "${steps}" not in PAIRWISE_TEMPLATE_EN  # the spec's quirk, kept
+    assert "[Data start] \n" in SINGLE_TEMPLATE_EN and "[数据开始] \n" in SINGLE_TEMPLATE  # and its trailing space
+    assert SCENE_DEFAULTS_EN.keys() == SCENE_DEFAULTS.keys()
+    for scene, (desc, metric) in SCENE_DEFAULTS_EN.items():
+        assert metric.count("\n") == SCENE_DEFAULTS[scene][1].count("\n") and not is_chinese(desc + metric)
+    assert "(between 1 and 10)" in judge_prompt("single", {"question": "q?", "answer": "a", "max_score": 10,
+                                                           "score_desc": "1: bad"})
+    own = judge_prompt("single", {"question": "q?", "answer": "a", "scene": "回答开放性问题", "metric": "准确性"})
+    assert "准确性" in own and "answering open-ended questions" in own  # a caller's text is never translated

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -41,6 +42,18 @@ class EngineCompletion:
     usage: dict[str, int] | None = None
     """``prompt_tokens`` / ``completion_tokens`` / ``total_tokens`` as the model counted them; None: the
     server's estimate."""
+
+
+@dataclass
+class StreamDelta:
+    """One piece of a streamed reply as the model sent it: text of choice ``index``, its end, or the usage."""
+
+    index: int = 0
+    content: str = ""
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
+    """The model's token counts for the whole request (its last chunk, when asked with include_usage)."""
 
 
 def prompt_messages(call: ChatCall) -> list[dict[str, str]]:
@@ -101,6 +114,16 @@ class JudgeEngine(ABC):
     async def complete(self, call: ChatCall) -> EngineCompletion | None:
         """All ``call.params.n`` choices at once, for a model that answers them in one call and reports
         its own usage and logprobs; None (the default) makes the server ask :meth:`reply` per choice."""
+        return None
+
+    def stream(self, call: ChatCall) -> AsyncIterator[StreamDelta] | None:
+        """The reply as the model streams it, for ``stream=true`` requests; None (the default): the server
+        streams the finished reply. An engine backed by a streaming model returns an async iterator, so the
+        client's first chunk arrives when the model's does, not after the whole reply."""
+        return None
+
+    async def count_prompt_tokens(self, call: ChatCall) -> int | None:
+        """The prompt's tokens as the model counts them (context check, usage); None: the server's estimate."""
         return None
 
     # startup / aclose are optional hooks, empty on purpose: an engine overrides only what it needs.

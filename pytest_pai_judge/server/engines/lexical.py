@@ -432,17 +432,18 @@ def custom_reply(messages: list[dict[str, str]], *, json_object: bool = False, c
                  seed: int | None = None, sampling: Sampling = DETERMINISTIC) -> str:
     """Reply to a custom-template conversation.
 
-    A prompt built from the PAI templates (``[用户指令]: ...``, e.g. from another server's
-    ``openai`` engine) is answered in the template's own style; any other prompt in the spec's
+    A prompt built from the PAI templates (``[用户指令]: ...``, or their English renderings'
+    ``[User instruction]: ...``, e.g. from another server's ``openai`` engine) is answered in the template's own style; any other prompt in the spec's
     custom-template prose, on the scale the prompt names (default 1-5).
     """
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     everything = "\n".join(m["content"] for m in messages)
     max_score = scale_of(everything)
-    if "[数据开始]" in user:
-        question, ref = _template_field("用户指令", user), _template_field("参考答案", user)
-        answer1, answer2 = _template_field("回复1", user), _template_field("回复2", user)
-        answer = _template_field("回复", user)
+    for opening, tags in (("[数据开始]", ("用户指令", "参考答案", "回复1", "回复2", "回复")),
+                          ("[Data start]", ("User instruction", "Reference answer", "Answer 1", "Answer 2", "Answer"))):
+        if opening not in user:
+            continue
+        question, ref, answer1, answer2, answer = (_template_field(tag, user) for tag in tags)
         zh = is_chinese(question or "")
         if question and answer1 and answer2:
             return pairwise_reply(question, answer1, answer2, ref, max_score, zh=zh, json_object=json_object,

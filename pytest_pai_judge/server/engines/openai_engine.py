@@ -7,7 +7,9 @@ parser reads), custom templates are passed through, and the generation parameter
 upstream's choices, logprobs and ``usage`` come back as they are (the local token estimate only
 when the upstream reports no usage). The upstream key is read from the environment variable
 named by ``config.upstream_api_key_env`` ("EMPTY" when unset) and never stored or logged. An
-upstream failure becomes the spec's 500 ``Request_judge_model, load error`` reply.
+upstream failure becomes the spec's 500 ``Request_judge_model, load error`` reply. ``stream=true``
+is forwarded and the upstream's chunks are passed on as they arrive (:meth:`OpenAIEngine.stream`);
+prompt tokens are counted by the upstream's tokenizer where it has one (:mod:`..upstream_info`).
 
 At most ``config.upstream_concurrency`` upstream calls are in flight; the rest wait in the server's
 FIFO queue (:class:`..upstream.UpstreamQueue`). A call cancelled because its client left is dropped
@@ -21,17 +23,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import openai
+from openai import AsyncStream
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.chat_completion import Choice
 
 from ...protocol import ChatCall, invalid_parameter
-from .. import upstream
+from .. import upstream, upstream_info
 from ..config import ServerConfig
-from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine
+from .base import EngineCompletion, EngineError, EngineReply, JudgeEngine, StreamDelta
 
 log = logging.getLogger("pytest_pai_judge.server.upstream")
 
@@ -50,6 +54,7 @@ class OpenAIEngine(JudgeEngine):
             raise ValueError(f"upstream concurrency must be >= 1, got {config.upstream_concurrency}")
         self._client: openai.AsyncOpenAI | None = None
         self._queue: upstream.UpstreamQueue | None = None
+        self._counter: upstream_info.TokenCounter | None = None
 
     async def startup(self) -> None:
         """Create the client and the queue inside the server's event loop (both belong to that loop).
@@ -64,11 +69,20 @@ class OpenAIEngine(JudgeEngine):
             max_retries=0,
         )
         self._queue = upstream.UpstreamQueue(self.config.upstream_concurrency, self.stats)
+        if self.config.context_limit_auto:
+            context = await upstream_info.context_length(self.config.upstream_base_url or "",
+                                                         self.config.upstream_model or "",
+                                                         api_key_env=self.config.upstream_api_key_env)
+            self.config.models.update(dict.fromkeys(self.config.models, context))
+            self.config.context_limit_auto = False  # resolved: a restart of the app keeps the number
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._counter is not None:
+            await self._counter.aclose()
+            self._counter = None
 
     def request_kwargs(self, call: ChatCall, n: int | None = None) -> dict[str, Any]:
         """The upstream request: the judge prompt plus every generation parameter that carries over.
@@ -107,7 +121,7 @@ class OpenAIEngine(JudgeEngine):
     async def complete(self, call: ChatCall) -> EngineCompletion:
         """All ``n`` choices from one upstream request (more only if the upstream returns fewer), with its usage."""
         replies: list[str | EngineReply] = []
-        usage: dict[str, int] | None = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        usage: dict[str, int] | None = dict(NO_USAGE)
         while len(replies) < call.params.n:
             missing = call.params.n - len(replies)
             completion = await self._create(self.request_kwargs(call, missing))
@@ -127,25 +141,67 @@ class OpenAIEngine(JudgeEngine):
 
     async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
         """One upstream call: wait for a slot, send, resend a retryable failure (holding the slot)."""
+        client, queue = await self._ready()
+        async with queue.slot():
+            return await self._attempts(client, kwargs)
+
+    async def _ready(self) -> tuple[openai.AsyncOpenAI, upstream.UpstreamQueue]:
         if self._client is None or self._queue is None:
             await self.startup()
         assert self._client is not None and self._queue is not None
+        return self._client, self._queue
+
+    async def _attempts(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Any:
+        """Send ``kwargs`` upstream, resending a retryable failure (the caller holds a slot)."""
         retries = self.config.upstream_max_retries
-        async with self._queue.slot():
-            attempt = 0
-            while True:
-                try:
-                    return await self._send(self._client, kwargs)
-                except openai.APIError as exc:
-                    delay = (upstream.retry_delay_s(exc, attempt) if attempt < retries and upstream.is_retryable(
-                        exc, retry_timeouts=self.config.upstream_retry_timeouts) else None)
-                    if delay is None:
-                        raise self._failure(exc) from None
-                    log.info("upstream call failed (%s); resending in %.2f s (%d of %d)",
-                             _what_failed(exc), delay, attempt + 1, retries)
-                    await asyncio.sleep(delay)
-                    attempt += 1
-                    self.stats[upstream.RETRIES] += 1
+        attempt = 0
+        while True:
+            try:
+                return await self._send(client, kwargs)
+            except openai.APIError as exc:
+                delay = (upstream.retry_delay_s(exc, attempt) if attempt < retries and upstream.is_retryable(
+                    exc, retry_timeouts=self.config.upstream_retry_timeouts) else None)
+                if delay is None:
+                    raise self._failure(exc) from None
+                log.info("upstream call failed (%s); resending in %.2f s (%d of %d)",
+                         _what_failed(exc), delay, attempt + 1, retries)
+                await asyncio.sleep(delay)
+                attempt += 1
+                self.stats[upstream.RETRIES] += 1
+
+    def stream(self, call: ChatCall) -> AsyncIterator[StreamDelta]:
+        """The upstream's own stream, chunk by chunk (``stream=true`` forwarded; usage when the caller asked)."""
+        return self._stream(call)
+
+    async def _stream(self, call: ChatCall) -> AsyncIterator[StreamDelta]:
+        kwargs = {**self.request_kwargs(call), "stream": True}
+        if call.params.include_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+        client, queue = await self._ready()
+        async with queue.slot():  # held until the stream ends: the model is busy generating it
+            chunks: AsyncStream[ChatCompletionChunk] = await self._attempts(client, kwargs)
+            try:
+                async for chunk in chunks:
+                    for choice in chunk.choices:
+                        logprobs = choice.logprobs.model_dump(mode="json") if choice.logprobs is not None else None
+                        finish: Literal["stop", "length"] | None = None if choice.finish_reason is None else (
+                            "length" if choice.finish_reason == "length" else "stop")
+                        yield StreamDelta(choice.index or 0, choice.delta.content or "", finish, logprobs)
+                    if chunk.usage is not None:
+                        yield StreamDelta(usage=add_usage(dict(NO_USAGE), chunk.usage))
+            except openai.APIError as exc:
+                raise self._failure(exc) from None
+            finally:
+                await chunks.close()
+
+    async def count_prompt_tokens(self, call: ChatCall) -> int | None:
+        """The prompt's tokens by the upstream's own tokenizer, where it offers one (:mod:`..upstream_info`)."""
+        if not self.config.upstream_token_count:
+            return None
+        if self._counter is None:
+            self._counter = upstream_info.TokenCounter(self.config.upstream_base_url or "", self.config.upstream_model
+                                                       or "", api_key_env=self.config.upstream_api_key_env)
+        return await self._counter.count(self.prompt_messages(call))
 
     async def _send(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> ChatCompletion:
         """One HTTP request upstream, counted; cancelling it (the client left) closes its connection."""
@@ -176,6 +232,9 @@ class OpenAIEngine(JudgeEngine):
         if isinstance(exc, openai.APIStatusError):
             return EngineError(f"upstream model answered {exc.status_code}: {_short(exc.message)}")
         return EngineError(f"upstream model unreachable: {type(exc).__name__}: {_short(exc.message)}")
+
+
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def _what_failed(exc: openai.APIError) -> str:
