@@ -49,11 +49,13 @@ OBSERVER: contextvars.ContextVar[AttemptObserver | None] = contextvars.ContextVa
 class AdaptiveLimit:
     """How many judge calls may be in flight now; ``acquire`` / ``release`` around each call."""
 
-    def __init__(self, start: int, ceiling: int, *, adaptive: bool = True,
+    def __init__(self, start: int, ceiling: int, *, adaptive: bool = True, latency_signal: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.start = max(1, int(start))
         self.ceiling = max(self.start, int(ceiling)) if adaptive else self.start
         self.adaptive = adaptive
+        self.latency_signal = latency_signal
+        """Whether slow answers cut the limit (off where answer length, not queueing, sets the latency)."""
         self.limit = float(self.start)
         self.clock = clock
         self.in_flight = 0
@@ -113,7 +115,7 @@ class AdaptiveLimit:
             return
         if self.fastest is None or seconds < self.fastest:
             self.fastest = seconds
-        if seconds > LATENCY_FACTOR * self.fastest and seconds > 0.05:
+        if self.latency_signal and seconds > LATENCY_FACTOR * self.fastest and seconds > 0.05:
             self._cut(DECREASE_SLOW, self.clock() - seconds)
             return
         if self.limit < self.ceiling:

@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--engine openai: count prompt tokens with the upstream's own tokenizer where it offers "
                              "one (vLLM and llama.cpp's /tokenize, llama-cpp-python's /extras/tokenize/count), else "
                              "the server's estimate; 'estimate' always uses the estimate (default: upstream)")
+    parser.add_argument("--no-upstream-adapt", dest="upstream_adapt", action="store_false",
+                        help="--engine openai: keep --upstream-concurrency slots whatever the upstream answers "
+                             "(default: a 429 halves them and holds new calls for its retry-after; answers bring "
+                             "them back, never past --upstream-concurrency)")
     parser.add_argument("--upstream-timeout", type=_positive_seconds, default=120.0, metavar="SECONDS",
                         help="--engine openai: timeout of one upstream call, from when it is sent (time in the "
                              "queue does not count; default: 120)")
@@ -174,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         latency_ms=args.latency_ms, faults=list(args.faults), batch_concurrency=args.batch_concurrency,
         upstream_base_url=args.upstream_base_url, upstream_model=args.upstream_model,
         upstream_api_key_env=args.upstream_api_key_env, upstream_concurrency=args.upstream_concurrency,
+        upstream_adapt=args.upstream_adapt,
         upstream_timeout_s=args.upstream_timeout, upstream_max_retries=args.upstream_retries,
         upstream_retry_timeouts=args.upstream_retry_timeouts, body_timeout_s=args.body_timeout,
         context_limit_auto=args.context_limit == "auto", upstream_token_count=args.token_count == "upstream",

@@ -71,6 +71,9 @@ class ServerConfig:
     upstream_token_count: bool = True
     """``openai`` engine: count prompt tokens (context check, usage) with the upstream's own tokenizer where it
     offers one (:class:`.upstream_info.TokenCounter`); False, or an upstream without one: the local estimate."""
+    upstream_adapt: bool = True
+    """Whether the upstream slots follow a rate-limited upstream (``--no-upstream-adapt``: fixed): a 429 halves
+    them and holds new calls for its ``retry-after``; answers bring them back up to ``upstream_concurrency``."""
     upstream_timeout_s: float = 120.0
     """Timeout of one upstream call, from the moment it is sent (time spent in the queue does not count)."""
     upstream_max_retries: int = 2

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 
 import openai
 
+from ..concurrency import AdaptiveLimit
+
 log = logging.getLogger("pytest_pai_judge.server.upstream")
 
 QUEUE_DEPTH = "upstream_queue_depth"
@@ -47,9 +49,13 @@ TIMEOUTS = "upstream_timeouts"
 """Upstream requests that timed out (``--upstream-timeout``)."""
 RETRIES = "upstream_retries"
 """Resends of failed upstream requests (``--upstream-retries``)."""
+LIMIT = "upstream_limit"
+"""Calls the queue lets run at once right now (a gauge): ``--upstream-concurrency``, less after 429s."""
+THROTTLED = "upstream_throttled"
+"""429 answers from the upstream (a total)."""
 
 COUNTERS = (QUEUE_DEPTH, IN_FLIGHT, QUEUED, QUEUE_PEAK, CANCELLED_QUEUED, STARTED, FINISHED, CANCELLED, FAILED,
-            TIMEOUTS, RETRIES)
+            TIMEOUTS, RETRIES, LIMIT, THROTTLED)
 
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
@@ -57,17 +63,30 @@ MAX_RETRY_AFTER_S = 60.0
 """A ``retry-after`` beyond this is not waited for: the call fails and its client decides."""
 
 
+class Requeue(Exception):
+    """A 429 with adaptive slots: the call gives its slot back and queues again (``error`` is the 429)."""
+
+    def __init__(self, error: openai.APIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class UpstreamQueue:
     """At most ``limit`` calls hold a slot; the rest wait in arrival order (first come, first served).
 
     A waiter cancelled before its turn (its client left) leaves the queue without ever holding a
     slot. ``asyncio.Semaphore`` is not used because it is not strictly FIFO on Python 3.10.
+    With ``adaptive`` the slots follow a rate-limited upstream (:mod:`pytest_pai_judge.concurrency`,
+    429s only: an LLM's latency follows its answer's length): a 429 halves them and holds new calls
+    for its ``retry-after``; answers bring them back, never past ``limit``.
     """
 
-    def __init__(self, limit: int, stats: Counter[str]) -> None:
+    def __init__(self, limit: int, stats: Counter[str], *, adaptive: bool = True) -> None:
         if limit < 1:
             raise ValueError(f"upstream concurrency must be >= 1, got {limit}")
         self.limit = limit
+        self.control = AdaptiveLimit(limit, limit, adaptive=adaptive, latency_signal=False)
+        self._wake_pending = False
         self.stats = stats
         self._busy = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -75,7 +94,23 @@ class UpstreamQueue:
             stats.setdefault(key, 0)
         stats[QUEUE_DEPTH] = 0
         stats[IN_FLIGHT] = 0
+        stats[LIMIT] = limit
 
+    def _wake_after_pause(self) -> None:
+        self._wake_pending = False
+        self._hand_over()
+
+    def answered(self, seconds: float) -> None:
+        """An upstream answer: the limit may grow back (and a waiter get its turn)."""
+        self.control.answered(seconds)
+        self.stats[LIMIT] = self.control.allowed
+        self._hand_over()
+
+    def rate_limited(self, retry_after: float | None, started: float) -> None:
+        """A 429 to an attempt sent at ``started`` (loop time): fewer slots, and a pause for new calls."""
+        self.stats[THROTTLED] += 1
+        self.control.rate_limited(retry_after, started)
+        self.stats[LIMIT] = self.control.allowed
     @property
     def depth(self) -> int:
         """Calls waiting for a slot."""
@@ -91,11 +126,13 @@ class UpstreamQueue:
             self._release()
 
     async def _acquire(self) -> None:
-        if self._busy < self.limit and not self._waiters:
+        paused = self.control.paused_until > self.control.clock()
+        if self._busy < self.control.allowed and not self._waiters and not paused:
             self._take()
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(turn)
+        self._hand_over()  # a free slot after a pause, or the wake-up at its end: no waiter is forgotten
         self.stats[QUEUED] += 1
         self.stats[QUEUE_DEPTH] = len(self._waiters)
         self.stats[QUEUE_PEAK] = max(self.stats[QUEUE_PEAK], len(self._waiters))
@@ -119,14 +156,22 @@ class UpstreamQueue:
         self.stats[IN_FLIGHT] = self._busy
 
     def _release(self) -> None:
-        """Hand the slot to the longest waiter, or free it."""
+        """Hand the slot to the longest waiter (while the limit allows), or free it."""
         self._busy -= 1
-        while self._waiters:
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        pause = self.control.paused_until - self.control.clock()
+        if pause > 0 and self._waiters:  # the upstream asked us to wait: the next turn comes after the pause
+            if not self._wake_pending:
+                self._wake_pending = True
+                asyncio.get_running_loop().call_later(pause, self._wake_after_pause)
+            return
+        while self._waiters and self._busy < self.control.allowed:
             turn = self._waiters.popleft()
             if not turn.done():
                 turn.set_result(None)
                 self._busy += 1
-                break
         self.stats[QUEUE_DEPTH] = len(self._waiters)
         self.stats[IN_FLIGHT] = self._busy
 

@@ -294,3 +294,29 @@ def test_a_run_that_gives_up_leaves_the_model_idle(pytester, front, model):
     assert model.arrivals == arrivals, "calls of a finished run were still sent to the model"
     assert model.generations_started <= model.generations_finished + len(model.disconnects)
     assert idle_after < 1.0
+
+
+def test_the_upstream_slots_follow_a_rate_limited_upstream(make_judge_server):
+    """A 429 from the upstream halves the slots and holds new calls for its retry-after: every request gets
+    through, with far fewer 429s than fixed slots earn (which fail requests once their resends run out)."""
+    results = {}
+    for adapt in (True, False):
+        upstream = make_judge_server(rate_limit="10/s")  # our own server: an OpenAI-compatible, rate-limited model
+        server = make_judge_server(engine="openai", upstream_base_url=upstream.url, upstream_model="pai-judge",
+                                   upstream_concurrency=8, upstream_max_retries=6, upstream_adapt=adapt)
+        statuses: list[int] = []
+
+        def client(i: int, url: str = server.url, into: list[int] = statuses) -> None:
+            into.append(httpx.post(f"{url}/chat/completions", json=body(f"Question {i}?"), timeout=60).status_code)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stats = http_stats(server)
+        results[adapt] = (statuses.count(200), stats["upstream_throttled"], upstream.stats["rate_limited"])
+        assert stats["upstream_throttled"] == upstream.stats["rate_limited"]  # every 429 the upstream gave was heard
+    (ok, throttled, _), (fixed_ok, fixed_throttled, _) = results[True], results[False]
+    assert ok == 30 and throttled > 0, results
+    assert throttled < fixed_throttled / 2 and fixed_ok < 30, results

@@ -68,7 +68,8 @@ class OpenAIEngine(JudgeEngine):
             timeout=self.config.upstream_timeout_s,
             max_retries=0,
         )
-        self._queue = upstream.UpstreamQueue(self.config.upstream_concurrency, self.stats)
+        self._queue = upstream.UpstreamQueue(self.config.upstream_concurrency, self.stats,
+                                             adaptive=self.config.upstream_adapt)
         if self.config.context_limit_auto:
             context = await upstream_info.context_length(self.config.upstream_base_url or "",
                                                          self.config.upstream_model or "",
@@ -140,10 +141,22 @@ class OpenAIEngine(JudgeEngine):
         return _reply_of(completion.choices[0])
 
     async def _create(self, kwargs: dict[str, Any]) -> ChatCompletion:
-        """One upstream call: wait for a slot, send, resend a retryable failure (holding the slot)."""
+        """One upstream call: wait for a slot, send, resend a retryable failure (holding the slot).
+
+        With adaptive slots a 429 gives the slot back and the call queues again (behind the upstream's
+        retry-after and the halved slots), for up to ``upstream_timeout_s`` of 429s: resending from a held
+        slot would only compete with every other held slot for the upstream's next free request."""
         client, queue = await self._ready()
-        async with queue.slot():
-            return await self._attempts(client, kwargs)
+        throttled_since: float | None = None
+        while True:
+            async with queue.slot():
+                try:
+                    return await self._attempts(client, kwargs, queue)
+                except upstream.Requeue as again:
+                    now = queue.control.clock()
+                    throttled_since = now if throttled_since is None else throttled_since
+                    if now - throttled_since > self.config.upstream_timeout_s:
+                        raise self._failure(again.error) from None
 
     async def _ready(self) -> tuple[openai.AsyncOpenAI, upstream.UpstreamQueue]:
         if self._client is None or self._queue is None:
@@ -151,14 +164,23 @@ class OpenAIEngine(JudgeEngine):
         assert self._client is not None and self._queue is not None
         return self._client, self._queue
 
-    async def _attempts(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Any:
-        """Send ``kwargs`` upstream, resending a retryable failure (the caller holds a slot)."""
+    async def _attempts(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any], queue: upstream.UpstreamQueue
+                        ) -> Any:
+        """Send ``kwargs`` upstream, resending a retryable failure (the caller holds a slot); the queue
+        hears of each answer and 429, so its slots follow a rate-limited upstream."""
         retries = self.config.upstream_max_retries
         attempt = 0
         while True:
+            started = queue.control.clock()
             try:
-                return await self._send(client, kwargs)
+                answer = await self._send(client, kwargs)
+                queue.answered(queue.control.clock() - started)
+                return answer
             except openai.APIError as exc:
+                if isinstance(exc, openai.APIStatusError) and exc.status_code == 429:
+                    queue.rate_limited(upstream.retry_after_s(exc), started)
+                    if queue.control.adaptive and not kwargs.get("stream"):
+                        raise upstream.Requeue(exc) from None
                 delay = (upstream.retry_delay_s(exc, attempt) if attempt < retries and upstream.is_retryable(
                     exc, retry_timeouts=self.config.upstream_retry_timeouts) else None)
                 if delay is None:
@@ -179,7 +201,7 @@ class OpenAIEngine(JudgeEngine):
             kwargs["stream_options"] = {"include_usage": True}
         client, queue = await self._ready()
         async with queue.slot():  # held until the stream ends: the model is busy generating it
-            chunks: AsyncStream[ChatCompletionChunk] = await self._attempts(client, kwargs)
+            chunks: AsyncStream[ChatCompletionChunk] = await self._attempts(client, kwargs, queue)
             try:
                 async for chunk in chunks:
                     for choice in chunk.choices:
