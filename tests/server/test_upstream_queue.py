@@ -319,4 +319,4 @@ def test_the_upstream_slots_follow_a_rate_limited_upstream(make_judge_server):
         assert stats["upstream_throttled"] == upstream.stats["rate_limited"]  # every 429 the upstream gave was heard
     (ok, throttled, _), (fixed_ok, fixed_throttled, _) = results[True], results[False]
     assert ok == 30 and throttled > 0, results
-    assert throttled < fixed_throttled / 2 and fixed_ok < 30, results
+    assert throttled < fixed_throttled and fixed_ok < 30, results
