@@ -178,7 +178,7 @@ def test_a_judge_that_goes_down_ends_a_batch_wait_and_the_next_run_collects_the_
         assert "200 failed" in out.splitlines()[-1], out[-800:]
         assert "cannot reach the judge to check batch batch_" in out, out[-2000:]
         assert "the next batch-mode run against this server collects the results" in out
-        assert took < 15, f"the run went on {took:.1f}s after the judge died"  # 47.5 s before the breaker; CI is slow
+        assert took < 15, f"the run went on {took:.1f}s after the judge died"  # 17.9 s without the breaker; CI is slow
 
         judge = start_judge(port, tmp_path / "judge")
         again = subprocess.run(argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
