@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from .calibration import Agreement, labelled_set
 from .counts import cost_columns
-from .errors import JudgeAssertionError, JudgeError
-from .expectation import Comparison, consensus, custom_expectation, pairwise_expectation, samples_of, score_expectation
+from .errors import REFUSED_BEFORE_SENDING, JudgeAssertionError, JudgeError
+from .expectation import (
+    Comparison,
+    consensus,
+    custom_expectation,
+    failure_columns,
+    pairwise_expectation,
+    samples_of,
+    score_expectation,
+)
 from .probes import DEFAULT_LIMITS, PROBES, BiasProbes, probe_expectation
 from .request import JudgeRequest
 from .session import JudgeSession, active_session
@@ -189,10 +197,15 @@ class Judge:
                 raise ValueError("samples= judges both orders in every sample; it cannot go with both_orders=False")
             backward = JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields)
             return self._session.sampled_comparison(request, backward, self._item, count)
+        if self._session.judging.estimate is not None:
+            orders = [request] + ([JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields)]
+                                  if both_orders else [])
+            self._session.estimate_values(orders, self._item)
         try:
             return self._compare(request, question, answer1, answer2, model, both_orders, fields)
         except Exception as exc:  # an unreadable order: one row that says so, as for a failed score()
-            self._session.record_value_failure(request, exc, self._item)
+            if not getattr(exc, "judge_recorded", False):
+                self._session.record_value_failure(request, exc, self._item)
             raise
 
     def _compare(self, request: JudgeRequest, question: str, answer1: str, answer2: str, model: str,
@@ -203,8 +216,14 @@ class Judge:
             result = Comparison(forward.winner or "tie", True, forward, forward)
             self._session.record_value(request, forward, self._item, winner=result.winner)
             return result
-        backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),
-                                       self._item, record=False)
+        try:
+            backward = self._session.value(JudgeRequest.pairwise(question, answer2, answer1, model=model, **fields),
+                                           self._item, record=False)
+        except Exception as exc:  # the first order was paid for: its row says so, with the second's error
+            if not isinstance(exc, REFUSED_BEFORE_SENDING):
+                self._session.record_value(request, None, self._item, **failure_columns([forward, exc]))
+                exc.judge_recorded = True  # type: ignore[attr-defined]
+            raise
         result = consensus(forward, backward)
         self._session.record_value(request, forward, self._item, winner=result.winner, score=result.score1,
                                    score2=result.score2, **cost_columns([[forward], [backward]]))

@@ -68,44 +68,53 @@ class AdaptiveLimit:
         self.trace: list[tuple[float, float]] = [(clock(), self.limit)]
         """(time, limit) at each change: how the limit moved, for the run's summary line and benchmarks."""
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._wake_pending = False
 
     @property
     def allowed(self) -> int:
         return max(1, int(self.limit))
 
     async def acquire(self) -> None:
-        """Wait for a free slot (and for a 429's retry-after to pass)."""
-        while True:
-            pause = self.paused_until - self.clock()
-            if pause > 0:
-                await asyncio.sleep(pause)
-                continue
-            if self.in_flight < self.allowed and not self._waiters:
-                self.in_flight += 1
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                raise
-            if self.paused_until <= self.clock() and self.in_flight < self.allowed:
-                self.in_flight += 1
-                return
+        """Wait for a free slot (and for a 429's retry-after to pass); first come, first served.
+
+        A waiter is handed its slot by whoever frees one (or by the wake-up at the end of a pause), so
+        no wake-up is ever lost: the slot is counted as taken before the waiter runs again."""
+        if self.in_flight < self.allowed and not self._waiters and self.paused_until <= self.clock():
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a slot just as it was cancelled
+                self.release()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
 
     def release(self) -> None:
         self.in_flight -= 1
         self._wake()
 
     def _wake(self) -> None:
-        free = self.allowed - self.in_flight
-        while free > 0 and self._waiters:
+        """Hand free slots to the longest waiters; during a pause, come back when it ends."""
+        pause = self.paused_until - self.clock()
+        if pause > 0:
+            if self._waiters and not self._wake_pending:
+                self._wake_pending = True
+                asyncio.get_running_loop().call_later(pause, self._wake_after_pause)
+            return
+        while self._waiters and self.in_flight < self.allowed:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                free -= 1
+                self.in_flight += 1
+
+    def _wake_after_pause(self) -> None:
+        self._wake_pending = False
+        self._wake()
 
     # ------------------------------------------------------------------ what the judge said
 

@@ -167,7 +167,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminal.write_summary(terminalreporter, records, session.all_warnings(), session.options, session.pruned,
                            session.checks)
     judging = session.judging
-    if judging.spending.priced and records and not hasattr(config, "workerinput"):
+    if judging.spending.priced and records and judging.estimate is None and not hasattr(config, "workerinput"):
         prompt = sum(r.prompt_tokens for r in records)
         completion = sum(r.tokens for r in records) - prompt
         terminalreporter.write_line(f"pai-judge cost this run: {judging.spending.cost(prompt, completion):,.4f} "

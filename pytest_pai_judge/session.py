@@ -219,17 +219,34 @@ class JudgeSession:
 
         The test runs on (the assertion returns None, as when deferred) and is reported as skipped."""
         __tracebackhide__ = True
+        self._count_estimate(expectation.requests, item, expectation.samples)
+        mark_estimated(item)
+
+    def _count_estimate(self, requests: list[JudgeRequest], item: pytest.Item | None, samples: int) -> None:
+        __tracebackhide__ = True
         estimate = self.judging.estimate
         assert estimate is not None
-        for request in expectation.requests:
+        for request in requests:
             key = self.judging.prepare(request, item)
-            if expectation.samples > 1:
-                outcomes = self.judging.draw(request, key, list(range(expectation.samples)), item)
+            if samples > 1:
+                outcomes = self.judging.draw(request, key, list(range(samples)), item)
             else:
                 outcomes = [self._quietly(self.judging.resolve, key, request, item)]
             estimate.cached += sum(1 for o in outcomes if not isinstance(o, BaseException) or
                                    getattr(o, "judge_cached", False))
+
+    def estimate_values(self, requests: list[JudgeRequest], item: pytest.Item | None, samples: int = 1) -> None:
+        """``--judge-estimate`` and a verdict read as a value: count every request it would judge, then skip the
+        test (its value is not known). In deferred / batch mode a value the real run would refuse
+        (``--judge-batch-fallback=error``) is not counted."""
+        __tracebackhide__ = True
+        refused = (self.deferred is not None and item is not None and self.deferred.can_hold(item)
+                   and self.options.value_fallback is not ValueFallback.IMMEDIATE)
+        if not refused:
+            self._count_estimate(requests, item, samples)
         mark_estimated(item)
+        pytest.skip("estimate" + (f": --judge-mode={self.options.run_mode} refuses a verdict read as a value "
+                                  "(see --judge-batch-fallback)" if refused else ""))
 
     def _prepare(self, expectation: Expectation, request: JudgeRequest, item: pytest.Item | None,
                  so_far: list[Outcome]) -> str:
@@ -306,6 +323,8 @@ class JudgeSession:
         ``record=False`` leaves the report row to the caller (``Judge.compare`` writes one for both orders).
         """
         __tracebackhide__ = True
+        if self.judging.estimate is not None:
+            self.estimate_values([request], item, samples)
         self.check_value_now(request, item)
         if samples > 1:
             return self.sampled_value(request, item, samples)
@@ -331,6 +350,8 @@ class JudgeSession:
                            samples: int) -> Comparison:
         """``judge.compare`` with several samples: each judges both orders; the winner has a strict majority."""
         __tracebackhide__ = True
+        if self.judging.estimate is not None:
+            self.estimate_values([forward, backward], item, samples)
         self.check_value_now(forward, item)
         drawn = [self.judging.draw(r, self.judging.prepare(r, item), list(range(samples)), item)
                  for r in (forward, backward)]

@@ -282,7 +282,8 @@ class Budget:
                  f"{tokens:,.0f}" + (f" of {caps.max_tokens:,}" if caps.max_tokens is not None else "") + " tokens"]
         text = f"budget: {' and '.join(parts)} spent"
         if refused:
-            text += f"; {refused:,} calls not sent (budget reached): their assertions errored, none passed"
+            text += (f"; {refused:,} {'call was' if refused == 1 else 'calls were'} refused (budget reached): "
+                     "their tests failed with BudgetReached, none passed")
         return text
 
     def close(self, *, remove: bool) -> None:

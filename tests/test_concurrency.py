@@ -123,3 +123,36 @@ def test_a_fixed_limit_above_the_rate_fails_tests_the_adaptive_one_would_not(pyt
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) > 0, outcomes
     result.stdout.fnmatch_lines(["*RateLimited*"])
+
+
+def test_waiters_are_never_forgotten_when_a_pause_ends_with_nothing_in_flight() -> None:
+    """The lost wake-up: every call refused (429) while more wait, nothing in flight to free a slot later."""
+    async def scenario() -> int:
+        limit = AdaptiveLimit(16, 64)
+        done = 0
+
+        async def call(i: int) -> None:
+            nonlocal done
+            await limit.acquire()
+            await asyncio.sleep(0.005)
+            if i < 16:  # the first wave is refused: pause, halve
+                limit.rate_limited(0.05, asyncio.get_running_loop().time())
+            limit.release()
+            done += 1
+
+        await asyncio.wait_for(asyncio.gather(*(call(i) for i in range(100))), timeout=10)
+        return done
+
+    assert asyncio.run(scenario()) == 100
+
+
+def test_deferred_mode_finishes_against_a_judge_that_limits_concurrent_requests(pytester: pytest.Pytester,
+                                                                                make_judge_server) -> None:
+    """Every call of the first waves refused (429), nothing left in flight: the paused waiters still get their turn."""
+    server = make_judge_server(latency_ms=100, rate_limit="4")
+    pytester.makepyfile(test_rated=SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--judge-base-url", server.url,
+                                           "--judge-cache=off", "--judge-mode=deferred", "--judge-concurrency=32",
+                                           timeout=90)
+    result.assert_outcomes(passed=60)
+    assert server.stats["rate_limited"] > 0

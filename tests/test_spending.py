@@ -91,7 +91,7 @@ def test_max_calls_stops_sending_and_the_rest_error(pytester: pytest.Pytester, m
         assert outcomes.get("passed", 0) == 5  # one call at a time, in order: the first five tests
         result.stdout.fnmatch_lines(["*BudgetReached: budget reached: * was not sent: 5 of --judge-max-calls=5 "
                                      "calls are spent and it needs 1 more*"])
-    result.stdout.fnmatch_lines(["*pai-judge budget: * calls * spent; * calls not sent (budget reached)*"])
+    result.stdout.fnmatch_lines(["*pai-judge budget: * calls * spent; * calls were refused (budget reached): their tests failed*"])
 
 
 def test_max_tokens_is_checked_before_each_call(pytester: pytest.Pytester, make_judge_server) -> None:
@@ -133,3 +133,30 @@ def test_the_reports_say_where_the_tokens_went_and_what_they_cost(pytester: pyte
     markdown = (pytester.path / "r.md").read_text("utf-8")
     assert "## Where the tokens went" in markdown and f"| pai-judge | 9 | 10 | {total:,} | 100% | {cost:,.4f} |" \
         in markdown
+
+
+def test_estimated_values_count_every_order_and_sample_and_skip(pytester: pytest.Pytester, make_judge_server) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(textwrap.dedent("""
+        def test_compare(judge):
+            judge.compare("What is 1+1?", "2", "3")
+
+        def test_sampled(judge):
+            judge.score("What is 1+1?", "2", samples=4, temperature=0.7)
+    """))
+    result = run(pytester, server, "--judge-estimate")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["calls needed: 5 (for 6 verdicts;*"])  # 2 orders + 4 samples in 3 blocks
+
+
+def test_a_compare_stopped_halfway_by_the_budget_reports_the_order_it_paid_for(pytester: pytest.Pytester,
+                                                                               make_judge_server) -> None:
+    server = make_judge_server()
+    pytester.makepyfile(textwrap.dedent("""
+        def test_compare(judge):
+            judge.compare("What is 1+1?", "2", "3")
+    """))
+    result = run(pytester, server, "--judge-cache=off", "--judge-max-calls=1", "--judge-report=r.json")
+    result.assert_outcomes(failed=1)
+    row, = json.loads((pytester.path / "r.json").read_text("utf-8"))
+    assert row["calls"] == 1 and row["tokens"] > 0 and row["error"].startswith("BudgetReached")

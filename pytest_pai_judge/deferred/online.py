@@ -234,8 +234,11 @@ class OnlineSource(VerdictSource):
         console.end()
         if calls.first_call is not None and calls.last_answer is not None:
             span = calls.last_answer - calls.first_call
-            console.line(f"pai-judge: {plural(len(calls.futures), 'verdict')} judged in {span:.2f}s from the "
-                         f"first call to the last answer (concurrent calls: {calls.limit.text()})")
+            failed = sum(1 for f in calls.futures.values() if f.done() and not f.cancelled() and f.exception())
+            answered = len(calls.futures) - failed
+            console.line(f"pai-judge: {plural(answered, 'verdict')} judged in {span:.2f}s from the "
+                         f"first call to the last answer" + (f", {plural(failed, 'call')} failed" if failed else "")
+                         + f" (concurrent calls: {calls.limit.text()})")
         return {k: o for k in keys if (o := calls.outcome(k)) is not None}
 
     def worker_outcomes(self, keys: Iterable[str], *, wait: bool) -> dict[str, RawOutcome]:

@@ -77,7 +77,8 @@ def spend_markdown(df: pd.DataFrame, spending: Spending | None) -> list[str]:
     tables = spend_tables(df, spending)
     priced = spending is not None and spending.priced
     lines = ["## Where the tokens went", "", "Spent this run (cached verdicts cost an earlier run).", ""]
-    for name, key, title in (("by_model", "model", "Per model"), ("by_scene", "scene", "Per scene")):
+    for name, key, title in (("by_model", "model", "Per model"), ("by_scene", "scene", "Per scene"),
+                             ("top_tests", "test", f"The {TOP_TESTS} costliest tests")):
         lines += [f"**{title}**", "", f"| {key} | rows | calls | tokens | share |" + (" cost |" if priced else ""),
                   "|---|---:|---:|---:|---:|" + ("---:|" if priced else "")]
         lines += [f"| {html.escape(clean_text(r[key]))} | {int(r['rows'])} | {int(r['calls']):,} | "
