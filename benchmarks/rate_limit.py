@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             (f"fixed {c}", ["--judge-concurrency", c, "--no-judge-adapt"]) for c in args.fixed.split(",") if c]
         ideal = args.tests / args.rate
         print(f"{args.tests} tests, server limit {args.rate:g} requests/s, {args.latency_ms} ms per judgement: "
-              f"ideal span {ideal:.1f}s")
+              f"ideal span {ideal:.1f}s (the server's first second of burst aside: a share above 100% is that burst)")
         print(f"{'configuration':<14} {'failed':>6} {'429s':>6} {'span':>8} {'verdicts/s':>11} {'of limit':>9}  "
               "concurrent calls")
         for name, extra in configs:

@@ -41,6 +41,8 @@ class RateLimit:
         concurrent: int | None = None
         for part in (p.strip() for p in text.split(",") if p.strip()):
             match = _RATE.match(part)
+            if (match and per_second is not None) or (not match and part.isdigit() and concurrent is not None):
+                raise ValueError(f"--rate-limit {text!r}: give at most one rate and one concurrency")
             if match:
                 n = float(match["n"])
                 per_second = n / 60 if match["unit"].startswith("m") else n

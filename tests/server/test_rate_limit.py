@@ -19,7 +19,7 @@ def test_parse() -> None:
     assert RateLimit.parse("1200/min") == RateLimit(20.0, None)
     assert RateLimit.parse("20/s, 8") == RateLimit(20.0, 8)
     assert RateLimit.parse("8") == RateLimit(None, 8)
-    for bad in ("fast", "0/s", "0", "20/h", ""):
+    for bad in ("fast", "0/s", "0", "20/h", "", "10/s,8,3", "10/s,20/s"):
         with pytest.raises(ValueError):
             RateLimit.parse(bad)
     with pytest.raises(SystemExit):
