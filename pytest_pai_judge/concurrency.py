@@ -74,12 +74,22 @@ class AdaptiveLimit:
     def allowed(self) -> int:
         return max(1, int(self.limit))
 
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot."""
+        return len(self._waiters)
+
+    @property
+    def free(self) -> bool:
+        """Whether a call would get its slot at once (one is free, nobody waits, no pause)."""
+        return self.in_flight < self.allowed and not self._waiters and self.paused_until <= self.clock()
+
     async def acquire(self) -> None:
         """Wait for a free slot (and for a 429's retry-after to pass); first come, first served.
 
         A waiter is handed its slot by whoever frees one (or by the wake-up at the end of a pause), so
         no wake-up is ever lost: the slot is counted as taken before the waiter runs again."""
-        if self.in_flight < self.allowed and not self._waiters and self.paused_until <= self.clock():
+        if self.free:
             self.in_flight += 1
             return
         waiter = asyncio.get_running_loop().create_future()

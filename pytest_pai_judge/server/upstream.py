@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import openai
@@ -74,11 +74,12 @@ class Requeue(Exception):
 class UpstreamQueue:
     """At most ``limit`` calls hold a slot; the rest wait in arrival order (first come, first served).
 
-    A waiter cancelled before its turn (its client left) leaves the queue without ever holding a
-    slot. ``asyncio.Semaphore`` is not used because it is not strictly FIFO on Python 3.10.
-    With ``adaptive`` the slots follow a rate-limited upstream (:mod:`pytest_pai_judge.concurrency`,
-    429s only: an LLM's latency follows its answer's length): a 429 halves them and holds new calls
-    for its ``retry-after``; answers bring them back, never past ``limit``.
+    The slots are a :class:`~pytest_pai_judge.concurrency.AdaptiveLimit` (strictly FIFO, which
+    ``asyncio.Semaphore`` is not on Python 3.10); this class counts what they do in the server's
+    stats. A waiter cancelled before its turn (its client left) leaves the queue without ever
+    holding a slot. With ``adaptive`` the slots follow a rate-limited upstream (429s only: an LLM's
+    latency follows its answer's length): a 429 halves them and holds new calls for its
+    ``retry-after``; answers bring them back, never past ``limit``.
     """
 
     def __init__(self, limit: int, stats: Counter[str], *, adaptive: bool = True) -> None:
@@ -86,35 +87,28 @@ class UpstreamQueue:
             raise ValueError(f"upstream concurrency must be >= 1, got {limit}")
         self.limit = limit
         self.control = AdaptiveLimit(limit, limit, adaptive=adaptive, latency_signal=False)
-        self._wake_pending = False
         self.stats = stats
-        self._busy = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
         for key in COUNTERS:  # shown as 0 in the stats before anything happened
             stats.setdefault(key, 0)
         stats[QUEUE_DEPTH] = 0
         stats[IN_FLIGHT] = 0
         stats[LIMIT] = limit
 
-    def _wake_after_pause(self) -> None:
-        self._wake_pending = False
-        self._hand_over()
-
     def answered(self, seconds: float) -> None:
         """An upstream answer: the limit may grow back (and a waiter get its turn)."""
         self.control.answered(seconds)
-        self.stats[LIMIT] = self.control.allowed
-        self._hand_over()
+        self._gauges()
 
     def rate_limited(self, retry_after: float | None, started: float) -> None:
         """A 429 to an attempt sent at ``started`` (loop time): fewer slots, and a pause for new calls."""
         self.stats[THROTTLED] += 1
         self.control.rate_limited(retry_after, started)
-        self.stats[LIMIT] = self.control.allowed
+        self._gauges()
+
     @property
     def depth(self) -> int:
         """Calls waiting for a slot."""
-        return len(self._waiters)
+        return self.control.waiting
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -123,57 +117,32 @@ class UpstreamQueue:
         try:
             yield
         finally:
-            self._release()
+            self.control.release()
+            self._gauges()
 
     async def _acquire(self) -> None:
-        paused = self.control.paused_until > self.control.clock()
-        if self._busy < self.control.allowed and not self._waiters and not paused:
-            self._take()
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(turn)
-        self._hand_over()  # a free slot after a pause, or the wake-up at its end: no waiter is forgotten
-        self.stats[QUEUED] += 1
-        self.stats[QUEUE_DEPTH] = len(self._waiters)
-        self.stats[QUEUE_PEAK] = max(self.stats[QUEUE_PEAK], len(self._waiters))
-        log.info("upstream call queued: %d waiting, %d of %d slots busy", len(self._waiters), self._busy, self.limit)
+        queued = not self.control.free
+        if queued:
+            self.stats[QUEUED] += 1
+            self.stats[QUEUE_DEPTH] = self.control.waiting + 1
+            self.stats[QUEUE_PEAK] = max(self.stats[QUEUE_PEAK], self.control.waiting + 1)
+            log.info("upstream call queued: %d waiting, %d of %d slots busy", self.control.waiting + 1,
+                     self.control.in_flight, self.control.allowed)
         try:
-            await turn
+            await self.control.acquire()
         except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():  # the slot was handed over just as we were cancelled
-                self._release()
-            else:
-                if turn in self._waiters:  # a release may have skipped (and dropped) it already
-                    self._waiters.remove(turn)
-                self.stats[QUEUE_DEPTH] = len(self._waiters)
+            if queued:  # it left before its turn came (or just as it came): it never reached the upstream
                 self.stats[CANCELLED_QUEUED] += 1
                 log.info("queued upstream call cancelled before it was sent (its client left); %d waiting",
-                         len(self._waiters))
+                         self.control.waiting)
+            self._gauges()
             raise
+        self._gauges()
 
-    def _take(self) -> None:
-        self._busy += 1
-        self.stats[IN_FLIGHT] = self._busy
-
-    def _release(self) -> None:
-        """Hand the slot to the longest waiter (while the limit allows), or free it."""
-        self._busy -= 1
-        self._hand_over()
-
-    def _hand_over(self) -> None:
-        pause = self.control.paused_until - self.control.clock()
-        if pause > 0 and self._waiters:  # the upstream asked us to wait: the next turn comes after the pause
-            if not self._wake_pending:
-                self._wake_pending = True
-                asyncio.get_running_loop().call_later(pause, self._wake_after_pause)
-            return
-        while self._waiters and self._busy < self.control.allowed:
-            turn = self._waiters.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                self._busy += 1
-        self.stats[QUEUE_DEPTH] = len(self._waiters)
-        self.stats[IN_FLIGHT] = self._busy
+    def _gauges(self) -> None:
+        self.stats[QUEUE_DEPTH] = self.control.waiting
+        self.stats[IN_FLIGHT] = self.control.in_flight
+        self.stats[LIMIT] = self.control.allowed
 
 
 def is_retryable(exc: openai.APIError, *, retry_timeouts: bool) -> bool:

@@ -62,6 +62,11 @@ async def _json(client: httpx.AsyncClient, method: str, url: str, body: dict[str
     except httpx.TransportError as exc:
         log.debug("upstream probe %s %s: %s", method, url, type(exc).__name__)
         return None
+    return json_answer(response)
+
+
+def json_answer(response: httpx.Response) -> Any:
+    """A response's JSON body; None for an error status or a body that is not JSON."""
     if response.status_code >= 400:
         return None
     try:
@@ -169,13 +174,7 @@ class TokenCounter:
         return None
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        response = await self._client.post(f"{self.root}{path}", json=body)
-        if response.status_code >= 400:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return None
+        return json_answer(await self._client.post(f"{self.root}{path}", json=body))
 
     async def _count(self, way: str, messages: list[dict[str, str]]) -> int | None:
         if way == "vllm":
