@@ -10,19 +10,17 @@ each probe's effect size against its limit. Every text from a test or a judge is
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
-from .table import clean_text, short_text
+from .table import html_text, md_cell, short_text
 
 SHOWN_ROWS = 10
 """Disagreements listed per labelled set (the worst first)."""
 NO_VERDICT = "none"
 
 
-def _esc(value: Any) -> str:
-    return html.escape(clean_text(value), quote=True)
+_esc = html_text
 
 
 def _num(value: Any, signed: bool = False) -> str:
@@ -66,14 +64,10 @@ def status(check: dict[str, Any]) -> tuple[str, str]:
 
 
 def disagreements(check: dict[str, Any], k: int = SHOWN_ROWS) -> list[dict[str, Any]]:
-    """The rows the judge disagreed with most: no verdict first, then the widest gap."""
-    def gap(row: dict[str, Any]) -> float:
-        if row.get("judge") is None:
-            return float("inf")
-        if check["kind"] == "pairwise":
-            return 0.0 if str(row["human"]) == str(row["judge"]) else 1.0
-        return abs(float(row["human"]) - float(row["judge"]))
-    return [r for r in sorted(check.get("rows") or [], key=gap, reverse=True) if gap(r) > 0][:k]
+    """The rows the judge disagreed with most (:meth:`Agreement.worst`): no verdict first, then the widest gap."""
+    from ..calibration import Agreement
+
+    return [row.to_dict() for row in Agreement.from_dict(check).worst(k)]
 
 
 def confusion(check: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
@@ -190,9 +184,7 @@ def _limit(effect: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- Markdown
 
 
-def _md(value: Any) -> str:
-    """A Markdown table cell: HTML-escaped (GitHub renders raw HTML), one line, pipes escaped."""
-    return html.escape(" ".join(clean_text(value).split()), quote=False).replace("|", "\\|")
+_md = md_cell
 
 
 def calibration_markdown(checks: Sequence[dict[str, Any]]) -> list[str]:

@@ -7,12 +7,11 @@ tokens at the input price, the rest at the output price.
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .table import NO_SCENE, clean_text
+from .table import NO_SCENE, html_text, md_cell
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..spending import Spending
@@ -60,7 +59,7 @@ def spend_html(df: pd.DataFrame, spending: Spending | None) -> str:
            "an earlier run)</span></h2>"]
     for name, key, title in (("by_model", "model", "per model"), ("by_scene", "scene", "per scene"),
                              ("top_tests", "test", f"the {TOP_TESTS} costliest tests")):
-        rows = "".join(f"<tr><td class='id'>{html.escape(clean_text(r[key]))}</td><td class='n'>{int(r['rows'])}</td>"
+        rows = "".join(f"<tr><td class='id'>{html_text(r[key])}</td><td class='n'>{int(r['rows'])}</td>"
                        f"<td class='n'>{int(r['calls']):,}</td><td class='n'>{int(r['tokens']):,}</td>"
                        f"<td class='n'>{r['share']:.0%}</td>" + (f"<td class='n'>{_cost(r)}</td>" if priced else "")
                        + "</tr>" for r in tables[name].to_dict(orient="records"))
@@ -81,7 +80,7 @@ def spend_markdown(df: pd.DataFrame, spending: Spending | None) -> list[str]:
                              ("top_tests", "test", f"The {TOP_TESTS} costliest tests")):
         lines += [f"**{title}**", "", f"| {key} | rows | calls | tokens | share |" + (" cost |" if priced else ""),
                   "|---|---:|---:|---:|---:|" + ("---:|" if priced else "")]
-        lines += [f"| {html.escape(clean_text(r[key]))} | {int(r['rows'])} | {int(r['calls']):,} | "
+        lines += [f"| {md_cell(r[key])} | {int(r['rows'])} | {int(r['calls']):,} | "
                   f"{int(r['tokens']):,} | {r['share']:.0%} |" + (f" {_cost(r)} |" if priced else "")
                   for r in tables[name].to_dict(orient="records")]
         lines.append("")

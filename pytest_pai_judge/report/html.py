@@ -39,7 +39,10 @@ from .page_facts import (
     why_status,
 )
 from .page_style import CSS, FILTER_SCRIPT
-from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text, summarize
+from .table import clean_text, coerce, fmt_change, fmt_score, html_text, isna, samples_text, short_text, summarize
+
+esc = html_text
+"""Clean and escape one value for HTML text or an attribute."""
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..spending import Spending
@@ -50,11 +53,6 @@ REASONS_CHARS = 1500
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(FILTER_SCRIPT.encode("utf-8")).digest()).decode("ascii")
 """The one script the page's Content-Security-Policy allows: any other (injected) script would not run."""
 CSP = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{SCRIPT_HASH}'"
-
-
-def esc(value: Any) -> str:
-    """Clean and escape one value for HTML text or an attribute."""
-    return html.escape(clean_text(value), quote=True)
 
 
 def render_html(df: pd.DataFrame, drift: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,

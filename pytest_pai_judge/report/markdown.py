@@ -9,7 +9,6 @@ cleaned, put on one line and HTML-escaped, with its pipes escaped.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from .page_facts import (
     split_cases,
     why_status,
 )
-from .table import clean_text, coerce, fmt_change, fmt_score, isna, samples_text, short_text
+from .table import clean_text, coerce, fmt_change, fmt_score, isna, md_cell, samples_text, short_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..spending import Spending
@@ -246,7 +245,4 @@ def _histogram_table(chart: Chart) -> list[str]:
             "| verdicts | " + " | ".join(str(n) for n in counts.values()) + " |"]
 
 
-def _md(value: Any) -> str:
-    """A Markdown table cell: HTML-escaped, one line, pipes escaped."""
-    text = " ".join(clean_text(value).split())
-    return html.escape(text, quote=False).replace("|", "\\|")
+_md = md_cell

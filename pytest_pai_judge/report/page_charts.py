@@ -6,11 +6,10 @@ The SVG scales down with its container (``viewBox``), so it fits a 390 px phone 
 
 from __future__ import annotations
 
-import html
 import math
 
 from .page_facts import STATUS_COLUMN, Chart, score_bin
-from .table import clean_text, fmt_score
+from .table import fmt_score, html_text
 
 COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a", "inconclusive": "#b26a00",
           "no threshold": "#607d8b", "xfailed": "#8d6e63", "xpassed": "#ef6c00", "skipped": "#9e9e9e",
@@ -19,8 +18,7 @@ STACK = ("failed", "error", "inconclusive", "xpassed", "xfailed", "skipped", "no
 """Bar segments bottom-up: what needs attention sits on the axis, where the eye lands."""
 
 
-def _esc(value: object) -> str:
-    return html.escape(clean_text(value), quote=True)
+_esc = html_text
 
 
 def histogram_svg(chart: Chart, width: int = 340, height: int = 190) -> str:

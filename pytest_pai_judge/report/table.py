@@ -11,6 +11,7 @@ back into one. CSV cannot tell an empty text from a missing one: an empty ``ques
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -265,6 +266,16 @@ def clean_text(value: Any) -> str:
     if isna(value):
         return ""
     return _CONTROL.sub("", str(value).replace("\r\n", "\n"))
+
+
+def html_text(value: Any) -> str:
+    """Clean and escape one value for HTML text or an attribute (judge and test text is untrusted)."""
+    return html.escape(clean_text(value), quote=True)
+
+
+def md_cell(value: Any) -> str:
+    """A Markdown table cell: HTML-escaped (GitHub renders raw HTML), one line, pipes escaped."""
+    return html.escape(" ".join(clean_text(value).split()), quote=False).replace("|", "\\|")
 
 
 def short_text(value: Any, limit: int) -> str:
