@@ -154,21 +154,18 @@ def count_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     ``cached_verdicts``, ``tokens_spent`` (this run) and ``tokens_cached`` (recorded with cached
     verdicts); ``scales``: per ``max_score``, the scored rows' count and mean score.
     """
-    rows = list(rows)
     outcome_of: dict[str, str | None] = {}
-    for row in rows:
-        outcome = row.get("outcome")
-        known = None if missing(outcome) else str(outcome)
-        if outcome_of.get(str(row.get("nodeid"))) is None:
-            outcome_of[str(row.get("nodeid"))] = known
-    tests = dict.fromkeys(TEST_OUTCOMES, 0)
-    tests["unreported"] = 0
-    for outcome in outcome_of.values():
-        tests[outcome if outcome in tests else "unreported"] += 1
     assertions = dict.fromkeys(ASSERTION_STATUSES, 0)
     statuses = dict.fromkeys(ROW_STATUSES, 0)
-    values = value_errors = check_rows = 0
-    for row in rows:
+    totals = dict.fromkeys(("calls", "verdicts", "cached_verdicts", "tokens", "cached_tokens"), 0)
+    by_scale: dict[int, list[float]] = {}
+    count = values = value_errors = check_rows = 0
+    for row in rows:  # one pass: the rows may be read back from a file (a RecordStore)
+        count += 1
+        outcome = row.get("outcome")
+        nodeid = str(row.get("nodeid"))
+        if outcome_of.get(nodeid) is None:
+            outcome_of[nodeid] = None if missing(outcome) else str(outcome)
         statuses[row_status(row)] += 1
         if row.get("assertion") in VALUE_ASSERTIONS[1:]:  # a judge check's labelled row or probe
             check_rows += 1
@@ -177,34 +174,36 @@ def count_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             value_errors += not missing(row.get("error"))
         else:
             assertions[assertion_status(row)] += 1
-
-    def total(column: str) -> int:
-        return int(sum(0 if missing(row.get(column)) else int(row[column]) for row in rows))
-
+        for column in totals:
+            totals[column] += 0 if missing(row.get(column)) else int(row[column])
+        add_to_scale(by_scale, row)
+    tests = dict.fromkeys(TEST_OUTCOMES, 0)
+    tests["unreported"] = 0
+    for known in outcome_of.values():
+        tests[known if known in tests else "unreported"] += 1
     return {
-        "rows": len(rows), "tests": tests, "judged_tests": len(outcome_of), "assertions": assertions,
+        "rows": count, "tests": tests, "judged_tests": len(outcome_of), "assertions": assertions,
         "values": values, "value_errors": value_errors, "check_rows": check_rows,
-        "statuses": statuses, "calls": total("calls"), "fresh_verdicts": total("verdicts") - total("cached_verdicts"),
-        "cached_verdicts": total("cached_verdicts"), "tokens_spent": total("tokens"),
-        "tokens_cached": total("cached_tokens"), "scales": scales(rows),
+        "statuses": statuses, "calls": totals["calls"],
+        "fresh_verdicts": totals["verdicts"] - totals["cached_verdicts"],
+        "cached_verdicts": totals["cached_verdicts"], "tokens_spent": totals["tokens"],
+        "tokens_cached": totals["cached_tokens"], "scales": scale_means(by_scale),
     }
 
 
-def scales(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per scale (``max_score``), smallest first: how many rows have a score on it, and their mean.
-
-    A /5 and a /10 score are never averaged together; pairwise rows (two answers, no single score)
-    are left out, as the pages and the ``mean_score`` gate leave them out.
-    """
-    by_scale: dict[int, list[float]] = {}
-    for row in rows:
-        if row.get("kind") == "pairwise":
-            continue
-        score: Any = row.get("score")
-        top: Any = row.get("max_score")
-        if missing(score) or missing(top):
-            continue
+def add_to_scale(by_scale: dict[int, list[float]], row: Mapping[str, Any]) -> None:
+    """Per scale (``max_score``): a /5 and a /10 score are never averaged together; pairwise rows (two answers,
+    no single score) are left out, as the pages and the ``mean_score`` gate leave them out."""
+    if row.get("kind") == "pairwise":
+        return
+    score: Any = row.get("score")
+    top: Any = row.get("max_score")
+    if not (missing(score) or missing(top)):
         by_scale.setdefault(int(top), []).append(float(score))
+
+
+def scale_means(by_scale: dict[int, list[float]]) -> list[dict[str, Any]]:
+    """Per scale, smallest first: how many rows have a score on it, and their mean."""
     return [{"max_score": top, "scored": len(values), "mean": sum(values) / len(values)}
             for top, values in sorted(by_scale.items())]
 

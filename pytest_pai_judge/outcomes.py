@@ -21,6 +21,7 @@ import pytest
 from . import errors
 from .interning import shared
 from .pytest_compat import is_xdist_worker, xfail_raises
+from .record_store import WithOutcomes
 from .records import JudgeRecord
 
 WORST_FIRST = ("failed", "error", "xpassed", "xfailed", "skipped", "passed")
@@ -77,10 +78,9 @@ class TestOutcomes:
             report.user_properties.append(shared(("judge_outcome", outcome)))
 
     def fill(self, records: Sequence[JudgeRecord]) -> Sequence[JudgeRecord]:
-        """The rows with their tests' outcomes (a worker's rows reach the controller without them)."""
-        for record in records:
-            record.outcome = self.outcomes.get(record.nodeid, record.outcome)
-        return records
+        """The rows with their tests' outcomes, set as each is read (a worker's rows reach the controller without
+        them, and a stored row is read back anew each time)."""
+        return WithOutcomes(records, self.outcomes)
 
     def ran(self) -> set[str]:
         """Tests this run reported as run (a skipped test did not run its judge assertions)."""

@@ -40,6 +40,7 @@ from .interning import shared
 from .judging import Judging
 from .options import Options, Settings, ValueFallback, group_of
 from .pytest_compat import expects_failure, run_id
+from .record_store import RecordStore
 from .records import JudgeRecord
 from .request import JudgeRequest
 
@@ -82,7 +83,8 @@ class JudgeSession:
         self.run_id = run_id(config)
         self.judging = Judging(config, self.options, self.run_id)
         self.warnings: list[str] = list(self.options.warnings)
-        self.records: list[JudgeRecord] = []
+        self.records = RecordStore()
+        """The report rows, waiting in a temporary file (:mod:`.record_store`)."""
         self.checks: list[dict[str, Any]] = []
         """The judge checks' figures (agreement with labels, bias probes), as JSON-safe dicts, in order."""
         self.current_item: pytest.Item | None = None

@@ -5,6 +5,7 @@ Every line the user reads goes through here, so counts are worded (and pluralise
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 import unicodedata
@@ -86,10 +87,9 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
     for message in dict.fromkeys(warnings):
         prefix = "" if message.startswith("pai-judge") else "pai-judge warning: "
         tr.write_line(f"{prefix}{message}", yellow=True)
-    if not records:
+    if not len(records):
         return
-    rows = [r.row() for r in records]
-    counts = count_rows(rows)
+    counts = count_rows(r.row() for r in records)
     assertions = counts["assertions"]
     values = counts["values"]
     judged = counts["rows"] - values - counts["check_rows"]
@@ -113,8 +113,8 @@ def write_summary(tr: Any, records: Sequence[JudgeRecord], warnings: Sequence[st
         f"this run, {counts['tokens_cached']:,} recorded with cached verdicts; mode: {options.run_mode}")
     if any(s["scored"] for s in counts["scales"]):
         tr.write_line(f"mean score per scale: {describe_scales(counts['scales'])}")
-    scored = sorted((r for r in rows if r["score"] is not None and r["assertion"] == "score"),
-                    key=lambda r: ((r["score"] or 0) / (r["max_score"] or 5), r["nodeid"]))[:LOWEST_SHOWN]
+    scored = heapq.nsmallest(LOWEST_SHOWN, (r.row() for r in records if r.score is not None and r.assertion == "score"),
+                             key=lambda r: ((r["score"] or 0) / (r["max_score"] or 5), r["nodeid"]))
     if scored:
         tr.write_line("lowest scores:")
         for r in scored:

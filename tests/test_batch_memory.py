@@ -1,4 +1,4 @@
-"""What keeps a 20,000-test batch run small: replies and held assertions in temp files.
+"""What keeps a 20,000-test batch run small: replies, held assertions and report rows in temp files.
 
 The memory figure itself is a benchmark (``benchmarks/memory.py``); these tests pin the behaviour
 the savings must not change: the batch calls' answers as dicts, and that what is read back from a
@@ -16,6 +16,9 @@ from pytest_pai_judge.deferred.held import Pending
 from pytest_pai_judge.deferred.held_spool import PendingSpool, Spooled
 from pytest_pai_judge.deferred.replies import Outcomes
 from pytest_pai_judge.expectation import Expectation
+from pytest_pai_judge.outcomes import TestOutcomes
+from pytest_pai_judge.record_store import RecordStore
+from pytest_pai_judge.records import JudgeRecord
 from pytest_pai_judge.request import JudgeRequest
 from pytest_pai_judge.server import LocalJudgeServer
 
@@ -68,3 +71,43 @@ def test_held_assertions_read_back_equal() -> None:
     odd = [pending(logit_bias={1: 5})]  # an int key does not come back from JSON: kept in memory
     assert spool.keep(odd) is odd
     spool.close()
+
+
+def row(i: int, **extra: Any) -> JudgeRecord:
+    return JudgeRecord(nodeid=f"t.py::test[{i}]", run_mode="batch", kind="single", assertion="score", model="m",
+                       question=f"q{i} \ud800 é", score=float(i % 5 + 1), criteria={"Accuracy": 4.0},
+                       scores=[float(i % 5 + 1)], reasons="why " * 50, **extra)
+
+
+def test_report_rows_read_back_equal_in_order_and_as_new_objects() -> None:
+    made = [row(i) for i in range(50)]
+    store = RecordStore(made[:10])
+    store.extend(made[10:])
+    assert len(store) == 50 and list(store) == made
+    assert store[0] == made[0] and store[-1] == made[-1] and store[3:6] == made[3:6]
+    first = store[0]
+    first.score = 0.0  # a reader's change is its own
+    assert store[0].score == made[0].score
+    try:
+        store[50]
+    except IndexError:
+        pass
+    else:
+        raise AssertionError("store[50] of 50 rows did not raise IndexError")
+    store.close()
+    assert len(store) == 0 and list(store) == []
+
+
+def test_a_row_pickle_refuses_stays_in_memory_in_its_place() -> None:
+    odd = row(1, human=lambda: "4")  # a value a hook put there
+    store = RecordStore([row(0), odd, row(2)])
+    assert store[1] is odd and [r.nodeid for r in store] == [row(i).nodeid for i in range(3)]
+
+
+def test_rows_get_their_tests_outcomes_as_they_are_read() -> None:
+    outcomes = TestOutcomes.__new__(TestOutcomes)
+    outcomes.outcomes = {"t.py::test[1]": "failed"}
+    store = RecordStore([row(0, outcome="skipped"), row(1)])
+    filled = outcomes.fill(store)
+    assert [r.outcome for r in filled] == ["skipped", "failed"] and filled[1].outcome == "failed"
+    assert len(filled) == 2 and [r.outcome for r in filled[0:2]] == ["skipped", "failed"]

@@ -72,12 +72,23 @@ class Pending:
                    [[int(c[0]), [int(j) for j in c[1]], [int(j) for j in c[-1]]] for c in data.get("calls") or []])
 
 
-PHASE = pytest.StashKey[str]()
-"""The phase a test is in (setup, call, teardown), as the holding hooks see it."""
-PENDING = pytest.StashKey[list[Pending]]()
-"""The test's own held assertions."""
-SCOPED = pytest.StashKey[list[tuple[Pending, Any]]]()
-"""Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
+@dataclass(slots=True)
+class Running:
+    """What the holding hooks know of a test while it runs: kept off its stash, which never shrinks (20,000
+    tests each kept a bigger stash table for the rest of the run)."""
+
+    phase: str = "call"
+    """The phase it is in (setup, call, teardown), as the holding hooks see it."""
+    ours: bool = False
+    """It runs in the holding protocol (not another plugin's, e.g. rerunfailures)."""
+    pending: list[Pending] = field(default_factory=list)
+    """Its own held assertions."""
+    scoped: list[tuple[Pending, Any]] = field(default_factory=list)
+    """Held assertions made while a module / class / session fixture was being created, with that FixtureDef."""
+    inherited: list[Pending] = field(default_factory=list)
+    """Held assertions of wider-scoped fixture values it reused."""
+    inherited_from: list[Pending] = field(default_factory=list)
+    """The originals of ``inherited``."""
 
 
 @dataclass(slots=True)

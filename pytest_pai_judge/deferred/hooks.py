@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..pytest_compat import fixture_value, may_rerun, run_unlogged, used_fixture
-from .held import PENDING, PHASE, SCOPED, Held, Pending
+from .callsite import locate
+from .held import Held, Pending, Running
 from .run import DeferredRun, emit
 
-IN_OUR_PROTOCOL = pytest.StashKey[bool]()
-INHERITED = pytest.StashKey[list[Pending]]()
-"""Held assertions of wider-scoped fixture values this test reused."""
-INHERITED_FROM = pytest.StashKey[list[Pending]]()
+if TYPE_CHECKING:  # pragma: no cover
+    from ..session import JudgeSession
 
 
 class HoldingHooks:
@@ -41,20 +40,15 @@ class HoldingHooks:
         """Run the test unlogged; hold it if judge assertions await verdicts, else log it at once."""
         if may_rerun(item):
             return None  # pytest-rerunfailures runs it; its judge assertions are synchronous (needs_verdict_now)
-        item.stash[IN_OUR_PROTOCOL] = True
+        self.run.running[item.nodeid].ours = True
         try:
             reports = run_unlogged(item, nextitem)
         finally:
-            item.stash[IN_OUR_PROTOCOL] = False
-        pending = item.stash.get(INHERITED, []) + item.stash.get(PENDING, [])
-        for own, fixturedef in item.stash.get(SCOPED, []):
+            running = self.run.running.pop(item.nodeid, Running())  # nothing left of a test the run keeps
+        pending = running.inherited + running.pending
+        for own, fixturedef in running.scoped:
             if fixture_value(fixturedef) is not None:  # still set up: later tests in its scope reuse it
                 self.shared.append((fixturedef, fixture_value(fixturedef), own))
-        for key in (INHERITED, INHERITED_FROM, PENDING):  # nothing left on a test the run keeps
-            if key in item.stash:
-                del item.stash[key]
-        if SCOPED in item.stash:
-            del item.stash[SCOPED]
         if pending:
             # Held whatever the phases' outcomes: a judge assertion that fails before a failure, a skip
             # or an imperative xfail is what immediate mode would have stopped at, so it decides.
@@ -66,17 +60,17 @@ class HoldingHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        item.stash[PHASE] = "setup"
+        self.run.running[item.nodeid].phase = "setup"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
-        item.stash[PHASE] = "call"
+        self.run.running[item.nodeid].phase = "call"
         self._inherit(item, "setup")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
         self._inherit(item, "call")  # fixtures the body fetched with request.getfixturevalue()
-        item.stash[PHASE] = "teardown"
+        self.run.running[item.nodeid].phase = "teardown"
 
     def _inherit(self, item: pytest.Item, when: str) -> None:
         """Take over the held assertions of wider-scoped fixture values this test reused.
@@ -86,21 +80,29 @@ class HoldingHooks:
         if not self.shared:
             return
         self.shared = [(fd, value, p) for fd, value, p in self.shared if fixture_value(fd) is value]
-        inherited = item.stash.setdefault(INHERITED, [])
-        taken = {id(p) for p in item.stash.get(INHERITED_FROM, [])}
+        running = self.run.running[item.nodeid]
+        taken = {id(p) for p in running.inherited_from}
         for fd, _value, p in self.shared:
             if id(p) not in taken and used_fixture(item, fd):
-                inherited.append(dataclasses.replace(p, when=when, shared=True))
-                item.stash.setdefault(INHERITED_FROM, []).append(p)
+                running.inherited.append(dataclasses.replace(p, when=when, shared=True))
+                running.inherited_from.append(p)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
                                   ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
         report = yield
-        if call.when != "call" or item.stash.get(IN_OUR_PROTOCOL, False):
+        running = self.run.running.get(item.nodeid)
+        if call.when != "call" or running is None or running.ours:
             return report
-        return self.run.judge_now(item, report)
+        del self.run.running[item.nodeid]
+        return judge_now(self.run.session, item, report, running.pending)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        """Another plugin's protocol ended a test: forget what its hooks noted (the holding protocol already did)."""
+        running = self.run.running.get(nodeid)
+        if running is not None and not running.ours:
+            del self.run.running[nodeid]
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -122,3 +124,26 @@ class HoldingHooks:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the background loop if a run ended without settling (e.g. a usage error)."""
         self.run.close()
+
+
+def judge_now(session: JudgeSession, item: pytest.Item, report: pytest.TestReport, pending: list[Pending]
+              ) -> pytest.TestReport:
+    """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
+    for entry in pending:
+        if entry.expectation.samples > 1:
+            drawn = session.draw_rounds(entry.expectation, entry.requests(), item)
+            failure = session.conclude(entry.expectation, drawn, item)
+        else:
+            outcomes: list[Any] = []
+            for _key, request in entry.requests():
+                try:
+                    outcomes.append(session.judging.verdict(request, item))
+                except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
+                    outcomes.append(exc)
+            failure = session.conclude(entry.expectation, outcomes, item, count=False)
+        report.user_properties = list(item.user_properties)
+        if failure is not None and not report.failed:
+            report.outcome = "failed"
+            report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(locate(failure, entry.callsite)))
+            break
+    return report

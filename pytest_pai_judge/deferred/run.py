@@ -9,7 +9,7 @@ phase exactly as immediate mode would have met its assertions, and logs it. Whic
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +24,7 @@ from ..request import JudgeRequest
 from ..terminal import Console, plural
 from .callsite import capture_callsite, locate
 from .ctrl_c import hold_ctrl_c
-from .held import PENDING, PHASE, PHASES, SCOPED, Held, NodeProperties, Pending, RawOutcome
+from .held import PHASES, Held, NodeProperties, Pending, RawOutcome, Running
 from .held_spool import PendingSpool
 from .replies import Outcomes
 from .rounds import SampleRounds
@@ -85,6 +85,8 @@ class DeferredRun:
         """xdist worker: where each held test is also written, in case the worker crashes."""
         self.adopt_leftovers: Any = None
         """xdist controller: takes over the spools of workers that never reported back (set by the xdist side)."""
+        self.running: defaultdict[str, Running] = defaultdict(Running)
+        """Node id -> the held-assertion state of a test while it runs (see :class:`.held.Running`)."""
         self.used: set[str] = set()
         """Keys whose fresh reply a test already used: later tests read it back from the cache."""
         self._stored: set[str] = set()
@@ -99,11 +101,12 @@ class DeferredRun:
     def hold(self, expectation: Expectation, keys: list[str], item: pytest.Item) -> None:
         """Record a judge assertion whose verdicts are not cached; the test body continues."""
         __tracebackhide__ = True
-        pending = Pending(expectation, list(keys), capture_callsite(item), item.stash.get(PHASE, "call"))
-        item.stash.setdefault(PENDING, []).append(pending)
+        running = self.running[item.nodeid]
+        pending = Pending(expectation, list(keys), capture_callsite(item), running.phase)
+        running.pending.append(pending)
         fixturedef = running_fixture() if pending.when != "teardown" else None  # call: request.getfixturevalue
         if fixturedef is not None and fixture_scope(fixturedef) != "function":
-            item.stash.setdefault(SCOPED, []).append((pending, fixturedef))
+            running.scoped.append((pending, fixturedef))
         if expectation.samples > 1:  # the first round's calls, for the samples not in the cache
             for key, call in self.rounds.plan(pending, expectation.rounds()[0]):
                 self.requests.setdefault(key, (call, item.nodeid))
@@ -138,32 +141,6 @@ class DeferredRun:
                     self.requests.setdefault(key, (request, held.nodeid))
         held.pending = self.pending_spool.keep(held.pending)
         self.held.append(held)
-
-    def judge_now(self, item: pytest.Item, report: pytest.TestReport) -> pytest.TestReport:
-        """Another plugin ran the protocol (e.g. rerunfailures): judge held assertions now, never pass unjudged."""
-        pending = item.stash.get(PENDING, None)
-        if not pending:
-            return report
-        del item.stash[PENDING]
-        for entry in pending:
-            if entry.expectation.samples > 1:
-                drawn = self.session.draw_rounds(entry.expectation, entry.requests(), item)
-                failure = self.session.conclude(entry.expectation, drawn, item)
-            else:
-                outcomes: list[Any] = []
-                for _key, request in entry.requests():
-                    try:
-                        outcomes.append(self.session.judging.verdict(request, item))
-                    except Exception as exc:  # noqa: BLE001 - the test's outcome, as in immediate mode
-                        outcomes.append(exc)
-                failure = self.session.conclude(entry.expectation, outcomes, item, count=False)
-            report.user_properties = list(item.user_properties)
-            if failure is not None and not report.failed:
-                report.outcome = "failed"
-                report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(locate(failure,
-                                                                                              entry.callsite)))
-                break
-        return report
 
     # ------------------------------------------------------------------ settle
 

@@ -188,10 +188,10 @@ class JudgeReporting:
         """
         if self.is_worker or self.config.option.collectonly:
             return
-        records = list(self.get_records())
-        wanted_by_plugins = bool(records) and bool(self.config.hook.pytest_judge_results.get_hookimpls())
-        if not records or (not self.reports and self.baseline_df is None and not wanted_by_plugins):
-            return  # nothing asks for the table: never import pandas
+        records = self.get_records()
+        wanted_by_plugins = bool(self.config.hook.pytest_judge_results.get_hookimpls())
+        if not len(records) or (not self.reports and self.baseline_df is None and not wanted_by_plugins):
+            return  # nothing asks for the table: never import pandas, never read the rows
         from .drift import compute_drift, drops_beyond
         from .table import records_to_frame
 

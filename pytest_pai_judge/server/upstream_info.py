@@ -160,8 +160,11 @@ class TokenCounter:
         for way in ways:
             try:
                 counted = await self._count(way, messages)
-            except httpx.TransportError:
-                continue
+            except httpx.TransportError:  # e.g. the connection the last (failed) answer closed: once more, anew
+                try:
+                    counted = await self._count(way, messages)
+                except httpx.TransportError:
+                    continue
             reachable = True
             if counted is not None:
                 if self._way is None:
