@@ -47,9 +47,16 @@ class Console:
         self._open = False
         self._last = 0.0
         self._last_text: str | None = None
+        self.muted = False
+        """Tests are being logged while the verdicts come in: pytest's own progress shows instead of the progress
+        line, and lines wait until :meth:`release` (after the last test), not to break pytest's line of dots."""
+        self._later: list[str] = []
 
     def line(self, text: str) -> None:
         if self.tr is None:
+            return
+        if self.muted:
+            self._later.append(text)
             return
         self.end()
         self.tr.ensure_newline()
@@ -58,7 +65,7 @@ class Console:
         self.tr.write_line(text)
 
     def progress(self, text: str, *, force: bool = False) -> None:
-        if self.tr is None:
+        if self.tr is None or self.muted:
             return
         if self.tty:
             self.tr.rewrite(text, erase=True)
@@ -74,6 +81,13 @@ class Console:
         if self._open and self.tr is not None:
             self.tr.write("\n")
             self._open = False
+
+    def release(self) -> None:
+        """Print the lines that waited while tests were being logged, and speak up again."""
+        self.muted = False
+        later, self._later = self._later, []
+        for text in later:
+            self.line(text)
 
 
 MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "xfailed": "xfail", "xpassed": "XPASS", "skipped": "skip",

@@ -541,6 +541,55 @@ def test_calls_start_while_later_tests_still_run(pytester: pytest.Pytester,
     assert float(span.group(1)) < 8 * 0.4 * 0.75  # 4 at a time, not one after another
 
 
+LOGGED_AS_THEY_SETTLE = '''
+import pytest
+from pytest_pai_judge import assert_judge_score
+
+ORDER = {order!r}
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_judged(name):
+    assert_judge_score(f"{{name}}: what is the capital of France?", "Paris is the capital.", min=1)
+'''
+
+LOG_TIMES = '''
+import json, time
+
+TIMES = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        TIMES[report.nodeid.split("[")[1].rstrip("]")] = time.monotonic()
+
+
+def pytest_sessionfinish(session):
+    with open("log-times.json", "w") as out:
+        json.dump(TIMES, out)
+'''
+
+
+@pytest.mark.parametrize("slow_first", [False, True], ids=["slow-last", "slow-first"])
+def test_held_tests_are_logged_as_their_verdicts_come_in_in_the_order_they_ran(
+        pytester: pytest.Pytester, make_judge_server: Callable[..., LocalJudgeServer], slow_first: bool) -> None:
+    """A test whose verdict is in is logged while slower calls still run, never before a test that ran earlier."""
+    server = make_judge_server(latency_ms=50, faults=[Fault("SLOW", "timeout")], fault_timeout_s=2.0)
+    order = ["SLOW", "a", "b", "c"] if slow_first else ["a", "b", "c", "SLOW"]
+    pytester.makepyfile(test_settle_order=LOGGED_AS_THEY_SETTLE.format(order=order))
+    pytester.makeconftest(LOG_TIMES)
+    result, outcomes = run_inner(pytester, server, "deferred", "--judge-retries=0", "--judge-timeout=10")
+    result.assert_outcomes(passed=3, failed=1)
+    assert "judge model timed out" in outcomes["test_judged[SLOW]"][1]
+    times = json.loads((pytester.path / "log-times.json").read_text())
+    assert sorted(times, key=times.get) == order  # logged in the order they ran
+    fast_done = max(times[n] for n in "abc")
+    if slow_first:  # the slow test holds the later ones back: they log right after it
+        assert times["SLOW"] <= min(times[n] for n in "abc") and fast_done - times["SLOW"] < 0.5
+    else:  # the fast ones are logged while the slow call still runs
+        assert times["SLOW"] - fast_done > 1.0, times
+
+
 def test_concurrency_must_be_positive(pytester: pytest.Pytester, faulty_server: LocalJudgeServer) -> None:
     pytester.makepyfile(test_one="def test_x():\n    pass\n")
     result = pytester.runpytest("--judge-base-url", faulty_server.url or "", "--judge-mode=deferred",

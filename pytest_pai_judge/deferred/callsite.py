@@ -14,11 +14,11 @@ import os
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from ..pytest_compat import in_framework, repr_renderers
+from ..pytest_compat import in_framework, repr_phase_failure, repr_renderers
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The plugin's own frames end a recorded call site."""
@@ -187,3 +187,22 @@ def locate(exc: BaseException, callsite: list[list[Any]]) -> BaseException:
                 tb = tb.tb_next
         return exc.with_traceback(tb or raised.__traceback__)
     return exc  # pragma: no cover - nxt() always raises
+
+
+def failure_repr(config: pytest.Config, item: pytest.Item | None, failure: BaseException, callsite: list[list[Any]],
+                 when: str = "call") -> Any:
+    """A deferred failure's report text, through its recorded call site, as pytest would show it in ``when``.
+
+    Without the item (the xdist controller), pytest's own renderer with the run's ``--tb``, ``-l`` and ``-v``."""
+    excinfo = pytest.ExceptionInfo.from_exception(locate(failure, callsite))
+    if item is not None:
+        if when == "call":
+            return item.repr_failure(excinfo)
+        return repr_phase_failure(item, excinfo)
+    tbstyle = config.getoption("tbstyle", "auto")
+    style: Literal["short", "native", "long"] = tbstyle if tbstyle in ("short", "native") else "long"
+    if config.getoption("fulltrace", False):
+        style = "long"
+    return excinfo.getrepr(funcargs=True, showlocals=config.getoption("showlocals", False), style=style,
+                           tbfilter=not config.getoption("fulltrace", False),
+                           truncate_locals=config.get_verbosity() <= 1, truncate_args=config.get_verbosity() <= 2)

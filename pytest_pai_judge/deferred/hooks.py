@@ -121,6 +121,16 @@ class HoldingHooks:
         self.run.finish()
         return result
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtestloop")
+    def pytest_runtestloop_release(self, session: pytest.Session) -> Generator[None, object, object]:
+        """Outermost: lines the settler held back while it logged tests print after pytest's final ``[100%]``
+        (pytest reads only methods named ``pytest_*``; ``specname`` names the hook)."""
+        try:
+            return (yield)
+        finally:
+            if self.run.console is not None:
+                self.run.console.release()
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the background loop if a run ended without settling (e.g. a usage error)."""
         self.run.close()

@@ -26,6 +26,10 @@ from ..terminal import Console, plural
 from .held import RawOutcome
 from .sources import VerdictSource, Wanted
 
+TICK_S = 0.1
+"""How often the wait for the deferred calls wakes up: to log the tests whose verdicts are in (a few each time,
+so the judging thread is never kept from the GIL for long) and to redraw the progress line."""
+
 
 class OnlineJudge:
     """Concurrent online judge calls on a background event loop, at most ``limit`` in flight.
@@ -151,12 +155,12 @@ class OnlineJudge:
         return exc if exc is not None else future.result()
 
     def wait(self, keys: Iterable[str], tick: Callable[[int, int], None]) -> None:
-        """Block until every ``key`` is done, calling ``tick(done, total)`` about once a second."""
-        futures = [self.futures[k] for k in keys if k in self.futures]
-        total = len(futures)
+        """Block until every ``key`` is done, calling ``tick(done, total)`` every :data:`TICK_S`."""
+        not_done = {self.futures[k] for k in keys if k in self.futures}
+        total = len(not_done)
         while True:
-            done, not_done = concurrent.futures.wait(futures, timeout=1.0)
-            tick(len(done), total)
+            _done, not_done = concurrent.futures.wait(not_done, timeout=TICK_S)  # only the calls still out
+            tick(total - len(not_done), total)
             if not not_done:
                 return
 

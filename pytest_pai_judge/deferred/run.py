@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,10 +19,10 @@ from .. import errors
 from ..client import JudgeReply
 from ..expectation import Expectation
 from ..options import defer_marker
-from ..pytest_compat import fixture_scope, may_rerun, repr_phase_failure, running_fixture, stepwise, xdist_workers
+from ..pytest_compat import fixture_scope, may_rerun, running_fixture, stepwise, xdist_workers
 from ..request import JudgeRequest
 from ..terminal import Console, plural
-from .callsite import capture_callsite, locate
+from .callsite import capture_callsite, failure_repr
 from .ctrl_c import hold_ctrl_c
 from .held import PHASES, Held, NodeProperties, Pending, RawOutcome, Running
 from .held_spool import PendingSpool
@@ -92,6 +92,11 @@ class DeferredRun:
         self._stored: set[str] = set()
         self.rounds = SampleRounds(self)
         self.settled = False
+        self.console: Console | None = None
+        """The settler's voice; the lines it held back while tests were logged print after the run loop."""
+        self.logged = 0
+        """Held tests logged so far (in the order they ran): some while the verdicts still come in."""
+        self._uses: Counter[str] | None = None
 
     # ------------------------------------------------------------------ called by JudgeSession
 
@@ -177,7 +182,7 @@ class DeferredRun:
         held, self.held = self.held, []
         if not held:
             return
-        console = Console(self.config)
+        console = self.console = Console(self.config)
         unavailable: str | None = None
         if interrupted:
             unavailable = "the run was interrupted (Ctrl-C) before its deferred verdicts were judged"
@@ -191,7 +196,8 @@ class DeferredRun:
             try:
                 if wanted:
                     needed = len({k for test in held for entry in test.pending for k in self.rounds.wait_keys(entry)})
-                    self.take(self.source.resolve(wanted, console, needed=needed, on_progress=self.drain,
+                    self.take(self.source.resolve(wanted, console, needed=needed,
+                                                  on_progress=lambda: self._progress(held, console),
                                                   store=self.store))
                     wanted = {}  # let go of every request of the run (each is read back from its test when used)
                     self.drain()
@@ -311,11 +317,30 @@ class DeferredRun:
         except Exception as exc:  # noqa: BLE001 - UnreadableVerdict: the test fails showing the raw text
             return exc
 
-    def _log(self, held: list[Held], unavailable: str | None) -> None:
-        """Decide and log every held test, in the order they ran; a reply no later test needs is let go."""
-        uses = Counter(key for test in held for entry in test.pending if entry.expectation.samples == 1
-                       for key in entry.keys)
-        for test in held:
+    def _progress(self, held: list[Held], console: Console) -> None:
+        """While verdicts come in: log the tests whose verdicts are all in, in the order they ran (pytest's own
+        progress then shows instead of the settler's line), so that little is left to do after the last answer."""
+        self.drain()
+        if self.logged < len(held) and self._ready(held[self.logged]):
+            console.end()
+            console.muted = True
+            with hold_ctrl_c():  # a test is decided and logged whole
+                self._log(held, None, ready_only=True)
+
+    def _ready(self, test: Held) -> bool:
+        return all(e.expectation.samples == 1 and all(k in self.results for k in e.keys) for e in test.pending)
+
+    def _log(self, held: list[Held], unavailable: str | None, *, ready_only: bool = False) -> None:
+        """Decide and log the held tests not logged yet, in the order they ran (``ready_only``: up to the first
+        whose verdicts are not all in); a reply no later test needs is let go."""
+        if self._uses is None:
+            self._uses = Counter(key for test in held for entry in test.pending if entry.expectation.samples == 1
+                                 for key in entry.keys)
+        uses = self._uses
+        while self.logged < len(held):
+            test = held[self.logged]
+            if ready_only and not self._ready(test):
+                return
             pending = list(test.pending)  # one read of a spooled test's held assertions
             try:
                 self._decide(test, unavailable, pending)
@@ -325,8 +350,9 @@ class DeferredRun:
                 report.longrepr = f"pytest-pai-judge could not settle this test: {type(exc).__name__}: {exc}"
                 if hasattr(report, "wasxfail"):
                     del report.wasxfail
-            hook = test.item.ihook if test.item is not None else self.config.hook
-            emit(hook, test.nodeid, test.location, test.reports)
+            self.logged += 1
+            emit(test.item.ihook if test.item is not None else self.config.hook, test.nodeid, test.location,
+                 test.reports)
             for key in (k for entry in pending if entry.expectation.samples == 1 for k in entry.keys):
                 uses[key] -= 1
                 if uses[key] == 0:  # 20,000 held replies would otherwise stay until the run ends
@@ -365,26 +391,11 @@ class DeferredRun:
                 phase_report.longrepr = (test.location[0], line, f"Skipped: {failure.msg}")
             else:
                 phase_report.outcome = "failed"
-                phase_report.longrepr = self._longrepr(test, failure, entry.callsite, when)
+                phase_report.longrepr = failure_repr(self.config, test.item, failure, entry.callsite, when)
             if hasattr(phase_report, "wasxfail"):  # pytest.xfail() after the assertion: never reached
                 del phase_report.wasxfail
         if "setup" in failures:
             test.reports[:] = [r for r in test.reports if r.when != "call"]
-
-    def _longrepr(self, test: Held, failure: BaseException, callsite: list[list[Any]], when: str = "call") -> Any:
-        excinfo = pytest.ExceptionInfo.from_exception(locate(failure, callsite))
-        if test.item is not None:
-            if when == "call":
-                return test.item.repr_failure(excinfo)
-            return repr_phase_failure(test.item, excinfo)
-        config = self.config
-        tbstyle = config.getoption("tbstyle", "auto")
-        style: Literal["short", "native", "long"] = tbstyle if tbstyle in ("short", "native") else "long"
-        if config.getoption("fulltrace", False):
-            style = "long"
-        return excinfo.getrepr(funcargs=True, showlocals=config.getoption("showlocals", False), style=style,
-                               tbfilter=not config.getoption("fulltrace", False),
-                               truncate_locals=config.get_verbosity() <= 1, truncate_args=config.get_verbosity() <= 2)
 
 
 def emit(hook: Any, nodeid: str, location: tuple[str, int | None, str], reports: list[pytest.TestReport]) -> None:
