@@ -51,7 +51,7 @@ def test_retries_stop_at_the_total_budget(pytester, make_judge_server, mode):
     took = time.monotonic() - started
     result.assert_outcomes(failed=1)
     attempts = server.stats["fault_500"]
-    assert 2 <= attempts <= 4, attempts
+    assert 1 <= attempts <= 4, attempts  # usually 2; 1 when a loaded machine slows the first past the budget
     result.stdout.fnmatch_lines([f"*the judge call used up its total budget of 1.5s at http://127.0.0.1:* over "
                                  f"{attempts} attempts; the last one: HTTP 500*",
                                  "*raise --judge-total-timeout*"])
