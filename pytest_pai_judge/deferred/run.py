@@ -201,6 +201,8 @@ class DeferredRun:
                                                   store=self.store))
                     wanted = {}  # let go of every request of the run (each is read back from its test when used)
                     self.drain()
+                if self.logged < len(held):  # tests wait for more rounds of samples: their progress shows again
+                    console.release()
                 self.rounds.second_round(held, console)
             except KeyboardInterrupt as exc:
                 stop = exc
