@@ -181,30 +181,34 @@ class Options:
         read = _Reader(config)
         min_score = read.number("judge_min_score", DEFAULT_MIN_SCORE)
         if min_score <= 0:
-            raise usage_error(f"judge_min_score must be a positive score, got {min_score:g}")
+            raise usage_error(f"{read.source('judge_min_score')} must be a positive score, got {min_score:g}")
         samples = read.number("judge_samples", DEFAULT_SAMPLES)
         if not check_samples(samples):
-            raise usage_error(f"judge_samples must be a whole number of samples from 1 to {MAX_SAMPLES}, "
-                              f"got {samples:g}")
+            raise usage_error(f"{read.source('judge_samples')} must be a whole number of samples from 1 to "
+                              f"{MAX_SAMPLES}, got {samples:g}")
         confidence = read.number("judge_confidence", DEFAULT_CONFIDENCE)
         if not 0.5 < confidence < 1:
-            raise usage_error(f"judge_confidence must be above 0.5 and below 1 (e.g. 0.95), got {confidence:g}")
+            raise usage_error(f"{read.source('judge_confidence')} must be above 0.5 and below 1 (e.g. 0.95), "
+                              f"got {confidence:g}")
         timeout = read.number("judge_timeout", DEFAULT_TIMEOUT_S)
         if timeout <= 0:
-            raise usage_error(f"judge_timeout must be a positive number of seconds, got {timeout:g}")
+            raise usage_error(f"{read.source('judge_timeout')} must be a positive number of seconds, got {timeout:g}")
         total_timeout = read.number("judge_total_timeout", TOTAL_TIMEOUTS * timeout)
         if not 0 < total_timeout < float("inf"):
-            raise usage_error(f"judge_total_timeout must be a positive number of seconds, got {total_timeout:g}")
+            raise usage_error(f"{read.source('judge_total_timeout')} must be a positive number of seconds, "
+                              f"got {total_timeout:g}")
         retries = read.number("judge_retries", DEFAULT_RETRIES)
         if retries < 0 or not float(retries).is_integer():
-            raise usage_error(f"judge_retries must be a whole number of retries, 0 or more, got {retries:g}")
+            raise usage_error(f"{read.source('judge_retries')} must be a whole number of retries, 0 or more, "
+                              f"got {retries:g}")
         concurrency = read.number("judge_concurrency", DEFAULT_CONCURRENCY)
         if concurrency < 1 or not float(concurrency).is_integer():
-            raise usage_error(f"judge_concurrency must be a whole number of calls, 1 or more, got {concurrency:g}")
+            raise usage_error(f"{read.source('judge_concurrency')} must be a whole number of calls, 1 or more, "
+                              f"got {concurrency:g}")
         max_concurrency = read.number("judge_max_concurrency", max(DEFAULT_MAX_CONCURRENCY, concurrency))
         if max_concurrency < concurrency or not float(max_concurrency).is_integer():
-            raise usage_error(f"judge_max_concurrency must be a whole number of calls, at least judge_concurrency "
-                              f"({concurrency:g}), got {max_concurrency:g}")
+            raise usage_error(f"{read.source('judge_max_concurrency')} must be a whole number of calls, at least "
+                              f"{read.source('judge_concurrency')} ({concurrency:g}), got {max_concurrency:g}")
         adapt = config.getoption("judge_adapt")
         if adapt is None:
             try:
@@ -215,7 +219,7 @@ class Options:
         batch_timeout = read.number("judge_batch_timeout", DEFAULT_BATCH_TIMEOUT_S)
         for name, value in (("judge_batch_poll", batch_poll), ("judge_batch_timeout", batch_timeout)):
             if value <= 0:
-                raise usage_error(f"{name} must be a positive number of seconds")
+                raise usage_error(f"{read.source(name)} must be a positive number of seconds, got {value:g}")
         warnings = []
         # The command line beats the environment, which beats the ini file.
         base_url = (read.cli("judge_base_url") or os.environ.get(BASE_URL_ENV) or config.getini("judge_base_url")
@@ -285,6 +289,13 @@ class _Reader:
     def text(self, name: str) -> str | None:
         return self.cli(name) or self.config.getini(name) or None
 
+    def source(self, name: str) -> str:
+        """Where ``name``'s value came from, as the user wrote it: ``--judge-timeout`` or ``ini key judge_timeout``
+        (the default's own name when neither set it)."""
+        if self.cli(name) not in (None, ""):
+            return "--" + name.replace("_", "-")
+        return f"ini key {name}" if self.config.getini(name) not in (None, "") else name
+
     def number(self, name: str, default: float) -> float:
         for source, value in (("--" + name.replace("_", "-"), self.cli(name)),
                               (f"ini key {name}", self.config.getini(name))):
@@ -304,7 +315,7 @@ class _Reader:
         except ValueError:
             names = [str(m.value) for m in kind]
             choices = " or ".join(names) if len(names) == 2 else "one of " + ", ".join(names)
-            raise usage_error(f"{name} must be {choices}, got {value!r}") from None
+            raise usage_error(f"{self.source(name)} must be {choices}, got {value!r}") from None
 
 
 def check_markers(item: pytest.Item) -> None:

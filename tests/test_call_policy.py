@@ -88,7 +88,7 @@ def test_a_bad_budget_is_a_usage_error(pytester, judge_server):
     pytester.makepyfile(HEADER + "def test_x():\n    pass\n")
     result = run(pytester, server, "--judge-total-timeout=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*judge_total_timeout must be a positive number of seconds, got 0*"])
+    result.stderr.fnmatch_lines(["*--judge-total-timeout must be a positive number of seconds, got 0*"])
     pytester.makeini("[pytest]\njudge_total_timeout = soon\n")
     result = run(pytester, server)
     result.stderr.fnmatch_lines(["*ini key judge_total_timeout must be a number, got 'soon'*"])

@@ -595,7 +595,7 @@ def test_concurrency_must_be_positive(pytester: pytest.Pytester, faulty_server: 
     result = pytester.runpytest("--judge-base-url", faulty_server.url or "", "--judge-mode=deferred",
                                 "--judge-concurrency=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*judge_concurrency must be a whole number of calls, 1 or more, got 0*"])
+    result.stderr.fnmatch_lines(["*--judge-concurrency must be a whole number of calls, 1 or more, got 0*"])
 
 
 # --------------------------------------------------------------------------- values in the test body

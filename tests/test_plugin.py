@@ -143,10 +143,13 @@ def test_bad_marker_arguments_are_usage_errors(pytester, server, marker, problem
     (["--judge-base-url", "aiservice.cn-hangzhou.aliyuncs.com/v1"], "",
      "*judge base URL must start with http:// or https://*"),
     ([], "judge_min_score = abc", "*ini key judge_min_score must be a number, got 'abc'*"),
-    (["--judge-timeout", "-3"], "", "*judge_timeout must be a positive number of seconds, got -3*"),
+    (["--judge-timeout", "-3"], "", "*--judge-timeout must be a positive number of seconds, got -3*"),
     ([], "judge_concurrency = x", "*ini key judge_concurrency must be a number, got 'x'*"),  # in immediate mode too
-    (["--judge-concurrency", "0"], "", "*judge_concurrency must be a whole number of calls, 1 or more, got 0*"),
-    (["--judge-batch-poll", "0"], "", "*judge_batch_poll must be a positive number of seconds*"),
+    (["--judge-concurrency", "0"], "", "*--judge-concurrency must be a whole number of calls, 1 or more, got 0*"),
+    ([], "judge_concurrency = 0", "*ini key judge_concurrency must be a whole number of calls, 1 or more, got 0*"),
+    (["--judge-concurrency", "8", "--judge-max-concurrency", "4"], "",
+     "*--judge-max-concurrency must be a whole number of calls, at least --judge-concurrency (8), got 4*"),
+    (["--judge-batch-poll", "0"], "", "*--judge-batch-poll must be a positive number of seconds, got 0*"),
     ([], "judge_cache_prune = maybe", "*ini key judge_cache_prune must be true or false*"),
 ])
 def test_bad_settings_are_usage_errors(pytester, args, ini, message):

@@ -173,7 +173,7 @@ def test_samples_from_the_marker_the_command_line_and_the_ini(pytester, server, 
     assert got == {"test_ini": 3, "test_marker": 2, "test_argument": 3}, "all clear: decided after the first round"
     result = run(pytester, server, "--judge-samples=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*judge_samples must be a whole number of samples from 1 to 128, got 0*"])
+    result.stderr.fnmatch_lines(["*--judge-samples must be a whole number of samples from 1 to 128, got 0*"])
 
 
 def test_bad_sample_settings_are_refused(pytester, server) -> None:
