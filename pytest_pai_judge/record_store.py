@@ -27,7 +27,33 @@ _SHIFT = 24
 _IN_MEMORY = -1
 
 
-class RecordStore(Sequence[JudgeRecord]):
+class Rows(Sequence[JudgeRecord]):
+    """Report rows read one at a time: a subclass gives ``__len__`` and ``_row(index)`` (index within range)."""
+
+    def _row(self, index: int) -> JudgeRecord:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> JudgeRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[JudgeRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> JudgeRecord | list[JudgeRecord]:
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("report row index out of range")
+        return self._row(index)
+
+    def __iter__(self) -> Iterator[JudgeRecord]:
+        for index in range(len(self)):
+            yield self._row(index)
+
+
+class RecordStore(Rows):
     """A list of report rows in behaviour (append, extend, len, index, iterate); the rows wait on disk."""
 
     def __init__(self, records: Iterable[JudgeRecord] = ()) -> None:
@@ -60,26 +86,7 @@ class RecordStore(Sequence[JudgeRecord]):
     def __len__(self) -> int:
         return len(self._places)
 
-    @overload
-    def __getitem__(self, index: int) -> JudgeRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[JudgeRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> JudgeRecord | list[JudgeRecord]:
-        if isinstance(index, slice):
-            return [self._read(i) for i in range(*index.indices(len(self._places)))]
-        if index < 0:
-            index += len(self._places)
-        if not 0 <= index < len(self._places):
-            raise IndexError("report row index out of range")
-        return self._read(index)
-
-    def __iter__(self) -> Iterator[JudgeRecord]:
-        for index in range(len(self._places)):
-            yield self._read(index)
-
-    def _read(self, index: int) -> JudgeRecord:
+    def _row(self, index: int) -> JudgeRecord:
         place = self._places[index]
         if place == _IN_MEMORY:
             return self._kept[index]
@@ -97,7 +104,7 @@ class RecordStore(Sequence[JudgeRecord]):
             self._end = 0
 
 
-class WithOutcomes(Sequence[JudgeRecord]):
+class WithOutcomes(Rows):
     """Rows as they are read, each with its test's outcome (when one is known) set on it."""
 
     def __init__(self, records: Sequence[JudgeRecord], outcomes: Mapping[str, str]) -> None:
@@ -106,19 +113,11 @@ class WithOutcomes(Sequence[JudgeRecord]):
     def __len__(self) -> int:
         return len(self.records)
 
-    @overload
-    def __getitem__(self, index: int) -> JudgeRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[JudgeRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> JudgeRecord | list[JudgeRecord]:
-        if isinstance(index, slice):
-            return [self._filled(r) for r in self.records[index]]
-        return self._filled(self.records[index])
-
-    def __iter__(self) -> Iterator[JudgeRecord]:
+    def __iter__(self) -> Iterator[JudgeRecord]:  # one pass over the rows, not a read per index
         return map(self._filled, self.records)
+
+    def _row(self, index: int) -> JudgeRecord:
+        return self._filled(self.records[index])
 
     def _filled(self, record: JudgeRecord) -> JudgeRecord:
         record.outcome = self.outcomes.get(record.nodeid, record.outcome)

@@ -10,7 +10,7 @@ phase exactly as immediate mode would have met its assertions, and logs it. Whic
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -323,14 +323,15 @@ class DeferredRun:
         """While verdicts come in: log the tests whose verdicts are all in, in the order they ran (pytest's own
         progress then shows instead of the settler's line), so that little is left to do after the last answer."""
         self.drain()
-        if self.logged < len(held) and self._ready(held[self.logged]):
+        if self.logged < len(held) and self._ready(held[self.logged].pending):
             console.end()
             console.muted = True
-            with hold_ctrl_c():  # a test is decided and logged whole
+            with hold_ctrl_c():  # the tests ready now are decided and logged whole
                 self._log(held, None, ready_only=True)
 
-    def _ready(self, test: Held) -> bool:
-        return all(e.expectation.samples == 1 and all(k in self.results for k in e.keys) for e in test.pending)
+    def _ready(self, pending: Sequence[Pending]) -> bool:
+        """Every verdict of these held assertions is in (several samples: only once all rounds are)."""
+        return all(e.expectation.samples == 1 and all(k in self.results for k in e.keys) for e in pending)
 
     def _log(self, held: list[Held], unavailable: str | None, *, ready_only: bool = False) -> None:
         """Decide and log the held tests not logged yet, in the order they ran (``ready_only``: up to the first
@@ -341,9 +342,9 @@ class DeferredRun:
         uses = self._uses
         while self.logged < len(held):
             test = held[self.logged]
-            if ready_only and not self._ready(test):
-                return
             pending = list(test.pending)  # one read of a spooled test's held assertions
+            if ready_only and not self._ready(pending):
+                return
             try:
                 self._decide(test, unavailable, pending)
             except Exception as exc:  # noqa: BLE001 - a bug here must fail the test, not pass it
